@@ -1,0 +1,201 @@
+import type { z } from 'zod';
+import type { ResultBackend } from '../backend/backend.js';
+import { ConfigError, CapabilityError, PayloadTooLargeError } from '../errors.js';
+import { buildTaskMessage, toWire, wireSize } from '../protocol/message.js';
+import { AsyncResult, type ResultHost } from '../result/async-result.js';
+import { BACKEND_FACTORIES, TRANSPORT_FACTORIES } from '../transport/registry.js';
+import type { Transport } from '../transport/transport.js';
+import { signatureList } from '../canvas/signature.js';
+import { contextStorage, type TaskContext } from '../task/context.js';
+import { markedMethods } from '../task/decorator.js';
+import { deriveTaskName } from '../task/naming.js';
+import { taskOptionsSchema, type ApplyOptions, type ResolvedTaskOptions, type TaskOptions } from '../task/options.js';
+import { makeTaskHandle, remoteTaskHandle, type RemoteTaskHandle, type TaskHandle } from '../task/task.js';
+import type { AnyTaskFn } from '../task/types.js';
+import { newId } from '../util/ids.js';
+import { resolveConfig, type AppOptions, type ResolvedConfig } from './config.js';
+import { TaskRegistry, type RegisteredTask } from './registry.js';
+import { compileRoutes, type Route } from './routing.js';
+import { localContext } from './local-context.js';
+
+/** The task handles `app.register(instance)` returns, one per method. */
+export type RegisteredHandles<T> = {
+  [K in keyof T as T[K] extends AnyTaskFn ? K : never]: T[K] extends AnyTaskFn
+    ? TaskHandle<Parameters<T[K]>, Awaited<ReturnType<T[K]>>>
+    : never;
+};
+
+/**
+ * A celeriac application: configuration, the task registry, and the
+ * connections to the broker and result backend (opened on first use).
+ */
+export class CeleriacApp implements ResultHost {
+  readonly config: ResolvedConfig;
+  readonly registry = new TaskRegistry();
+  /** This client's id; sent as `reply_to` on every message, as Celery does. */
+  readonly oid = newId();
+  private readonly routeOf: (taskName: string) => Route;
+  private transportPromise: Promise<Transport> | undefined;
+  private backendPromise: Promise<ResultBackend> | undefined;
+
+  constructor(options: AppOptions) {
+    this.config = resolveConfig(options);
+    this.routeOf = compileRoutes(this.config.routes);
+  }
+
+  /**
+   * Define a task. Args and result types are inferred from `fn`, or from the
+   * zod `args` / `result` schemas when given (then validated on the worker).
+   */
+  task<S extends z.ZodType<unknown[], unknown[]>, R>(
+    options: TaskOptions & { args: S },
+    fn: (this: TaskContext, ...args: z.output<S>) => R,
+  ): TaskHandle<z.input<S>, Awaited<R>>;
+  task<F extends AnyTaskFn>(options: TaskOptions, fn: F): TaskHandle<Parameters<F>, Awaited<ReturnType<F>>>;
+  task<F extends AnyTaskFn>(fn: F): TaskHandle<Parameters<F>, Awaited<ReturnType<F>>>;
+  task(optionsOrFn: TaskOptions | AnyTaskFn, maybeFn?: AnyTaskFn): TaskHandle<unknown[], unknown> {
+    const [options, fn] = typeof optionsOrFn === 'function' ? [{}, optionsOrFn] : [optionsOrFn, maybeFn];
+    if (typeof fn !== 'function') throw new ConfigError('app.task(options, fn): fn must be a function');
+    return this.define(options, fn, () => deriveTaskName(fn.name, new Error().stack));
+  }
+
+  /** Register the `@task()` methods of an object, bound to it. */
+  register<T extends object>(instance: T): RegisteredHandles<T> {
+    const handles: Record<string, TaskHandle<unknown[], unknown>> = {};
+    for (const { fn, options, methodName } of markedMethods(instance)) {
+      handles[methodName] = this.define(options, fn.bind(instance) as AnyTaskFn, () => `${instance.constructor.name}.${methodName}`);
+    }
+    return handles as unknown as RegisteredHandles<T>;
+  }
+
+  /** A typed, send-only handle for a task implemented elsewhere (another service, or Python). */
+  declareTask<Args extends readonly unknown[] = unknown[], Result = unknown>(name: string): RemoteTaskHandle<Args, Result> {
+    return remoteTaskHandle<Args, Result>(this, name);
+  }
+
+  private define(options: TaskOptions, fn: AnyTaskFn, deriveName: () => string | undefined): TaskHandle<unknown[], unknown> {
+    const parsed = taskOptionsSchema.safeParse(options);
+    if (!parsed.success) {
+      throw new ConfigError(`Invalid task options: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ')}`);
+    }
+    const name = parsed.data.name ?? deriveName();
+    if (!name) throw new ConfigError('Task name could not be derived (anonymous function): pass { name: "module.task" }');
+    const resolved: ResolvedTaskOptions = Object.freeze({ ...parsed.data, name });
+    const registered: RegisteredTask = { name, fn, options: resolved };
+    this.registry.add(registered);
+    return makeTaskHandle(this, resolved, async (args) => {
+      const ctx = localContext(registered);
+      return contextStorage.run(ctx, () => fn.apply(ctx, args as unknown[]));
+    });
+  }
+
+  /** The transport, connected on first use. */
+  transport(): Promise<Transport> {
+    this.transportPromise ??= TRANSPORT_FACTORIES[this.config.broker.scheme]!(this.config.broker);
+    return this.transportPromise;
+  }
+
+  /** The result backend, connected on first use. */
+  backend(): Promise<ResultBackend> {
+    this.backendPromise ??= BACKEND_FACTORIES[this.config.backend.scheme]!(this.config.backend);
+    return this.backendPromise;
+  }
+
+  /** Queue and priority for a task name: call options, then task options, then routes, then defaults. */
+  routeFor(taskName: string, options: ApplyOptions = {}): { queue: string; priority: number | undefined } {
+    const def = this.registry.get(taskName)?.options;
+    const route = this.routeOf(taskName);
+    return {
+      queue: options.queue ?? def?.queue ?? route.queue ?? this.config.defaultQueue,
+      priority: options.priority ?? def?.priority ?? route.priority,
+    };
+  }
+
+  /** Send a task by name (Celery's `send_task`): the task may be registered here or anywhere else. */
+  async sendTask<R = unknown>(
+    name: string,
+    args: readonly unknown[] = [],
+    kwargs: Readonly<Record<string, unknown>> = {},
+    options: ApplyOptions = {},
+  ): Promise<AsyncResult<R>> {
+    const def = this.registry.get(name)?.options;
+    const { queue, priority } = this.routeFor(name, options);
+    const now = Date.now();
+    const etaMs = options.eta !== undefined ? +options.eta : options.countdown !== undefined ? now + options.countdown : null;
+    const expires = options.expires ?? def?.expires;
+    const expiresMs = expires === undefined ? null : expires instanceof Date ? +expires : now + expires;
+    const hard = options.timeLimit ?? def?.timeLimit;
+    const soft = options.softTimeLimit ?? def?.softTimeLimit;
+    const id = options.taskId ?? newId();
+    const message = buildTaskMessage({
+      task: name,
+      id,
+      args,
+      kwargs,
+      callbacks: signatureList(options.link),
+      errbacks: signatureList(options.linkError),
+      chain: options.chain ?? null,
+      chord: options.chord ?? null,
+      etaMs: etaMs !== null && etaMs > now ? etaMs : null,
+      expiresMs,
+      retries: options.retries ?? 0,
+      timeLimit: [hard !== undefined ? hard / 1000 : null, soft !== undefined ? soft / 1000 : null],
+      rootId: options.rootId ?? id,
+      parentId: options.parentId ?? null,
+      group: options.groupId ?? null,
+      groupIndex: options.groupIndex ?? null,
+      ignoreResult: options.ignoreResult ?? def?.ignoreResult ?? false,
+      replyTo: this.oid,
+      now,
+      ...(priority !== undefined ? { priority } : {}),
+      ...(options.headers ? { headers: options.headers } : {}),
+    });
+    const wire = toWire(message);
+    const size = wireSize(wire);
+    if (size > this.config.maxPayloadBytes) throw new PayloadTooLargeError(size, this.config.maxPayloadBytes, name);
+    const transport = await this.transport();
+    const notBefore = message.headers.eta !== null && etaMs !== null ? etaMs : undefined;
+    if (notBefore !== undefined && !transport.capabilities.delayedDelivery) {
+      throw new CapabilityError(`The ${transport.kind} transport cannot delay delivery (countdown/eta)`, { transport: transport.kind });
+    }
+    await transport.publish(queue, wire, {
+      ...(priority !== undefined ? { priority } : {}),
+      ...(notBefore !== undefined ? { notBefore } : {}),
+    });
+    return new AsyncResult<R>(id, this);
+  }
+
+  /** A handle on a task's result by id. */
+  asyncResult<R = unknown>(taskId: string): AsyncResult<R> {
+    return new AsyncResult<R>(taskId, this);
+  }
+
+  /**
+   * Revoke tasks: stored in the result backend with a TTL (so workers that
+   * start later honour it) and broadcast to running workers.
+   */
+  async revoke(taskIds: readonly string[], options: { terminate?: boolean } = {}): Promise<void> {
+    await (await this.backend()).revoke(taskIds, { expiresMs: this.config.revokeExpires });
+    const transport = await this.transport();
+    if (transport.capabilities.fanout) {
+      await transport.broadcast('celery.pidbox', {
+        method: 'revoke',
+        arguments: { task_id: taskIds.length === 1 ? taskIds[0] : taskIds, terminate: options.terminate ?? false, signal: 'SIGTERM' },
+        destination: null,
+      });
+    }
+  }
+
+  /** Close the broker and backend connections this app opened. */
+  async close(): Promise<void> {
+    const [t, b] = [this.transportPromise, this.backendPromise];
+    this.transportPromise = undefined;
+    this.backendPromise = undefined;
+    await Promise.all([t?.then((x) => x.close()), b?.then((x) => x.close())]);
+  }
+}
+
+/** Create an app. Configuration is validated here, once, and frozen; problems throw {@link ConfigError}. */
+export function createApp(options: AppOptions = {}): CeleriacApp {
+  return new CeleriacApp(options);
+}

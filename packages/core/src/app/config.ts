@@ -1,0 +1,100 @@
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { parseUrl, type ParsedUrl } from '../util/url.js';
+import { BACKEND_FACTORIES, TRANSPORT_FACTORIES } from '../transport/registry.js';
+
+/** Env vars read when the option is not given in code (code wins, as an explicit choice should). */
+export const ENV_BROKER_URL = 'CELERIAC_BROKER_URL';
+export const ENV_RESULT_BACKEND = 'CELERIAC_RESULT_BACKEND';
+
+/** Used when neither the option nor the env var names a broker. */
+export const DEFAULT_BROKER_URL = 'memory://';
+
+const routeSchema = z.strictObject({ queue: z.string().min(1).optional(), priority: z.number().int().min(0).max(255).optional() });
+
+/**
+ * Every app option. Durations are milliseconds throughout (JS convention),
+ * converted to Celery's seconds only on the wire.
+ */
+export const configSchema = z.strictObject({
+  /** App name, used in logs and as the prefix of derived task names' origin. */
+  name: z.string().min(1).default('celeriac'),
+  /** Broker URL. Default: `CELERIAC_BROKER_URL`, else `memory://`. */
+  broker: z.string().min(1).optional(),
+  /** Result backend URL. Default: `CELERIAC_RESULT_BACKEND`, else the broker's URL when it can store results. */
+  backend: z.string().min(1).optional(),
+  /** Queue for tasks without a route (Celery's `task_default_queue`). */
+  defaultQueue: z.string().min(1).default('celery'),
+  /** `{ 'email.*': { queue: 'emails' } }`: exact names or `*` globs, first match wins. */
+  routes: z.record(z.string(), routeSchema).default({}),
+  /** How long results are kept (Celery's `result_expires`, 1 day). */
+  resultExpires: z.number().int().positive().default(86_400_000),
+  /** How long a revocation is remembered. */
+  revokeExpires: z.number().int().positive().default(3 * 3_600_000),
+  /** Acknowledge after the result is stored (default) rather than before running. */
+  acksLate: z.boolean().default(true),
+  /** Deliveries of one message before it goes to the dead-letter store. */
+  maxDeliveries: z.number().int().min(1).default(5),
+  /** Largest encoded message accepted by `applyAsync` and by the worker. */
+  maxPayloadBytes: z.number().int().positive().default(10 * 1024 * 1024),
+  /** Store STARTED when a task begins (Celery's `task_track_started`). */
+  trackStarted: z.boolean().default(false),
+});
+
+export type AppOptions = z.input<typeof configSchema>;
+
+export interface ResolvedConfig extends Readonly<Omit<z.output<typeof configSchema>, 'routes' | 'broker' | 'backend'>> {
+  readonly broker: ParsedUrl;
+  readonly backend: ParsedUrl;
+  readonly routes: Readonly<Record<string, Readonly<z.output<typeof routeSchema>>>>;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !(value instanceof URL) && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+function describe(error: z.ZodError): string {
+  const accepted = Object.keys(configSchema.shape).join(', ');
+  return error.issues
+    .map((issue) => {
+      if (issue.code === 'unrecognized_keys') {
+        return `unknown option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')} (accepted: ${accepted})`;
+      }
+      return `${issue.path.join('.') || '(options)'}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+/**
+ * Validate app options once, fill defaults from the environment, check URLs,
+ * and freeze the result. Every problem is a {@link ConfigError} whose message
+ * lists what is accepted and never contains a URL's password.
+ */
+export function resolveConfig(options: AppOptions, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+  const parsed = configSchema.safeParse(options ?? {});
+  if (!parsed.success) {
+    // Zod may echo received values; make sure no URL credential survives in the text.
+    throw new ConfigError(`Invalid celeriac configuration: ${describe(parsed.error)}`.replace(/\/\/([^/@:\s]*):[^/@\s]*@/g, '//$1:***@'));
+  }
+  const cfg = parsed.data;
+  const brokerRaw = cfg.broker ?? env[ENV_BROKER_URL] ?? DEFAULT_BROKER_URL;
+  const broker = parseUrl(cfg.broker ? 'broker' : env[ENV_BROKER_URL] ? ENV_BROKER_URL : 'broker', brokerRaw, Object.keys(TRANSPORT_FACTORIES));
+  const backendRaw = cfg.backend ?? env[ENV_RESULT_BACKEND];
+  const backendSchemes = Object.keys(BACKEND_FACTORIES);
+  let backend: ParsedUrl;
+  if (backendRaw !== undefined) {
+    backend = parseUrl(cfg.backend ? 'backend' : ENV_RESULT_BACKEND, backendRaw, backendSchemes);
+  } else if (backendSchemes.includes(broker.scheme)) {
+    backend = broker;
+  } else {
+    throw new ConfigError(
+      `No result backend configured and the broker scheme ${JSON.stringify(broker.scheme)} cannot store results; set "backend" or ${ENV_RESULT_BACKEND} to one of: ${backendSchemes.join(', ')}`,
+      { accepted: backendSchemes },
+    );
+  }
+  return deepFreeze({ ...cfg, broker, backend });
+}

@@ -1,0 +1,25 @@
+import { RetryRequested } from '../errors.js';
+import type { TaskContext, TaskLogger } from '../task/context.js';
+import { newId } from '../util/ids.js';
+import type { RegisteredTask } from './registry.js';
+
+const quietLogger: TaskLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** The context of a direct, in-process call (`add(1, 2)`): no broker, no result storage. */
+export function localContext(task: RegisteredTask): TaskContext {
+  const id = newId();
+  return {
+    id,
+    name: task.name,
+    retries: 0,
+    rootId: id,
+    parentId: null,
+    groupId: null,
+    signal: new AbortController().signal,
+    log: quietLogger,
+    updateState: async () => {},
+    retry: (options = {}) => {
+      throw new RetryRequested(options.countdown, options.exc, options.maxRetries);
+    },
+  };
+}

@@ -1,0 +1,40 @@
+import type { ResultMeta } from '../protocol/schema.js';
+
+/** What a result backend can do, declared as data. */
+export interface BackendCapabilities {
+  /** `wait` is woken by the store (pub/sub) rather than by polling. */
+  readonly push: boolean;
+  /** Results survive a restart of every process. */
+  readonly durable: boolean;
+  /** Several processes can share it. */
+  readonly crossProcess: boolean;
+}
+
+export interface WaitOptions {
+  /** Give up after this many ms with a {@link TimeoutError}. Undefined waits forever. */
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Where task states and results live. Records are Celery's
+ * `celery-task-meta-<id>` shape so Python and celeriac read each other's.
+ */
+export interface ResultBackend {
+  readonly kind: string;
+  readonly capabilities: BackendCapabilities;
+  /**
+   * Store a state for a task. A stored SUCCESS is final: a later store for the
+   * same id is ignored (a redelivered duplicate must not overwrite it).
+   */
+  store(meta: ResultMeta, options: { expiresMs: number }): Promise<void>;
+  get(taskId: string): Promise<ResultMeta | undefined>;
+  getMany(taskIds: readonly string[]): Promise<(ResultMeta | undefined)[]>;
+  /** Resolve with the task's record once it is in a ready state (SUCCESS, FAILURE, REVOKED). */
+  wait(taskId: string, options?: WaitOptions): Promise<ResultMeta>;
+  forget(taskId: string): Promise<void>;
+  /** Record revocations with a TTL so a worker that starts later still honours them. */
+  revoke(taskIds: readonly string[], options: { expiresMs: number }): Promise<void>;
+  isRevoked(taskId: string): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,108 @@
+import { EventEmitter } from 'node:events';
+import { TimeoutError } from '../../errors.js';
+import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/schema.js';
+import type { BackendCapabilities, ResultBackend, WaitOptions } from '../backend.js';
+
+interface Store {
+  readonly records: Map<string, { text: string; expiresAt: number }>;
+  readonly revoked: Map<string, number>;
+  readonly events: EventEmitter;
+}
+
+const stores = new Map<string, Store>();
+
+function storeNamed(name: string): Store {
+  let store = stores.get(name);
+  if (!store) {
+    const events = new EventEmitter();
+    events.setMaxListeners(0);
+    store = { records: new Map(), revoked: new Map(), events };
+    stores.set(name, store);
+  }
+  return store;
+}
+
+/**
+ * `memory://[name]` result backend: records are kept as JSON text (as Redis
+ * keeps them) and expire lazily on read. `wait` is pushed by an emitter.
+ */
+export class MemoryBackend implements ResultBackend {
+  readonly kind = 'memory';
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: false, crossProcess: false });
+  private readonly state: Store;
+
+  constructor(name: string) {
+    this.state = storeNamed(name);
+  }
+
+  private async storeRecord(meta: ResultMeta, expiresMs: number): Promise<void> {
+    const current = this.read(meta.task_id);
+    if (current?.status === 'SUCCESS') return;
+    this.state.records.set(meta.task_id, { text: JSON.stringify(meta), expiresAt: Date.now() + expiresMs });
+    this.state.events.emit(meta.task_id, meta);
+  }
+
+  store(meta: ResultMeta, options: { expiresMs: number }): Promise<void> {
+    return this.storeRecord(meta, options.expiresMs);
+  }
+
+  private read(taskId: string): ResultMeta | undefined {
+    const rec = this.state.records.get(taskId);
+    if (!rec) return undefined;
+    if (rec.expiresAt <= Date.now()) {
+      this.state.records.delete(taskId);
+      return undefined;
+    }
+    return JSON.parse(rec.text) as ResultMeta;
+  }
+
+  async get(taskId: string): Promise<ResultMeta | undefined> {
+    return this.read(taskId);
+  }
+
+  async getMany(taskIds: readonly string[]): Promise<(ResultMeta | undefined)[]> {
+    return taskIds.map((id) => this.read(id));
+  }
+
+  wait(taskId: string, options: WaitOptions = {}): Promise<ResultMeta> {
+    return new Promise<ResultMeta>((resolve, reject) => {
+      // Listen first, then read: a store between the two cannot be missed.
+      const onMeta = (meta: ResultMeta): void => {
+        if (READY_STATES.has(meta.status as TaskState)) finish(() => resolve(meta));
+      };
+      const timer =
+        options.timeoutMs !== undefined
+          ? setTimeout(
+              () => finish(() => reject(new TimeoutError(`Timed out after ${options.timeoutMs} ms waiting for task ${taskId}`, { taskId }))),
+              options.timeoutMs,
+            )
+          : undefined;
+      const onAbort = (): void => finish(() => reject(options.signal?.reason));
+      const finish = (then: () => void): void => {
+        clearTimeout(timer);
+        this.state.events.off(taskId, onMeta);
+        options.signal?.removeEventListener('abort', onAbort);
+        then();
+      };
+      this.state.events.on(taskId, onMeta);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      const current = this.read(taskId);
+      if (current) onMeta(current);
+    });
+  }
+
+  async forget(taskId: string): Promise<void> {
+    this.state.records.delete(taskId);
+  }
+
+  async revoke(taskIds: readonly string[], options: { expiresMs: number }): Promise<void> {
+    for (const id of taskIds) this.state.revoked.set(id, Date.now() + options.expiresMs);
+  }
+
+  async isRevoked(taskId: string): Promise<boolean> {
+    const until = this.state.revoked.get(taskId);
+    return until !== undefined && until > Date.now();
+  }
+
+  async close(): Promise<void> {}
+}

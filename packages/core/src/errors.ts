@@ -1,0 +1,156 @@
+/**
+ * The one catalogue of celeriac errors. Every error a user can see is a
+ * {@link CeleriacError} with a stable `code`: scripts and dashboards match on
+ * the code, never on the message text, which may improve over time.
+ */
+export const ErrorCodes = {
+  CONFIG_INVALID: 'CONFIG_INVALID',
+  URL_INVALID: 'URL_INVALID',
+  CAPABILITY_MISSING: 'CAPABILITY_MISSING',
+  TASK_UNKNOWN: 'TASK_UNKNOWN',
+  TASK_DUPLICATE: 'TASK_DUPLICATE',
+  TASK_ARGS_INVALID: 'TASK_ARGS_INVALID',
+  TASK_RESULT_INVALID: 'TASK_RESULT_INVALID',
+  TASK_FAILED: 'TASK_FAILED',
+  MESSAGE_MALFORMED: 'MESSAGE_MALFORMED',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  TIMEOUT: 'TIMEOUT',
+  TRANSPORT_CLOSED: 'TRANSPORT_CLOSED',
+  TASK_REVOKED: 'TASK_REVOKED',
+  SOFT_TIME_LIMIT: 'SOFT_TIME_LIMIT',
+  TIME_LIMIT: 'TIME_LIMIT',
+  WORKER_LOST: 'WORKER_LOST',
+  MAX_RETRIES: 'MAX_RETRIES',
+  RETRY: 'RETRY',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/** Base class of every error celeriac throws on purpose. */
+export class CeleriacError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.details = Object.freeze({ ...details });
+  }
+}
+
+/** Invalid configuration given to `createApp` (unknown option, wrong type, bad URL). */
+export class ConfigError extends CeleriacError {
+  constructor(message: string, details: Record<string, unknown> = {}, code: ErrorCode = ErrorCodes.CONFIG_INVALID) {
+    super(code, message, details);
+  }
+}
+
+/** The configured transport or backend lacks a capability the configuration needs. */
+export class CapabilityError extends CeleriacError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCodes.CAPABILITY_MISSING, message, details);
+  }
+}
+
+/** A message names a task this process has not registered. */
+export class UnknownTaskError extends CeleriacError {
+  constructor(readonly taskName: string) {
+    super(ErrorCodes.TASK_UNKNOWN, `Received unregistered task of type ${JSON.stringify(taskName)}`, { taskName });
+  }
+}
+
+/** A message that cannot be decoded as a Celery protocol v2 task message. */
+export class MessageError extends CeleriacError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCodes.MESSAGE_MALFORMED, message, details);
+  }
+}
+
+/** Arguments (or a result) that fail a task's zod schema. Never retried. */
+export class ValidationError extends CeleriacError {
+  constructor(message: string, details: Record<string, unknown> = {}, code: ErrorCode = ErrorCodes.TASK_ARGS_INVALID) {
+    super(code, message, details);
+  }
+}
+
+/** An encoded message larger than the configured `maxPayloadBytes`. */
+export class PayloadTooLargeError extends CeleriacError {
+  constructor(readonly size: number, readonly limit: number, taskName: string) {
+    super(
+      ErrorCodes.PAYLOAD_TOO_LARGE,
+      `Message for task ${JSON.stringify(taskName)} is ${size} bytes, over the ${limit}-byte limit (maxPayloadBytes)`,
+      { size, limit, taskName },
+    );
+  }
+}
+
+/** `AsyncResult.get()` (or another wait) ran past its deadline. */
+export class TimeoutError extends CeleriacError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCodes.TIMEOUT, message, details);
+  }
+}
+
+/**
+ * A task failed remotely. The remote exception is carried as data — type,
+ * module, message and traceback — and never rebuilt by name or evaluated.
+ */
+export class TaskError extends CeleriacError {
+  readonly taskId: string;
+  readonly excType: string;
+  readonly excModule: string | null;
+  readonly excMessage: string;
+  readonly excArgs: readonly unknown[];
+  readonly remoteTraceback: string | null;
+
+  constructor(init: {
+    taskId: string;
+    excType: string;
+    excModule: string | null;
+    excArgs: readonly unknown[];
+    traceback: string | null;
+    code?: ErrorCode;
+  }) {
+    const excMessage = init.excArgs.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(', ');
+    super(init.code ?? ErrorCodes.TASK_FAILED, `Task ${init.taskId} failed: ${init.excType}: ${excMessage}`, {
+      taskId: init.taskId,
+      excType: init.excType,
+      excModule: init.excModule,
+    });
+    this.taskId = init.taskId;
+    this.excType = init.excType;
+    this.excModule = init.excModule;
+    this.excMessage = excMessage;
+    this.excArgs = Object.freeze([...init.excArgs]);
+    this.remoteTraceback = init.traceback;
+  }
+}
+
+/** Thrown inside a task (via `ctx.signal.reason`) when its soft time limit passes. */
+export class SoftTimeLimitExceeded extends CeleriacError {
+  constructor(seconds: number) {
+    super(ErrorCodes.SOFT_TIME_LIMIT, `SoftTimeLimitExceeded(${seconds})`, { seconds });
+  }
+}
+
+/** The transport or backend was closed while an operation needed it. */
+export class TransportClosedError extends CeleriacError {
+  constructor(what: string) {
+    super(ErrorCodes.TRANSPORT_CLOSED, `${what} is closed`);
+  }
+}
+
+/**
+ * Thrown by `ctx.retry()` to ask the worker for another run later (Celery's
+ * `Retry`). Not a failure: the worker stores RETRY and republishes.
+ */
+export class RetryRequested extends CeleriacError {
+  constructor(
+    readonly countdown: number | undefined,
+    readonly cause_: unknown,
+    readonly maxRetries: number | undefined,
+  ) {
+    super(ErrorCodes.RETRY, `Retry requested${countdown !== undefined ? ` in ${countdown} ms` : ''}`);
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * @celeriac/core — the public API. Anything not exported here is internal.
+ */
+export { createApp, CeleriacApp, type RegisteredHandles } from './app/app.js';
+export { type AppOptions, type ResolvedConfig, configSchema, ENV_BROKER_URL, ENV_RESULT_BACKEND, DEFAULT_BROKER_URL } from './app/config.js';
+export { TaskRegistry, type RegisteredTask, resolveCallArgs, checkResult } from './app/registry.js';
+export * from './errors.js';
+
+export { task } from './task/decorator.js';
+export type { TaskHandle, RemoteTaskHandle } from './task/task.js';
+export type { TaskOptions, ResolvedTaskOptions, ApplyOptions, SignatureLike } from './task/options.js';
+export { currentTask, contextStorage, type TaskContext, type TaskLogger, type RetryOptions } from './task/context.js';
+export type { PrefixOf, DropPrefix } from './task/types.js';
+
+export { Signature, signatureList, type SignatureOptions } from './canvas/signature.js';
+export { applySignature, applyOptionsOf } from './canvas/apply.js';
+export { AsyncResult, type GetOptions, type ResultHost } from './result/async-result.js';
+
+export * from './protocol/schema.js';
+export { buildTaskMessage, toWire, fromWire, wireSize, type WireMessage, type TaskMessageInit } from './protocol/message.js';
+export { toKombuEnvelope, fromKombuEnvelope, type KombuEnvelope } from './protocol/kombu.js';
+export { encodeException, decodeException, tracebackOf } from './protocol/exceptions.js';
+export { pyRepr, pyTupleRepr } from './protocol/repr.js';
+
+export type {
+  Transport,
+  TransportCapabilities,
+  Delivery,
+  Consumer,
+  PublishOptions,
+  DeadLetterRecord,
+} from './transport/transport.js';
+export type { ResultBackend, BackendCapabilities, WaitOptions } from './backend/backend.js';
+export { MemoryTransport } from './transport/memory/memory-transport.js';
+export { MemoryBackend } from './backend/memory/memory-backend.js';
+
+export { redactUrl, parseUrl, type ParsedUrl } from './util/url.js';
+export { toCeleryIso, toNaiveUtcIso, parseCeleryIso } from './util/time.js';
+export { newId } from './util/ids.js';

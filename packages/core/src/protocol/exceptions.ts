@@ -1,0 +1,59 @@
+import { TaskError, CeleriacError, ErrorCodes, type ErrorCode } from '../errors.js';
+import { exceptionSchema, type EncodedException } from './schema.js';
+
+/**
+ * JS errors map onto Python builtins where the meaning is the same, so a Python
+ * client sees a real `TypeError`; anything else keeps its JS name under the
+ * `celeriac` module (Python's Celery then makes a stand-in class by that name).
+ */
+const TO_PYTHON: Readonly<Record<string, string>> = { Error: 'Exception', TypeError: 'TypeError', RangeError: 'ValueError' };
+
+/** Encode a thrown value as Celery's `{exc_type, exc_message, exc_module}`. */
+export function encodeException(err: unknown): EncodedException {
+  if (err instanceof TaskError) {
+    return { exc_type: err.excType, exc_message: [...err.excArgs], exc_module: err.excModule };
+  }
+  if (err instanceof CeleriacError) {
+    return { exc_type: err.name, exc_message: [err.message], exc_module: 'celeriac' };
+  }
+  if (err instanceof Error) {
+    const py = TO_PYTHON[err.name];
+    return py
+      ? { exc_type: py, exc_message: [err.message], exc_module: 'builtins' }
+      : { exc_type: err.name || 'Error', exc_message: [err.message], exc_module: 'celeriac' };
+  }
+  return { exc_type: 'Exception', exc_message: [String(err)], exc_module: 'builtins' };
+}
+
+/** A traceback text for a thrown value (the JS stack when there is one). */
+export function tracebackOf(err: unknown): string | null {
+  return err instanceof Error && err.stack ? err.stack : null;
+}
+
+const CODE_BY_TYPE: Readonly<Record<string, ErrorCode>> = {
+  TaskRevokedError: ErrorCodes.TASK_REVOKED,
+  TimeLimitExceeded: ErrorCodes.TIME_LIMIT,
+  SoftTimeLimitExceeded: ErrorCodes.SOFT_TIME_LIMIT,
+  WorkerLostError: ErrorCodes.WORKER_LOST,
+  ValidationError: ErrorCodes.TASK_ARGS_INVALID,
+  UnknownTaskError: ErrorCodes.TASK_UNKNOWN,
+  NotRegistered: ErrorCodes.TASK_UNKNOWN,
+};
+
+/** Turn a stored exception record back into a {@link TaskError} — as data, never by evaluating its type. */
+export function decodeException(taskId: string, value: unknown, traceback: string | null): TaskError {
+  const parsed = exceptionSchema.safeParse(value);
+  if (!parsed.success) {
+    return new TaskError({ taskId, excType: 'Exception', excModule: null, excArgs: [JSON.stringify(value)], traceback });
+  }
+  const { exc_type, exc_module, exc_message } = parsed.data;
+  const code = CODE_BY_TYPE[exc_type];
+  return new TaskError({
+    taskId,
+    excType: exc_type,
+    excModule: exc_module,
+    excArgs: exc_message,
+    traceback,
+    ...(code ? { code } : {}),
+  });
+}

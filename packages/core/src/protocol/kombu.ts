@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import { MessageError } from '../errors.js';
+import type { WireMessage } from './message.js';
+
+/**
+ * kombu's JSON envelope, as the Redis transport stores each list item (and
+ * the memory transport serialises each message): the body base64-encoded,
+ * `delivery_tag` a uuid chosen by the publisher.
+ */
+export interface KombuEnvelope {
+  body: string;
+  'content-encoding': string;
+  'content-type': string;
+  headers: Record<string, unknown>;
+  properties: Record<string, unknown> & {
+    delivery_info: { exchange: string; routing_key: string };
+    body_encoding: 'base64';
+    delivery_tag: string;
+  };
+}
+
+export function toKombuEnvelope(
+  wire: WireMessage,
+  route: { exchange: string; routingKey: string },
+  deliveryTag: string = randomUUID(),
+): KombuEnvelope {
+  return {
+    body: Buffer.from(wire.body, 'utf8').toString('base64'),
+    'content-encoding': wire.contentEncoding,
+    'content-type': wire.contentType,
+    headers: { ...wire.headers },
+    properties: {
+      ...wire.properties,
+      delivery_info: { exchange: route.exchange, routing_key: route.routingKey },
+      body_encoding: 'base64',
+      delivery_tag: deliveryTag,
+    },
+  };
+}
+
+/** Parse a kombu envelope's JSON text back into a wire message. */
+export function fromKombuEnvelope(text: string): { wire: WireMessage; deliveryTag: string; redelivered: boolean } {
+  let env: Partial<KombuEnvelope>;
+  try {
+    env = JSON.parse(text) as Partial<KombuEnvelope>;
+  } catch (e) {
+    throw new MessageError(`Message envelope is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!env || typeof env !== 'object' || typeof env.body !== 'string') {
+    throw new MessageError('Message envelope has no body');
+  }
+  const props = (env.properties ?? {}) as Record<string, unknown>;
+  const { delivery_info: _di, body_encoding, delivery_tag, redelivered, ...properties } = props;
+  const body = body_encoding === 'base64' ? Buffer.from(env.body, 'base64').toString('utf8') : env.body;
+  return {
+    wire: {
+      body,
+      contentType: env['content-type'] ?? 'application/json',
+      contentEncoding: env['content-encoding'] ?? 'utf-8',
+      headers: env.headers ?? {},
+      properties,
+    },
+    deliveryTag: typeof delivery_tag === 'string' ? delivery_tag : randomUUID(),
+    redelivered: redelivered === true,
+  };
+}

@@ -1,0 +1,151 @@
+import { MessageError } from '../errors.js';
+import { originName } from '../util/ids.js';
+import { toCeleryIso } from '../util/time.js';
+import { pyRepr, pyTupleRepr } from './repr.js';
+import {
+  bodySchema,
+  headersSchema,
+  propertiesSchema,
+  type Embed,
+  type SignatureDict,
+  type SignatureLike,
+  type TaskMessage,
+} from './schema.js';
+import type { z } from 'zod';
+
+/**
+ * A message as it crosses the transport seam: the body is still JSON text.
+ * Transports store and carry this; only core reads inside it.
+ */
+export interface WireMessage {
+  readonly body: string;
+  readonly contentType: string;
+  readonly contentEncoding: string;
+  readonly headers: Readonly<Record<string, unknown>>;
+  readonly properties: Readonly<Record<string, unknown>>;
+}
+
+/** What it takes to write one protocol v2 task message. */
+export interface TaskMessageInit {
+  task: string;
+  id: string;
+  args: readonly unknown[];
+  kwargs: Readonly<Record<string, unknown>>;
+  callbacks?: readonly SignatureLike[] | null;
+  errbacks?: readonly SignatureLike[] | null;
+  chain?: readonly SignatureLike[] | null;
+  chord?: SignatureLike | null;
+  etaMs?: number | null;
+  expiresMs?: number | null;
+  group?: string | null;
+  groupIndex?: number | null;
+  retries?: number;
+  timeLimit?: readonly [number | null, number | null];
+  rootId?: string | null;
+  parentId?: string | null;
+  ignoreResult?: boolean;
+  shadow?: string | null;
+  priority?: number;
+  replyTo?: string;
+  /** Custom headers, merged beside the protocol headers as Celery does. */
+  headers?: Readonly<Record<string, unknown>>;
+  /** Clock used for `expiration`; tests inject it. */
+  now?: number;
+}
+
+/** A signature as the plain JSON dict the body carries. */
+function toDict(sig: SignatureLike): SignatureDict {
+  return JSON.parse(JSON.stringify(sig)) as SignatureDict;
+}
+
+/** Build a protocol v2 message with exactly the fields Celery 5.2 writes. */
+export function buildTaskMessage(init: TaskMessageInit): TaskMessage {
+  const embed: Embed = {
+    callbacks: init.callbacks ? init.callbacks.map(toDict) : null,
+    errbacks: init.errbacks ? init.errbacks.map(toDict) : null,
+    chain: init.chain ? init.chain.map(toDict) : null,
+    chord: init.chord ? toDict(init.chord) : null,
+  };
+  const headers = {
+    ...init.headers,
+    lang: 'js',
+    task: init.task,
+    id: init.id,
+    shadow: init.shadow ?? null,
+    eta: init.etaMs != null ? toCeleryIso(init.etaMs) : null,
+    expires: init.expiresMs != null ? toCeleryIso(init.expiresMs) : null,
+    group: init.group ?? null,
+    group_index: init.groupIndex ?? null,
+    retries: init.retries ?? 0,
+    timelimit: [init.timeLimit?.[0] ?? null, init.timeLimit?.[1] ?? null] as [number | null, number | null],
+    root_id: init.rootId ?? init.id,
+    parent_id: init.parentId ?? null,
+    argsrepr: pyTupleRepr(init.args),
+    kwargsrepr: pyRepr(init.kwargs),
+    origin: originName(),
+    ignore_result: init.ignoreResult ?? false,
+  };
+  const properties: TaskMessage['properties'] = {
+    correlation_id: init.id,
+    ...(init.replyTo ? { reply_to: init.replyTo } : {}),
+    delivery_mode: 2,
+    priority: init.priority ?? 0,
+    // Celery also writes `expires` as the AMQP per-message TTL (ms, as a string).
+    ...(init.expiresMs != null
+      ? { expiration: String(Math.max(0, Math.round(init.expiresMs - (init.now ?? Date.now())))) }
+      : {}),
+  };
+  return { headers, properties, body: [[...init.args], { ...init.kwargs }, embed] };
+}
+
+/** Serialise a task message for the transport seam. */
+export function toWire(message: TaskMessage): WireMessage {
+  return {
+    body: JSON.stringify(message.body),
+    contentType: 'application/json',
+    contentEncoding: 'utf-8',
+    headers: message.headers,
+    properties: message.properties,
+  };
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
+}
+
+/**
+ * Decode and validate a task message from the transport. Throws
+ * {@link MessageError} with the task name/id when they are readable, and a
+ * readable list of what is wrong.
+ */
+export function fromWire(wire: WireMessage): TaskMessage {
+  const headerProbe = wire.headers as { task?: unknown; id?: unknown };
+  const ident = { task: headerProbe.task, id: headerProbe.id };
+  if (wire.contentType !== 'application/json') {
+    throw new MessageError(`Unsupported content type ${JSON.stringify(wire.contentType)}; celeriac reads application/json`, ident);
+  }
+  const headers = headersSchema.safeParse(wire.headers);
+  if (!headers.success) {
+    throw new MessageError(`Malformed task message headers: ${describeIssues(headers.error)}`, ident);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(wire.body);
+  } catch (e) {
+    throw new MessageError(`Task message body is not valid JSON: ${(e as Error).message}`, ident);
+  }
+  if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+    throw new MessageError('Task message body is a protocol v1 dict; celeriac reads protocol v2 only', ident);
+  }
+  const body = bodySchema.safeParse(raw);
+  if (!body.success) {
+    throw new MessageError(`Malformed task message body: ${describeIssues(body.error)}`, ident);
+  }
+  const properties = propertiesSchema.safeParse(wire.properties);
+  return { headers: headers.data, properties: properties.success ? properties.data : {}, body: body.data };
+}
+
+/** UTF-8 byte length of what a message puts on the wire (for `maxPayloadBytes`). */
+export function wireSize(wire: WireMessage): number {
+  return Buffer.byteLength(wire.body) + Buffer.byteLength(JSON.stringify(wire.headers));
+}

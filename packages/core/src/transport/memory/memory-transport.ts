@@ -1,0 +1,181 @@
+import { TransportClosedError } from '../../errors.js';
+import { fromKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
+import type { WireMessage } from '../../protocol/message.js';
+import type {
+  Consumer,
+  DeadLetterRecord,
+  Delivery,
+  PublishOptions,
+  Transport,
+  TransportCapabilities,
+} from '../transport.js';
+import { memoryBroker, type BrokerConsumer, type MemoryBroker, type StoredMessage } from './broker.js';
+
+/**
+ * `memory://[name]`: an in-process broker for tests and one-process apps.
+ * Every message is serialised to kombu's envelope and parsed on delivery, and
+ * the worker runs its real loop against it — this is not an eager shortcut.
+ */
+export class MemoryTransport implements Transport {
+  readonly kind = 'memory';
+  readonly capabilities: TransportCapabilities = Object.freeze({
+    priorities: 'highFirst',
+    delayedDelivery: true,
+    fanout: true,
+    confirms: true,
+    visibilityTimeout: false,
+    durable: false,
+    crossProcess: false,
+  });
+  private readonly broker: MemoryBroker;
+  private readonly consumers = new Set<MemoryConsumer>();
+  private closed = false;
+
+  constructor(name: string) {
+    this.broker = memoryBroker(name);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new TransportClosedError('memory transport');
+  }
+
+  async publish(queue: string, message: WireMessage, options: PublishOptions = {}): Promise<void> {
+    this.assertOpen();
+    const stored: StoredMessage = {
+      text: JSON.stringify(toKombuEnvelope(message, { exchange: '', routingKey: queue })),
+      priority: options.priority ?? 0,
+      deliveryCount: 0,
+    };
+    if (options.notBefore !== undefined && options.notBefore > Date.now()) {
+      this.broker.enqueueAt(options.notBefore, queue, stored);
+    } else {
+      this.broker.enqueue(queue, stored);
+    }
+  }
+
+  async consume(queues: readonly string[], onDelivery: (d: Delivery) => void, options: { prefetch: number }): Promise<Consumer> {
+    this.assertOpen();
+    const consumer = new MemoryConsumer(this.broker, [...queues], options.prefetch, onDelivery, () => this.consumers.delete(consumer));
+    this.consumers.add(consumer);
+    this.broker.addConsumer(consumer);
+    return consumer;
+  }
+
+  async purge(queue: string): Promise<number> {
+    return this.broker.purge(queue);
+  }
+
+  async length(queue: string): Promise<number> {
+    return this.broker.length(queue);
+  }
+
+  async deadLetter(delivery: Delivery, record: Omit<DeadLetterRecord, 'wire' | 'queue' | 'deliveryCount'>): Promise<void> {
+    this.broker.deadLetters.set(record.id, {
+      ...record,
+      queue: delivery.queue,
+      deliveryCount: delivery.deliveryCount,
+      wire: delivery.message,
+    });
+    await delivery.ack();
+  }
+
+  async listDeadLetters(): Promise<DeadLetterRecord[]> {
+    return [...this.broker.deadLetters.values()];
+  }
+
+  async takeDeadLetter(id: string): Promise<DeadLetterRecord | undefined> {
+    const record = this.broker.deadLetters.get(id);
+    this.broker.deadLetters.delete(id);
+    return record;
+  }
+
+  async broadcast(channel: string, payload: unknown): Promise<void> {
+    this.assertOpen();
+    const text = JSON.stringify(payload);
+    for (const handler of this.broker.channels.get(channel) ?? []) {
+      // Each subscriber gets its own parsed copy, as over a wire.
+      queueMicrotask(() => handler(JSON.parse(text)));
+    }
+  }
+
+  async subscribe(channel: string, onMessage: (payload: unknown) => void): Promise<() => Promise<void>> {
+    this.assertOpen();
+    const set = this.broker.channels.get(channel) ?? new Set();
+    this.broker.channels.set(channel, set);
+    set.add(onMessage);
+    return async () => {
+      set.delete(onMessage);
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // A closed connection returns what it had not acknowledged, as a broker does.
+    for (const consumer of [...this.consumers]) consumer.abandon();
+  }
+}
+
+class MemoryConsumer implements Consumer, BrokerConsumer {
+  private inFlight = new Set<StoredMessage>();
+  private active = true;
+
+  constructor(
+    private readonly broker: MemoryBroker,
+    readonly queues: readonly string[],
+    private prefetch: number,
+    private readonly onDelivery: (d: Delivery) => void,
+    private readonly onGone: () => void,
+  ) {}
+
+  hasCredit(): boolean {
+    return this.active && this.inFlight.size < this.prefetch;
+  }
+
+  deliver(queue: string, stored: StoredMessage): void {
+    this.inFlight.add(stored);
+    let settled = false;
+    const settle = (then: () => void): Promise<void> => {
+      if (settled || !this.inFlight.has(stored)) return Promise.resolve();
+      settled = true;
+      this.inFlight.delete(stored);
+      then();
+      this.broker.pump();
+      return Promise.resolve();
+    };
+    const { wire } = fromKombuEnvelope(stored.text);
+    const delivery: Delivery = {
+      message: wire,
+      queue,
+      redelivered: stored.deliveryCount > 1,
+      deliveryCount: stored.deliveryCount,
+      ack: () => settle(() => undefined),
+      reject: ({ requeue }) => settle(() => requeue && this.broker.enqueue(queue, stored, true)),
+    };
+    // Deliver asynchronously so a handler never runs inside publish().
+    setImmediate(() => this.onDelivery(delivery));
+  }
+
+  setPrefetch(count: number): void {
+    this.prefetch = count;
+    this.broker.pump();
+  }
+
+  async cancel(): Promise<void> {
+    this.active = false;
+    this.broker.removeConsumer(this);
+    this.onGone();
+  }
+
+  /** The connection is gone: everything unacked goes back to its queue. */
+  abandon(): void {
+    void this.cancel();
+    for (const stored of this.inFlight) {
+      // Its queue is not tracked per message; the first queue of the stored route is in the envelope.
+      const queue = (JSON.parse(stored.text) as { properties: { delivery_info: { routing_key: string } } }).properties
+        .delivery_info.routing_key;
+      this.broker.enqueue(queue, stored, true);
+    }
+    this.inFlight.clear();
+  }
+}

@@ -1,0 +1,92 @@
+import type { WireMessage } from '../protocol/message.js';
+
+/**
+ * What a transport can do, declared as data. `createApp` and the worker check
+ * these at configuration time and refuse a setup that needs a missing one,
+ * with a {@link CapabilityError} — never a silent downgrade at run time.
+ */
+export interface TransportCapabilities {
+  /** How message priority is honoured: `highFirst` (AMQP-style), `lowFirst` (kombu Redis), or not at all. */
+  readonly priorities: 'highFirst' | 'lowFirst' | false;
+  /** Can hold a message broker-side until a due time (countdown, eta, retry backoff). */
+  readonly delayedDelivery: boolean;
+  /** Broadcast to every subscriber (remote control, events). */
+  readonly fanout: boolean;
+  /** `publish` resolves only once the broker has durably accepted the message. */
+  readonly confirms: boolean;
+  /** Unacknowledged messages return on their own after a visibility window (a crashed consumer). */
+  readonly visibilityTimeout: boolean;
+  /** Messages survive a restart of every process. */
+  readonly durable: boolean;
+  /** Several processes can share one broker through it. */
+  readonly crossProcess: boolean;
+}
+
+export interface PublishOptions {
+  /** Message priority (0–255; the meaning follows `capabilities.priorities`). */
+  readonly priority?: number;
+  /** Epoch ms before which the message must not be delivered (broker-side delay). */
+  readonly notBefore?: number;
+}
+
+/** One delivered message, owned by the consumer until it acks or rejects it. */
+export interface Delivery {
+  readonly message: WireMessage;
+  readonly queue: string;
+  /** True when this message was delivered before and not acknowledged. */
+  readonly redelivered: boolean;
+  /** 1 on first delivery; counts every delivery of this message. */
+  readonly deliveryCount: number;
+  ack(): Promise<void>;
+  /** `requeue: true` returns it to its queue (counts as another delivery); false drops it. */
+  reject(options: { requeue: boolean }): Promise<void>;
+}
+
+/** What the worker gets back from `consume`: a handle to tune and stop it. */
+export interface Consumer {
+  /** Maximum unacknowledged deliveries in flight for this consumer. */
+  setPrefetch(count: number): void;
+  /** Stop receiving; deliveries not yet acked stay owned until acked or rejected. */
+  cancel(): Promise<void>;
+}
+
+/** Why and when a message was moved out of the way instead of being run. */
+export interface DeadLetterRecord {
+  /** Task id when readable, otherwise a generated id. */
+  readonly id: string;
+  readonly taskName: string | null;
+  readonly queue: string;
+  /** Stable error code (`MESSAGE_MALFORMED`, `TASK_UNKNOWN`, `WORKER_LOST`, ...). */
+  readonly reason: string;
+  readonly message: string;
+  readonly traceback: string | null;
+  readonly deliveryCount: number;
+  readonly failedAt: number;
+  readonly wire: WireMessage;
+}
+
+/**
+ * The narrow seam between celeriac and a broker, like kombu's virtual channel.
+ * Retries, routing, canvas, expiry, revocation and ETA live above it, once.
+ */
+export interface Transport {
+  /** Short name for logs (`memory`, `redis`, ...); never contains credentials. */
+  readonly kind: string;
+  readonly capabilities: TransportCapabilities;
+  publish(queue: string, message: WireMessage, options?: PublishOptions): Promise<void>;
+  /** Deliver messages from `queues` (in the order given when several are ready) up to `prefetch` unacked. */
+  consume(queues: readonly string[], onDelivery: (delivery: Delivery) => void, options: { prefetch: number }): Promise<Consumer>;
+  /** Drop every ready message of a queue; returns how many were dropped. */
+  purge(queue: string): Promise<number>;
+  /** Ready messages in a queue (delayed ones not counted). */
+  length(queue: string): Promise<number>;
+  /** Move a delivery to the dead-letter store (acknowledging it) in one step. */
+  deadLetter(delivery: Delivery, record: Omit<DeadLetterRecord, 'wire' | 'queue' | 'deliveryCount'>): Promise<void>;
+  listDeadLetters(): Promise<DeadLetterRecord[]>;
+  /** Remove a dead letter by id, returning it (to requeue or discard). */
+  takeDeadLetter(id: string): Promise<DeadLetterRecord | undefined>;
+  /** Fanout: every subscriber of `channel` receives `payload`. */
+  broadcast(channel: string, payload: unknown): Promise<void>;
+  subscribe(channel: string, onMessage: (payload: unknown) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}

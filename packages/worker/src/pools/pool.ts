@@ -1,0 +1,22 @@
+import type { RegisteredTask, TaskContext } from '@celeriac/core';
+
+/** One task run handed to a pool. */
+export interface PoolJob {
+  readonly task: RegisteredTask;
+  readonly args: readonly unknown[];
+  readonly ctx: TaskContext;
+}
+
+/** What a pool can enforce, declared as data and checked when the worker starts. */
+export interface PoolCapabilities {
+  /** Can stop a task that ignores its abort signal (by killing the process running it). */
+  readonly hardTimeLimit: boolean;
+}
+
+/** Runs tasks. `async` runs them in the worker's event loop; `process` in child processes. */
+export interface Pool {
+  readonly kind: 'async' | 'process';
+  readonly capabilities: PoolCapabilities;
+  run(job: PoolJob): Promise<unknown>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,311 @@
+import {
+  applySignature,
+  checkResult,
+  CeleriacError,
+  encodeException,
+  ErrorCodes,
+  fromWire,
+  parseCeleryIso,
+  resolveCallArgs,
+  RetryRequested,
+  SoftTimeLimitExceeded,
+  tracebackOf,
+  wireSize,
+  type CeleriacApp,
+  type Delivery,
+  type RegisteredTask,
+  type ResultBackend,
+  type ResultMeta,
+  type TaskContext,
+  type TaskMessage,
+  type Transport,
+  UnknownTaskError,
+  PayloadTooLargeError,
+  newId,
+} from '@celeriac/core';
+import type { Logger } from './logger.js';
+import { taskLogger } from './logger.js';
+import type { Pool } from './pools/pool.js';
+import { CELERY_EXCEPTIONS, resultMeta } from './results.js';
+import { retryDelay, shouldAutoretry } from './retry.js';
+import type { WorkerEvents } from './events.js';
+
+/** Protocol header names; anything else in a message's headers is a custom header to carry along on retry. */
+const PROTOCOL_HEADERS = new Set([
+  'lang', 'task', 'id', 'shadow', 'eta', 'expires', 'group', 'group_index', 'retries', 'timelimit',
+  'root_id', 'parent_id', 'argsrepr', 'kwargsrepr', 'origin', 'ignore_result',
+]);
+
+/** Why the worker aborted a running task's signal: revoke with terminate, or cold shutdown. */
+export class Interrupt extends Error {
+  constructor(readonly kind: 'terminate' | 'shutdown') {
+    super(kind === 'terminate' ? 'Task revoked (terminate)' : 'Worker cold shutdown');
+    this.name = 'Interrupt';
+  }
+}
+
+export interface TraceDeps {
+  readonly app: CeleriacApp;
+  readonly transport: Transport;
+  readonly backend: ResultBackend;
+  readonly pool: Pool;
+  readonly log: Logger;
+  readonly events: WorkerEvents;
+  /** Ids revoked by broadcast while this worker runs (the backend holds the durable list). */
+  readonly revoked: Set<string>;
+  /** Abort controllers of running tasks, for revoke with terminate and cold shutdown. */
+  readonly running: Map<string, AbortController>;
+}
+
+/**
+ * Run one delivery to its end: a stored result, a retry, or a dead-letter
+ * entry with a reason — then the ack. Never throws: whatever goes wrong is
+ * recorded and the worker keeps serving.
+ */
+export async function traceDelivery(deps: TraceDeps, delivery: Delivery): Promise<void> {
+  try {
+    await trace(deps, delivery);
+  } catch (err) {
+    // Storing the outcome failed (backend or broker down): give the message back rather than lose it.
+    deps.log.error({ err, queue: delivery.queue }, 'could not record the outcome of a task; returning it to the queue');
+    await delivery.reject({ requeue: true }).catch(() => undefined);
+  }
+}
+
+async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
+  const { app, backend, log } = deps;
+  const cfg = app.config;
+  const headerId = typeof delivery.message.headers.id === 'string' ? delivery.message.headers.id : undefined;
+
+  const size = wireSize(delivery.message);
+  if (size > cfg.maxPayloadBytes) {
+    const taskName = String(delivery.message.headers.task ?? 'unknown');
+    return refuse(deps, delivery, headerId, taskName, new PayloadTooLargeError(size, cfg.maxPayloadBytes, taskName));
+  }
+  let message: TaskMessage;
+  try {
+    message = fromWire(delivery.message);
+  } catch (err) {
+    return refuse(deps, delivery, headerId, null, err);
+  }
+  const { headers } = message;
+  const [args, kwargs, embed] = message.body;
+  const id = headers.id;
+  deps.events.emit('task-received', { id, name: headers.task });
+
+  const task = app.registry.get(headers.task);
+  if (!task) return refuse(deps, delivery, id, headers.task, new UnknownTaskError(headers.task), message);
+
+  if (delivery.deliveryCount > cfg.maxDeliveries) {
+    // Each earlier delivery ended without an ack: its worker died (or was killed) running it.
+    const detail = `Worker exited prematurely: delivered ${delivery.deliveryCount - 1} times without finishing (maxDeliveries ${cfg.maxDeliveries})`;
+    const exc = CELERY_EXCEPTIONS.workerLost(detail);
+    await backend.store(resultMeta(headers, 'FAILURE', exc), { expiresMs: cfg.resultExpires });
+    await dispatchErrbacks(deps, message);
+    await deps.transport.deadLetter(delivery, {
+      id, taskName: headers.task, reason: ErrorCodes.WORKER_LOST, message: detail, traceback: null, failedAt: Date.now(),
+    });
+    deps.events.emit('task-rejected', { id, name: headers.task, reason: ErrorCodes.WORKER_LOST });
+    return;
+  }
+
+  const now = Date.now();
+  const eta = headers.eta ? parseCeleryIso(headers.eta) : NaN;
+  if (eta > now + 5 && deps.transport.capabilities.delayedDelivery) {
+    // A future ETA (e.g. from Python Celery, or a broker without delays): park it broker-side, never in memory.
+    await app.sendTask(headers.task, args, kwargs, { ...followUp(message, delivery), taskId: id, retries: headers.retries, eta });
+    await delivery.ack();
+    return;
+  }
+
+  if (deps.revoked.has(id) || (await backend.isRevoked(id))) {
+    return skip(deps, delivery, message, 'revoked');
+  }
+  const expires = headers.expires ? parseCeleryIso(headers.expires) : NaN;
+  if (expires <= now) return skip(deps, delivery, message, 'expired');
+
+  const acksLate = task.options.acksLate ?? cfg.acksLate;
+  if (!acksLate) await delivery.ack();
+  const ack = acksLate ? () => delivery.ack() : async () => undefined;
+
+  let callArgs: unknown[];
+  try {
+    callArgs = resolveCallArgs(task, args, kwargs);
+  } catch (err) {
+    return refuse(deps, delivery, id, headers.task, err, message, acksLate);
+  }
+
+  const controller = new AbortController();
+  deps.running.set(id, controller);
+  const ctx = makeContext(deps, task, message, controller);
+  if (task.options.trackStarted ?? cfg.trackStarted) {
+    await backend.store(resultMeta(headers, 'STARTED', { pid: process.pid }), { expiresMs: cfg.resultExpires });
+  }
+  deps.events.emit('task-started', { id, name: task.name });
+  const started = performance.now();
+  const softMs = headers.timelimit[1] !== null ? headers.timelimit[1] * 1000 : task.options.softTimeLimit;
+  const softTimer = softMs !== undefined ? setTimeout(() => controller.abort(new SoftTimeLimitExceeded(softMs / 1000)), softMs) : undefined;
+  let value: unknown;
+  try {
+    value = checkResult(task, await deps.pool.run({ task, args: callArgs, ctx }));
+  } catch (err) {
+    clearTimeout(softTimer);
+    deps.running.delete(id);
+    const interrupt = controller.signal.reason;
+    if (interrupt instanceof Interrupt) {
+      if (interrupt.kind === 'terminate') return skip(deps, delivery, message, 'revoked');
+      // Cold shutdown: not the task's failure. Give it back to run elsewhere.
+      await delivery.reject({ requeue: true });
+      return;
+    }
+    return onFailure(deps, delivery, task, message, err, ack);
+  }
+  clearTimeout(softTimer);
+  deps.running.delete(id);
+  const runtime = (performance.now() - started) / 1000;
+  if (!(headers.ignore_result || task.options.ignoreResult)) {
+    await backend.store(resultMeta(headers, 'SUCCESS', value ?? null), { expiresMs: cfg.resultExpires });
+  }
+  log.info({ taskId: id, task: task.name, runtime }, 'task succeeded');
+  deps.events.emit('task-succeeded', { id, name: task.name, result: value, runtime });
+  for (const sig of embed.callbacks ?? []) {
+    await applySignature(app, sig, { prepend: [value ?? null], parentId: id, rootId: headers.root_id ?? id });
+  }
+  const chain = embed.chain ?? [];
+  const next = chain[chain.length - 1];
+  if (next) {
+    await applySignature(app, next, { prepend: [value ?? null], parentId: id, rootId: headers.root_id ?? id, chain: chain.slice(0, -1) });
+  }
+  await ack();
+}
+
+/** Options that keep a message's identity and follow-ups when it is sent again (retry, parked ETA). */
+function followUp(message: TaskMessage, delivery: Delivery) {
+  const { headers } = message;
+  const embed = message.body[2];
+  const custom = Object.fromEntries(Object.entries(headers).filter(([k]) => !PROTOCOL_HEADERS.has(k)));
+  const expires = headers.expires ? parseCeleryIso(headers.expires) : NaN;
+  const priority = delivery.message.properties.priority;
+  return {
+    queue: delivery.queue,
+    rootId: headers.root_id ?? headers.id,
+    ...(headers.parent_id ? { parentId: headers.parent_id } : {}),
+    ...(typeof priority === 'number' ? { priority } : {}),
+    ...(Number.isFinite(expires) ? { expires: new Date(expires) } : {}),
+    ...(headers.group ? { groupId: headers.group } : {}),
+    ...(headers.group_index !== null ? { groupIndex: headers.group_index } : {}),
+    ...(headers.timelimit[0] !== null ? { timeLimit: headers.timelimit[0] * 1000 } : {}),
+    ...(headers.timelimit[1] !== null ? { softTimeLimit: headers.timelimit[1] * 1000 } : {}),
+    ...(embed.callbacks ? { link: embed.callbacks } : {}),
+    ...(embed.errbacks ? { linkError: embed.errbacks } : {}),
+    ...(embed.chain ? { chain: embed.chain } : {}),
+    ...(embed.chord ? { chord: embed.chord } : {}),
+    ...(Object.keys(custom).length ? { headers: custom } : {}),
+    ignoreResult: headers.ignore_result,
+  };
+}
+
+function makeContext(deps: TraceDeps, task: RegisteredTask, message: TaskMessage, controller: AbortController): TaskContext {
+  const { headers } = message;
+  return {
+    id: headers.id,
+    name: task.name,
+    retries: headers.retries,
+    rootId: headers.root_id,
+    parentId: headers.parent_id,
+    groupId: headers.group,
+    signal: controller.signal,
+    log: taskLogger(deps.log, headers.id, task.name),
+    updateState: (state, meta) =>
+      deps.backend.store(resultMeta(headers, state, meta ?? null), { expiresMs: deps.app.config.resultExpires }),
+    retry: (options = {}) => {
+      throw new RetryRequested(options.countdown, options.exc, options.maxRetries);
+    },
+  };
+}
+
+async function onFailure(
+  deps: TraceDeps,
+  delivery: Delivery,
+  task: RegisteredTask,
+  message: TaskMessage,
+  err: unknown,
+  ack: () => Promise<void>,
+): Promise<void> {
+  const { app, backend, log } = deps;
+  const { headers } = message;
+  const id = headers.id;
+  const requested = err instanceof RetryRequested ? err : undefined;
+  const cause = requested ? (requested.cause_ ?? requested) : err;
+  if (requested || shouldAutoretry(task.options, err)) {
+    const maxRetries = requested?.maxRetries ?? task.options.maxRetries;
+    if (headers.retries < maxRetries) {
+      const countdown = requested?.countdown ?? retryDelay(task.options, headers.retries);
+      // The retry is a new message for the same id, delivered later by the broker — never held here.
+      await app.sendTask(task.name, message.body[0], message.body[1], {
+        ...followUp(message, delivery),
+        taskId: id,
+        retries: headers.retries + 1,
+        parentId: id,
+        countdown,
+      });
+      await backend.store(resultMeta(headers, 'RETRY', encodeException(cause), tracebackOf(cause)), { expiresMs: app.config.resultExpires });
+      log.info({ taskId: id, task: task.name, retries: headers.retries + 1, countdown }, 'task retry scheduled');
+      deps.events.emit('task-retried', { id, name: task.name, retries: headers.retries + 1 });
+      await ack();
+      return;
+    }
+  }
+  const exc = encodeException(cause);
+  await backend.store(resultMeta(headers, 'FAILURE', exc, tracebackOf(cause)), { expiresMs: app.config.resultExpires });
+  log.warn({ taskId: id, task: task.name, excType: exc.exc_type, err: cause }, 'task failed');
+  deps.events.emit('task-failed', { id, name: task.name, exception: exc });
+  await dispatchErrbacks(deps, message);
+  await ack();
+}
+
+/** Errbacks get the failed task's id first, then their own args (Celery's `on_task_error(task_id, ...)`). */
+async function dispatchErrbacks(deps: TraceDeps, message: TaskMessage): Promise<void> {
+  const { headers } = message;
+  for (const sig of message.body[2].errbacks ?? []) {
+    await applySignature(deps.app, { ...sig, immutable: false }, { prepend: [headers.id], parentId: headers.id, rootId: headers.root_id ?? headers.id });
+  }
+}
+
+async function skip(deps: TraceDeps, delivery: Delivery, message: TaskMessage, reason: 'revoked' | 'expired'): Promise<void> {
+  const { headers } = message;
+  await deps.backend.store(resultMeta(headers, 'REVOKED', CELERY_EXCEPTIONS.revoked(reason)), { expiresMs: deps.app.config.resultExpires });
+  deps.log.info({ taskId: headers.id, task: headers.task, reason }, 'task skipped');
+  deps.events.emit('task-revoked', { id: headers.id, name: headers.task, reason });
+  await delivery.ack();
+}
+
+/**
+ * Bad input: record FAILURE with the reason (when the id is readable, so a
+ * waiting caller gets an answer) and move the message to the dead-letter store.
+ */
+async function refuse(
+  deps: TraceDeps,
+  delivery: Delivery,
+  id: string | undefined,
+  taskName: string | null,
+  err: unknown,
+  message?: TaskMessage,
+  ownsAck = true,
+): Promise<void> {
+  const reason = err instanceof CeleriacError ? err.code : ErrorCodes.MESSAGE_MALFORMED;
+  const text = err instanceof Error ? err.message : String(err);
+  if (id) {
+    const headers = message?.headers ?? { id, group: null, parent_id: null };
+    await deps.backend.store(resultMeta(headers, 'FAILURE', encodeException(err), tracebackOf(err)), {
+      expiresMs: deps.app.config.resultExpires,
+    });
+    if (message) await dispatchErrbacks(deps, message);
+  }
+  deps.log.error({ taskId: id, task: taskName, reason }, `message refused: ${text}`);
+  deps.events.emit('task-rejected', { id: id ?? null, name: taskName, reason });
+  const record = { id: id ?? newId(), taskName, reason, message: text, traceback: tracebackOf(err), failedAt: Date.now() };
+  // With early acks the delivery is already settled: dead-letter the record without a second ack.
+  if (ownsAck) await deps.transport.deadLetter(delivery, record);
+  else await deps.transport.deadLetter({ ...delivery, ack: async () => undefined }, record);
+}
