@@ -13,7 +13,7 @@ export interface Fixture {
 }
 
 export function loadFixture(rel: string): Fixture {
-  return { file: rel, ...(JSON.parse(readFileSync(join(FIXTURE_DIR, rel), 'utf8')) as Omit<Fixture, 'file'>) };
+  return { file: rel, ...(JSON.parse(readFileSync(join(FIXTURE_DIR, rel), "utf8")) as Omit<Fixture, "file">) } as Fixture;
 }
 
 export function fixtureFiles(dir: 'redis' | 'amqp' | 'backend'): string[] {

@@ -15,7 +15,6 @@ import {
   type Delivery,
   type RegisteredTask,
   type ResultBackend,
-  type ResultMeta,
   type TaskContext,
   type TaskMessage,
   type Transport,
@@ -79,7 +78,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
 
   const size = wireSize(delivery.message);
   if (size > cfg.maxPayloadBytes) {
-    const taskName = String(delivery.message.headers.task ?? 'unknown');
+    const taskName = typeof delivery.message.headers.task === 'string' ? delivery.message.headers.task : 'unknown';
     return refuse(deps, delivery, headerId, taskName, new PayloadTooLargeError(size, cfg.maxPayloadBytes, taskName));
   }
   let message: TaskMessage;

@@ -63,7 +63,7 @@ export class CeleriacApp implements ResultHost {
   register<T extends object>(instance: T): RegisteredHandles<T> {
     const handles: Record<string, TaskHandle<unknown[], unknown>> = {};
     for (const { fn, options, methodName } of markedMethods(instance)) {
-      handles[methodName] = this.define(options, fn.bind(instance) as AnyTaskFn, () => `${instance.constructor.name}.${methodName}`);
+      handles[methodName] = this.define(options, (...args: unknown[]) => fn.apply(instance, args), () => `${instance.constructor.name}.${methodName}`);
     }
     return handles as unknown as RegisteredHandles<T>;
   }
@@ -85,7 +85,7 @@ export class CeleriacApp implements ResultHost {
     this.registry.add(registered);
     return makeTaskHandle(this, resolved, async (args) => {
       const ctx = localContext(registered);
-      return contextStorage.run(ctx, () => fn.apply(ctx, args as unknown[]));
+      return contextStorage.run(ctx, () => fn.apply(ctx, args));
     });
   }
 

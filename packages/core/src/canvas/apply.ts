@@ -28,7 +28,7 @@ export function applyOptionsOf(options: Readonly<Record<string, unknown>>): Appl
   set('groupId', str(options.group_id));
   set('groupIndex', num(options.group_index));
   set('chord', options.chord && typeof options.chord === 'object' ? options.chord : undefined);
-  return o as ApplyOptions;
+  return o;
 }
 
 /**

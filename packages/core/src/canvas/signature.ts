@@ -65,7 +65,7 @@ export class Signature<Args extends readonly unknown[] = unknown[], Result = unk
   ): Signature<DropPrefix<Args, P>, Result> {
     return new Signature({
       ...this,
-      args: this.immutable ? this.args : [...this.args, ...((args ?? []) as readonly unknown[])],
+      args: this.immutable ? this.args : [...this.args, ...((args ?? []))],
       kwargs: { ...this.kwargs, ...kwargs },
       options: { ...this.options, ...options },
     });

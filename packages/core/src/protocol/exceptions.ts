@@ -11,10 +11,11 @@ const TO_PYTHON: Readonly<Record<string, string>> = { Error: 'Exception', TypeEr
 /** Encode a thrown value as Celery's `{exc_type, exc_message, exc_module}`. */
 export function encodeException(err: unknown): EncodedException {
   if (err instanceof TaskError) {
-    return { exc_type: err.excType, exc_message: [...err.excArgs], exc_module: err.excModule };
+    return { exc_type: err.excType, exc_message: [...err.excArgs], exc_module: err.excModule, exc_code: err.code };
   }
   if (err instanceof CeleriacError) {
-    return { exc_type: err.name, exc_message: [err.message], exc_module: 'celeriac' };
+    // `exc_code` rides beside Celery's three keys (Python ignores extra keys) so celeriac clients keep the stable code.
+    return { exc_type: err.name, exc_message: [err.message], exc_module: 'celeriac', exc_code: err.code };
   }
   if (err instanceof Error) {
     const py = TO_PYTHON[err.name];
@@ -46,8 +47,9 @@ export function decodeException(taskId: string, value: unknown, traceback: strin
   if (!parsed.success) {
     return new TaskError({ taskId, excType: 'Exception', excModule: null, excArgs: [JSON.stringify(value)], traceback });
   }
-  const { exc_type, exc_module, exc_message } = parsed.data;
-  const code = CODE_BY_TYPE[exc_type];
+  const { exc_type, exc_module, exc_message, exc_code } = parsed.data;
+  const known = Object.values(ErrorCodes) as string[];
+  const code = typeof exc_code === 'string' && known.includes(exc_code) ? (exc_code as ErrorCode) : CODE_BY_TYPE[exc_type];
   return new TaskError({
     taskId,
     excType: exc_type,

@@ -12,7 +12,7 @@ export function pyRepr(value: unknown): string {
   if (typeof value === 'object') {
     return `{${Object.entries(value).map(([k, v]) => `${pyRepr(k)}: ${pyRepr(v)}`).join(', ')}}`;
   }
-  return pyRepr(String(value));
+  return pyRepr(typeof value === 'bigint' ? value.toString() : typeof value);
 }
 
 /** Positional args as a Python tuple: `(1, 1)`, `(1,)`, `()`. */

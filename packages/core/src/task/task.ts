@@ -35,7 +35,7 @@ export function makeTaskHandle<Args extends readonly unknown[], Result>(
   runLocal: (args: Args) => Promise<Result>,
 ): TaskHandle<Args, Result> {
   const handle = (...args: Args): Promise<Result> => runLocal(args);
-  return Object.assign(handle, { options }, remoteTaskHandle<Args, Result>(sender, options.name)) as TaskHandle<Args, Result>;
+  return Object.assign(handle, { options }, remoteTaskHandle<Args, Result>(sender, options.name));
 }
 
 /** The sending half of a handle: all a task implemented elsewhere needs. */

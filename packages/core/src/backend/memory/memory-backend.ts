@@ -11,6 +11,12 @@ interface Store {
 
 const stores = new Map<string, Store>();
 
+/** The reason an AbortSignal carries, as an Error. */
+export function abortReason(signal: AbortSignal | undefined): Error {
+  const reason: unknown = signal?.reason;
+  return reason instanceof Error ? reason : new Error(typeof reason === 'string' ? reason : 'aborted');
+}
+
 function storeNamed(name: string): Store {
   let store = stores.get(name);
   if (!store) {
@@ -77,7 +83,7 @@ export class MemoryBackend implements ResultBackend {
               options.timeoutMs,
             )
           : undefined;
-      const onAbort = (): void => finish(() => reject(options.signal?.reason));
+      const onAbort = (): void => finish(() => reject(abortReason(options.signal)));
       const finish = (then: () => void): void => {
         clearTimeout(timer);
         this.state.events.off(taskId, onMeta);

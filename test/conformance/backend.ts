@@ -1,0 +1,102 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ErrorCodes, TimeoutError, type ResultBackend, type ResultMeta } from '@celeriac/core';
+import { waitFor } from '../helpers/wait.js';
+
+const meta = (id: string, status: string, result: unknown = null): ResultMeta => ({
+  status,
+  result,
+  traceback: null,
+  children: [],
+  date_done: status === 'SUCCESS' || status === 'FAILURE' ? '2026-01-01T00:00:00.000000' : null,
+  task_id: id,
+});
+
+/** The ResultBackend conformance suite: every backend runs it. */
+export function backendConformance(name: string, setup: () => Promise<{ make: () => Promise<ResultBackend> }>): void {
+  describe(`ResultBackend conformance: ${name}`, () => {
+    const open: ResultBackend[] = [];
+    const client = async (make: () => Promise<ResultBackend>) => {
+      const b = await make();
+      open.push(b);
+      return b;
+    };
+    afterEach(async () => {
+      for (const b of open.splice(0)) await b.close();
+    });
+    const day = { expiresMs: 86_400_000 };
+
+    it('stores and reads records, one or many; unknown ids are undefined', async () => {
+      const b = await client((await setup()).make);
+      await b.store(meta('a', 'SUCCESS', 2), day);
+      await b.store(meta('b', 'FAILURE', { exc_type: 'Exception', exc_message: ['x'], exc_module: 'builtins' }), day);
+      expect(await b.get('a')).toEqual(meta('a', 'SUCCESS', 2));
+      expect((await b.getMany(['a', 'nope', 'b'])).map((m) => m?.status)).toEqual(['SUCCESS', undefined, 'FAILURE']);
+    });
+
+    it('never overwrites a stored SUCCESS', async () => {
+      const b = await client((await setup()).make);
+      await b.store(meta('s', 'SUCCESS', 1), day);
+      await b.store(meta('s', 'FAILURE', 'late duplicate'), day);
+      await b.store(meta('s', 'STARTED'), day);
+      expect((await b.get('s'))?.result).toBe(1);
+    });
+
+    it('wait resolves when a ready state is stored later, from another client, ignoring non-ready states', async () => {
+      const { make } = await setup();
+      const waiter = await client(make);
+      const writer = await client(make);
+      const waiting = waiter.wait('w', { timeoutMs: 10_000 });
+      await writer.store(meta('w', 'STARTED'), day);
+      await writer.store(meta('w', 'RETRY'), day);
+      await writer.store(meta('w', 'SUCCESS', 'done'), day);
+      expect((await waiting).result).toBe('done');
+    });
+
+    it('wait resolves at once for an already ready record', async () => {
+      const b = await client((await setup()).make);
+      await b.store(meta('r', 'REVOKED'), day);
+      expect((await b.wait('r', { timeoutMs: 5000 })).status).toBe('REVOKED');
+    });
+
+    it('wait past its timeout rejects with TimeoutError naming the task', async () => {
+      const b = await client((await setup()).make);
+      const err = await b.wait('never', { timeoutMs: 100 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TimeoutError);
+      expect((err as TimeoutError).code).toBe(ErrorCodes.TIMEOUT);
+      expect((err as Error).message).toContain('never');
+    });
+
+    it('wait stops when its signal aborts', async () => {
+      const b = await client((await setup()).make);
+      const ac = new AbortController();
+      const waiting = b.wait('aborted', { signal: ac.signal });
+      ac.abort(new Error('stop waiting'));
+      await expect(waiting).rejects.toThrow('stop waiting');
+    });
+
+    it('forget removes a record', async () => {
+      const b = await client((await setup()).make);
+      await b.store(meta('f', 'SUCCESS', 1), day);
+      await b.forget('f');
+      expect(await b.get('f')).toBeUndefined();
+    });
+
+    it('records expire', async () => {
+      const b = await client((await setup()).make);
+      await b.store(meta('e', 'SUCCESS', 1), { expiresMs: 1000 });
+      expect(await b.get('e')).toBeDefined();
+      await waitFor(async () => (await b.get('e')) === undefined, 'expiry', 5000, 50);
+    });
+
+    it('remembers revocations for their TTL, across clients', async () => {
+      const { make } = await setup();
+      const a = await client(make);
+      const c = await client(make);
+      await a.revoke(['x1', 'x2'], { expiresMs: 1000 });
+      expect(await c.isRevoked('x1')).toBe(true);
+      expect(await c.isRevoked('x2')).toBe(true);
+      expect(await c.isRevoked('x3')).toBe(false);
+      await waitFor(async () => !(await c.isRevoked('x1')), 'revocation expiry', 5000, 50);
+    });
+  });
+}

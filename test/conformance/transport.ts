@@ -1,0 +1,197 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildTaskMessage, toWire, type Delivery, type Transport, type WireMessage } from '@celeriac/core';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * The Transport conformance suite: every transport runs it. `make` returns a
+ * fresh transport on a fresh broker namespace; `makePeer` a second client of
+ * the same namespace (another process in real deployments).
+ */
+export function transportConformance(name: string, setup: () => Promise<{ make: () => Promise<Transport> }>): void {
+  describe(`Transport conformance: ${name}`, () => {
+    const open: Transport[] = [];
+    const client = async (make: () => Promise<Transport>) => {
+      const t = await make();
+      open.push(t);
+      return t;
+    };
+    afterEach(async () => {
+      for (const t of open.splice(0)) await t.close();
+    });
+
+    const msg = (id: string, extra: Partial<Parameters<typeof buildTaskMessage>[0]> = {}): WireMessage =>
+      toWire(buildTaskMessage({ task: 'tasks.add', id, args: [1, 2], kwargs: { k: 'ü' }, ...extra }));
+
+    /** Collect deliveries into an array; returns it and the consumer. */
+    async function collect(t: Transport, queues: string[], prefetch: number) {
+      const got: Delivery[] = [];
+      const consumer = await t.consume(queues, (d) => got.push(d), { prefetch });
+      return { got, consumer };
+    }
+
+    it('delivers a published message intact, once', async () => {
+      const { make } = await setup();
+      const t = await client(make);
+      const sent = msg('m1', { priority: 0 });
+      await t.publish('q1', sent);
+      const { got } = await collect(t, ['q1'], 10);
+      await waitFor(() => got.length === 1, 'one delivery');
+      const d = got[0]!;
+      expect(d.queue).toBe('q1');
+      expect(d.redelivered).toBe(false);
+      expect(d.deliveryCount).toBe(1);
+      expect(d.message.body).toBe(sent.body);
+      expect(d.message.headers).toEqual(sent.headers);
+      expect(d.message.properties).toMatchObject(sent.properties);
+      expect(d.message.contentType).toBe('application/json');
+      await d.ack();
+      expect(await t.length('q1')).toBe(0);
+    });
+
+    it('never holds more unacked deliveries than the prefetch', async () => {
+      const { make } = await setup();
+      const t = await client(make);
+      for (let i = 0; i < 5; i++) await t.publish('q', msg(`p${i}`));
+      const { got } = await collect(t, ['q'], 2);
+      await waitFor(() => got.length === 2, 'two deliveries');
+      // Give the transport a chance to over-deliver before checking it did not.
+      await waitFor(async () => (await t.length('q')) === 3, 'three still queued');
+      expect(got).toHaveLength(2);
+      await got[0]!.ack();
+      await waitFor(() => got.length === 3, 'a third after one ack');
+      expect(await t.length('q')).toBe(2);
+    });
+
+    it('reject with requeue redelivers with redelivered=true and a higher delivery count; without requeue drops it', async () => {
+      const { make } = await setup();
+      const t = await client(make);
+      await t.publish('rq', msg('r1'));
+      const { got } = await collect(t, ['rq'], 1);
+      await waitFor(() => got.length === 1, 'first delivery');
+      await got[0]!.reject({ requeue: true });
+      await waitFor(() => got.length === 2, 'redelivery');
+      expect(got[1]!.redelivered).toBe(true);
+      expect(got[1]!.deliveryCount).toBe(2);
+      expect(got[1]!.message.headers.id).toBe('r1');
+      await got[1]!.reject({ requeue: false });
+      expect(await t.length('rq')).toBe(0);
+    });
+
+    it('serves several queues, preferring the first listed when both have messages', async () => {
+      const { make } = await setup();
+      const t = await client(make);
+      await t.publish('low', msg('l1'));
+      await t.publish('high', msg('h1'));
+      const { got } = await collect(t, ['high', 'low'], 1);
+      await waitFor(() => got.length === 1, 'first');
+      expect(got[0]!.message.headers.id).toBe('h1');
+      await got[0]!.ack();
+      await waitFor(() => got.length === 2, 'second');
+      expect(got[1]!.message.headers.id).toBe('l1');
+    });
+
+    it('honours priority as its capabilities declare', async () => {
+      const { make } = await setup();
+      const t = await client(make);
+      const order = t.capabilities.priorities;
+      if (order === false) {
+        expect(order).toBe(false);
+        return;
+      }
+      await t.publish('prio', msg('p0'), { priority: 0 });
+      await t.publish('prio', msg('p9'), { priority: 9 });
+      await t.publish('prio', msg('p5'), { priority: 5 });
+      const { got } = await collect(t, ['prio'], 1);
+      const ids: string[] = [];
+      while (ids.length < 3) {
+        await waitFor(() => got.length === ids.length + 1, 'next delivery');
+        const d = got[ids.length]!;
+        ids.push(String(d.message.headers.id));
+        await d.ack();
+      }
+      expect(ids).toEqual(order === 'highFirst' ? ['p9', 'p5', 'p0'] : ['p0', 'p5', 'p9']);
+    });
+
+    it('holds a delayed message until its time, broker-side', async () => {
+      const { make } = await setup();
+      const t = await client(make);
+      expect(t.capabilities.delayedDelivery).toBe(true);
+      const due = Date.now() + 300;
+      await t.publish('later', msg('d1'), { notBefore: due });
+      expect(await t.length('later')).toBe(0);
+      const { got } = await collect(t, ['later'], 1);
+      await waitFor(() => got.length === 1, 'delayed delivery', 5000);
+      expect(Date.now()).toBeGreaterThanOrEqual(due - 5);
+    });
+
+    it('purges and counts ready messages', async () => {
+      const { make } = await setup();
+      const t = await client(make);
+      for (let i = 0; i < 3; i++) await t.publish('pq', msg(`x${i}`));
+      expect(await t.length('pq')).toBe(3);
+      expect(await t.purge('pq')).toBe(3);
+      expect(await t.length('pq')).toBe(0);
+    });
+
+    it('moves a delivery to the dead-letter store with its reason, and gives it back by id', async () => {
+      const { make } = await setup();
+      const t = await client(make);
+      await t.publish('dq', msg('dead1'));
+      const { got } = await collect(t, ['dq'], 1);
+      await waitFor(() => got.length === 1, 'delivery');
+      await t.deadLetter(got[0]!, { id: 'dead1', taskName: 'tasks.add', reason: 'TASK_UNKNOWN', message: 'nope', traceback: null, failedAt: 1 });
+      const list = await t.listDeadLetters();
+      expect(list).toEqual([expect.objectContaining({ id: 'dead1', reason: 'TASK_UNKNOWN', queue: 'dq', deliveryCount: 1 })]);
+      expect(list[0]!.wire.headers.id).toBe('dead1');
+      expect(await t.length('dq')).toBe(0);
+      const taken = await t.takeDeadLetter('dead1');
+      expect(taken?.id).toBe('dead1');
+      expect(await t.listDeadLetters()).toEqual([]);
+    });
+
+    it('broadcasts to every subscriber', async () => {
+      const { make } = await setup();
+      const a = await client(make);
+      const b = await client(make);
+      const seen: unknown[] = [];
+      await a.subscribe('bc', (p) => seen.push(['a', p]));
+      await b.subscribe('bc', (p) => seen.push(['b', p]));
+      await a.broadcast('bc', { method: 'ping' });
+      await waitFor(() => seen.length === 2, 'both subscribers');
+      expect(seen).toContainEqual(['a', { method: 'ping' }]);
+      expect(seen).toContainEqual(['b', { method: 'ping' }]);
+    });
+
+    it('shares a queue between consumers: each message goes to exactly one', async () => {
+      const { make } = await setup();
+      const a = await client(make);
+      const b = await client(make);
+      const ids: string[] = [];
+      const onDelivery = (d: Delivery) => {
+        ids.push(String(d.message.headers.id));
+        void d.ack();
+      };
+      await a.consume(['shared'], onDelivery, { prefetch: 2 });
+      await b.consume(['shared'], onDelivery, { prefetch: 2 });
+      for (let i = 0; i < 20; i++) await a.publish('shared', msg(`s${i}`));
+      await waitFor(() => ids.length === 20, 'all twenty');
+      expect(new Set(ids).size).toBe(20);
+    });
+
+    it('returns unacknowledged deliveries to the queue when their client closes', async () => {
+      const { make } = await setup();
+      const a = await make();
+      const b = await client(make);
+      await b.publish('cq', msg('c1'));
+      const { got } = await collect(a, ['cq'], 1);
+      await waitFor(() => got.length === 1, 'delivery to a');
+      await a.close();
+      const again = await collect(b, ['cq'], 1);
+      await waitFor(() => again.got.length === 1, 'redelivery to b', 15_000);
+      expect(again.got[0]!.redelivered).toBe(true);
+      // A late ack from the closed client must not throw or remove b's delivery.
+      await got[0]!.ack().catch(() => undefined);
+      await again.got[0]!.ack();
+    });
+  });
+}

@@ -1,0 +1,85 @@
+import { describe, expectTypeOf, it } from 'vitest';
+import { z } from 'zod';
+import { createApp, type AsyncResult, type Signature, type TaskContext } from '@celeriac/core';
+
+const app = createApp({ broker: 'memory://types' });
+
+describe('task handles infer args and result from the function', () => {
+  const add = app.task({ name: 'tasks.add' }, async (x: number, y: number) => x + y);
+
+  it('delay takes the function parameters and resolves to AsyncResult<return type>', () => {
+    expectTypeOf(add.delay).parameters.toEqualTypeOf<[x: number, y: number]>();
+    expectTypeOf(add.delay(1, 2)).resolves.toEqualTypeOf<AsyncResult<number>>();
+    // @ts-expect-error wrong argument type
+    void add.delay('1', 2);
+    // @ts-expect-error missing argument
+    void add.delay(1);
+    // @ts-expect-error too many arguments
+    void add.delay(1, 2, 3);
+  });
+
+  it('get() resolves to the function return type (awaited)', async () => {
+    const r = await add.delay(1, 2);
+    expectTypeOf(r.get()).resolves.toEqualTypeOf<number>();
+    expectTypeOf(r.get({ timeout: 10 })).resolves.toEqualTypeOf<number>();
+  });
+
+  it('calling the handle runs it in-process with the same types', () => {
+    expectTypeOf(add(1, 2)).resolves.toEqualTypeOf<number>();
+    // @ts-expect-error wrong argument type
+    void add(1, 'x');
+  });
+
+  it('applyAsync checks the args tuple', () => {
+    void add.applyAsync([1, 2], {}, { countdown: 10 });
+    // @ts-expect-error wrong tuple
+    void add.applyAsync(['a', 2]);
+  });
+
+  it('sync functions infer their plain return type', () => {
+    const upper = app.task({ name: 'tasks.upper' }, (s: string) => s.toUpperCase());
+    expectTypeOf(upper.delay('a')).resolves.toEqualTypeOf<AsyncResult<string>>();
+  });
+});
+
+describe('zod schemas drive the types when given', () => {
+  const add = app.task({ name: 'tasks.zadd', args: z.tuple([z.number(), z.number()]) }, async function (x, y) {
+    expectTypeOf(x).toEqualTypeOf<number>();
+    expectTypeOf(this).toEqualTypeOf<TaskContext>();
+    return x + y;
+  });
+  it('args come from the schema', () => {
+    expectTypeOf(add.delay).parameters.toEqualTypeOf<[number, number]>();
+    // @ts-expect-error schema says number
+    void add.delay('1', 2);
+  });
+});
+
+describe('signatures: s() partials and si()', () => {
+  const add = app.task({ name: 'tasks.add2' }, (x: number, y: number) => x + y);
+  it('s() with a prefix leaves the rest of the args to come', () => {
+    expectTypeOf(add.s(4)).toEqualTypeOf<Signature<[y: number], number>>();
+    expectTypeOf(add.s(4, 4)).toEqualTypeOf<Signature<[], number>>();
+    expectTypeOf(add.s()).toEqualTypeOf<Signature<[x: number, y: number], number>>();
+    // @ts-expect-error wrong partial type
+    add.s('4');
+  });
+  it('si() takes every arg and waits for none', () => {
+    expectTypeOf(add.si(1, 2)).toEqualTypeOf<Signature<[], number>>();
+    // @ts-expect-error si needs all args
+    add.si(1);
+  });
+});
+
+describe('declareTask: typed handles for tasks implemented elsewhere', () => {
+  const remote = app.declareTask<[to: string, subject: string], { sent: boolean }>('email.send');
+  it('is typed like a local handle, without a local call', async () => {
+    expectTypeOf(remote.delay).parameters.toEqualTypeOf<[to: string, subject: string]>();
+    const r = await remote.delay('a@b.c', 'hi');
+    expectTypeOf(r.get()).resolves.toEqualTypeOf<{ sent: boolean }>();
+    // @ts-expect-error wrong type
+    void remote.delay(1, 'x');
+    // @ts-expect-error no in-process call for a remote task
+    void remote('a', 'b');
+  });
+});
