@@ -22,6 +22,7 @@ export const ErrorCodes = {
   WORKER_LOST: 'WORKER_LOST',
   MAX_RETRIES: 'MAX_RETRIES',
   RETRY: 'RETRY',
+  LEASE_LOST: 'LEASE_LOST',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -152,5 +153,15 @@ export class RetryRequested extends CeleriacError {
     readonly maxRetries: number | undefined,
   ) {
     super(ErrorCodes.RETRY, `Retry requested${countdown !== undefined ? ` in ${countdown} ms` : ''}`);
+  }
+}
+
+/**
+ * An ack or reject came after this consumer's lease on the message ran out and
+ * another consumer may have taken it over: the late outcome is not applied.
+ */
+export class LeaseLostError extends CeleriacError {
+  constructor(what: string) {
+    super(ErrorCodes.LEASE_LOST, `${what}: the lease on this message expired and it was handed to another consumer`);
   }
 }

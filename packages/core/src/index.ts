@@ -33,6 +33,10 @@ export type {
 export type { ResultBackend, BackendCapabilities, WaitOptions } from './backend/backend.js';
 export { MemoryTransport } from './transport/memory/memory-transport.js';
 export { MemoryBackend } from './backend/memory/memory-backend.js';
+export { SqliteTransport, type SqliteTransportOptions } from './transport/sqlite/sqlite-transport.js';
+export { SqliteBackend } from './backend/sqlite/sqlite-backend.js';
+export { DEFAULT_SQLITE_URL } from './transport/sqlite/db.js';
+export { TRANSPORT_FACTORIES, BACKEND_FACTORIES, type FactoryContext } from './transport/registry.js';
 
 export { redactUrl, parseUrl, type ParsedUrl } from './util/url.js';
 export { toCeleryIso, toNaiveUtcIso, parseCeleryIso } from './util/time.js';

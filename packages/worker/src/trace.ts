@@ -28,6 +28,11 @@ import type { Pool } from './pools/pool.js';
 import { CELERY_EXCEPTIONS, resultMeta } from './results.js';
 import { retryDelay, shouldAutoretry } from './retry.js';
 import type { WorkerEvents } from './events.js';
+import type { RateLimiter } from './rate-limit.js';
+import { ChildTaskError, TimeLimitExceeded, WorkerLostError } from './pools/errors.js';
+
+/** Marks a message re-sent to wait for its booked rate-limit slot (epoch ms). */
+const RATE_SLOT_HEADER = 'x-celeriac-rate-slot';
 
 /** Protocol header names; anything else in a message's headers is a custom header to carry along on retry. */
 const PROTOCOL_HEADERS = new Set([
@@ -52,6 +57,7 @@ export interface TraceDeps {
   readonly events: WorkerEvents;
   /** Ids revoked by broadcast while this worker runs (the backend holds the durable list). */
   readonly revoked: Set<string>;
+  readonly rateLimiter: RateLimiter;
   /** Abort controllers of running tasks, for revoke with terminate and cold shutdown. */
   readonly running: Map<string, AbortController>;
 }
@@ -123,6 +129,23 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   const expires = headers.expires ? parseCeleryIso(headers.expires) : NaN;
   if (expires <= now) return skip(deps, delivery, message, 'expired');
 
+  // A message sent back for its rate-limit slot already holds that slot: it runs when it returns.
+  const booked = typeof headers[RATE_SLOT_HEADER] === 'number';
+  const wait = booked ? 0 : deps.rateLimiter.reserve(task.name, task.options.rateLimit);
+  if (wait > 0 && deps.transport.capabilities.delayedDelivery) {
+    // Over its rate: back to the broker until its slot, holding neither a slot nor the message here.
+    const options = followUp(message, delivery);
+    await app.sendTask(headers.task, args, kwargs, {
+      ...options,
+      headers: { ...options.headers, [RATE_SLOT_HEADER]: now + wait },
+      taskId: id,
+      retries: headers.retries,
+      countdown: wait,
+    });
+    await delivery.ack();
+    return;
+  }
+
   const acksLate = task.options.acksLate ?? cfg.acksLate;
   if (!acksLate) await delivery.ack();
   const ack = acksLate ? () => delivery.ack() : async () => undefined;
@@ -150,7 +173,21 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   } catch (err) {
     clearTimeout(softTimer);
     deps.running.delete(id);
-    const interrupt = controller.signal.reason;
+    if (err instanceof WorkerLostError) {
+      // Reject-on-worker-lost: the message goes back; its delivery count decides when it is a poison message.
+      log.error({ taskId: id, task: task.name, deliveryCount: delivery.deliveryCount }, err.message);
+      await delivery.reject({ requeue: true });
+      return;
+    }
+    if (err instanceof TimeLimitExceeded) {
+      await backend.store(resultMeta(headers, 'FAILURE', CELERY_EXCEPTIONS.timeLimit(err.seconds)), { expiresMs: cfg.resultExpires });
+      log.error({ taskId: id, task: task.name }, `hard time limit (${err.seconds} s) exceeded: child killed`);
+      deps.events.emit('task-failed', { id, name: task.name, exception: CELERY_EXCEPTIONS.timeLimit(err.seconds) });
+      await dispatchErrbacks(deps, message);
+      await ack();
+      return;
+    }
+    const interrupt: unknown = controller.signal.reason;
     if (interrupt instanceof Interrupt) {
       if (interrupt.kind === 'terminate') return skip(deps, delivery, message, 'revoked');
       // Cold shutdown: not the task's failure. Give it back to run elsewhere.
@@ -182,7 +219,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
 function followUp(message: TaskMessage, delivery: Delivery) {
   const { headers } = message;
   const embed = message.body[2];
-  const custom = Object.fromEntries(Object.entries(headers).filter(([k]) => !PROTOCOL_HEADERS.has(k)));
+  const custom = Object.fromEntries(Object.entries(headers).filter(([k]) => !PROTOCOL_HEADERS.has(k) && k !== RATE_SLOT_HEADER));
   const expires = headers.expires ? parseCeleryIso(headers.expires) : NaN;
   const priority = delivery.message.properties.priority;
   return {
@@ -236,7 +273,8 @@ async function onFailure(
   const id = headers.id;
   const requested = err instanceof RetryRequested ? err : undefined;
   const cause = requested ? (requested.cause_ ?? requested) : err;
-  if (requested || shouldAutoretry(task.options, err)) {
+  const autoretry = err instanceof ChildTaskError ? err.autoretry : shouldAutoretry(task.options, err);
+  if (requested || autoretry) {
     const maxRetries = requested?.maxRetries ?? task.options.maxRetries;
     if (headers.retries < maxRetries) {
       const countdown = requested?.countdown ?? retryDelay(task.options, headers.retries);

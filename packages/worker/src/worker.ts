@@ -5,6 +5,7 @@ import { createLogger, type Logger } from './logger.js';
 import { AsyncPool } from './pools/async.js';
 import type { Pool } from './pools/pool.js';
 import { Interrupt, traceDelivery, type TraceDeps } from './trace.js';
+import { RateLimiter } from './rate-limit.js';
 
 export interface WorkerOptions {
   /** Queues to consume, in priority order when several have messages. Default: the app's default queue. */
@@ -37,6 +38,7 @@ export class Worker {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly revoked = new Set<string>();
   private readonly running = new Map<string, AbortController>();
+  readonly rateLimiter = new RateLimiter();
   private unsubscribe: (() => Promise<void>) | undefined;
   private deps: TraceDeps | undefined;
   private stopping = false;
@@ -69,6 +71,7 @@ export class Worker {
 
   async start(): Promise<void> {
     this.checkCapabilities();
+    await this.pool.start?.();
     const [transport, backend] = await Promise.all([this.app.transport(), this.app.backend()]);
     this.deps = {
       app: this.app,
@@ -79,6 +82,7 @@ export class Worker {
       events: this.events,
       revoked: this.revoked,
       running: this.running,
+      rateLimiter: this.rateLimiter,
     };
     if (transport.capabilities.fanout) {
       this.unsubscribe = await transport.subscribe('celery.pidbox', (payload) => this.onControl(payload));
@@ -122,6 +126,21 @@ export class Worker {
   }
 
   /**
+   * Cold shutdown: abort every running task and give its message back to the
+   * queue (a task that ignores its signal is returned when the connection closes).
+   */
+  async cold(): Promise<void> {
+    this.stopping = true;
+    await this.consumer?.cancel();
+    for (const delivery of this.buffer.splice(0)) await delivery.reject({ requeue: true });
+    for (const controller of this.running.values()) controller.abort(new Interrupt('shutdown'));
+    await this.pool.interruptAll?.();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled(this.inFlight), new Promise((r) => (timer = setTimeout(r, 1000)))]);
+    clearTimeout(timer);
+  }
+
+  /**
    * Warm shutdown: stop consuming, return unstarted messages, let running tasks
    * finish for up to `timeoutMs`; then cold: abort what still runs and return
    * it to the queue. Nothing is lost either way.
@@ -141,7 +160,7 @@ export class Worker {
     clearTimeout(timer);
     if (!drained) {
       this.log.warn({ running: this.running.size }, 'drain timeout: aborting running tasks; they return to the queue');
-      for (const controller of this.running.values()) controller.abort(new Interrupt('shutdown'));
+      await this.cold();
     }
     await this.pool.close();
     this.events.emit('worker-offline', { hostname: this.hostname });

@@ -91,13 +91,13 @@ export class CeleriacApp implements ResultHost {
 
   /** The transport, connected on first use. */
   transport(): Promise<Transport> {
-    this.transportPromise ??= TRANSPORT_FACTORIES[this.config.broker.scheme]!(this.config.broker);
+    this.transportPromise ??= TRANSPORT_FACTORIES[this.config.broker.scheme]!(this.config.broker, this.config);
     return this.transportPromise;
   }
 
   /** The result backend, connected on first use. */
   backend(): Promise<ResultBackend> {
-    this.backendPromise ??= BACKEND_FACTORIES[this.config.backend.scheme]!(this.config.backend);
+    this.backendPromise ??= BACKEND_FACTORIES[this.config.backend.scheme]!(this.config.backend, this.config);
     return this.backendPromise;
   }
 

@@ -8,7 +8,7 @@ export const ENV_BROKER_URL = 'CELERIAC_BROKER_URL';
 export const ENV_RESULT_BACKEND = 'CELERIAC_RESULT_BACKEND';
 
 /** Used when neither the option nor the env var names a broker. */
-export const DEFAULT_BROKER_URL = 'memory://';
+export const DEFAULT_BROKER_URL = 'sqlite://./.celeriac/celeriac.db';
 
 const routeSchema = z.strictObject({ queue: z.string().min(1).optional(), priority: z.number().int().min(0).max(255).optional() });
 
@@ -19,7 +19,7 @@ const routeSchema = z.strictObject({ queue: z.string().min(1).optional(), priori
 export const configSchema = z.strictObject({
   /** App name, used in logs and as the prefix of derived task names' origin. */
   name: z.string().min(1).default('celeriac'),
-  /** Broker URL. Default: `CELERIAC_BROKER_URL`, else `memory://`. */
+  /** Broker URL. Default: `CELERIAC_BROKER_URL`, else the embedded `sqlite://./.celeriac/celeriac.db`. */
   broker: z.string().min(1).optional(),
   /** Result backend URL. Default: `CELERIAC_RESULT_BACKEND`, else the broker's URL when it can store results. */
   backend: z.string().min(1).optional(),
@@ -37,6 +37,12 @@ export const configSchema = z.strictObject({
   maxDeliveries: z.number().int().min(1).default(5),
   /** Largest encoded message accepted by `applyAsync` and by the worker. */
   maxPayloadBytes: z.number().int().positive().default(10 * 1024 * 1024),
+  /**
+   * How long a claimed message stays invisible to other consumers without
+   * renewal. The live owner renews every third of it, so only a dead or frozen
+   * worker's messages come back (kombu's visibility_timeout, 1 h there).
+   */
+  visibilityTimeout: z.number().int().min(100).default(30_000),
   /** Store STARTED when a task begins (Celery's `task_track_started`). */
   trackStarted: z.boolean().default(false),
 });

@@ -28,6 +28,7 @@ export function encodeException(err: unknown): EncodedException {
 
 /** A traceback text for a thrown value (the JS stack when there is one). */
 export function tracebackOf(err: unknown): string | null {
+  if (err instanceof TaskError) return err.remoteTraceback;
   return err instanceof Error && err.stack ? err.stack : null;
 }
 

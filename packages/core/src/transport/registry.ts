@@ -3,18 +3,33 @@ import type { Transport } from './transport.js';
 import type { ResultBackend } from '../backend/backend.js';
 import { MemoryTransport } from './memory/memory-transport.js';
 import { MemoryBackend } from '../backend/memory/memory-backend.js';
+import { sqlitePath } from './sqlite/db.js';
+
+/** What a factory gets besides the URL: the app settings transports act on. */
+export interface FactoryContext {
+  /** ms a claimed message stays invisible without renewal (transports with `visibilityTimeout`). */
+  readonly visibilityTimeout: number;
+}
 
 /**
  * URL scheme → implementation. Factories are async so a transport's client
- * library (ioredis, amqplib, better-sqlite3) is loaded only when its scheme is
+ * library (better-sqlite3, ioredis, amqplib) is loaded only when its scheme is
  * used. A scheme is listed here only once it works end to end.
  */
-export const TRANSPORT_FACTORIES: Readonly<Record<string, (url: ParsedUrl) => Promise<Transport>>> = Object.freeze({
+export const TRANSPORT_FACTORIES: Readonly<Record<string, (url: ParsedUrl, ctx: FactoryContext) => Promise<Transport>>> = Object.freeze({
   memory: async (url) => new MemoryTransport(memoryName(url)),
+  sqlite: async (url, ctx) => {
+    const { SqliteTransport } = await import('./sqlite/sqlite-transport.js');
+    return SqliteTransport.open(sqlitePath(url), { visibilityTimeout: ctx.visibilityTimeout });
+  },
 });
 
-export const BACKEND_FACTORIES: Readonly<Record<string, (url: ParsedUrl) => Promise<ResultBackend>>> = Object.freeze({
+export const BACKEND_FACTORIES: Readonly<Record<string, (url: ParsedUrl, ctx: FactoryContext) => Promise<ResultBackend>>> = Object.freeze({
   memory: async (url) => new MemoryBackend(memoryName(url)),
+  sqlite: async (url) => {
+    const { SqliteBackend } = await import('../backend/sqlite/sqlite-backend.js');
+    return SqliteBackend.open(sqlitePath(url));
+  },
 });
 
 /** `memory://` and `memory://name` name an in-process broker/store; the empty name is `default`. */

@@ -17,6 +17,11 @@ export interface PoolCapabilities {
 export interface Pool {
   readonly kind: 'async' | 'process';
   readonly capabilities: PoolCapabilities;
+  /** Prepare (spawn children, load the module) before the worker consumes anything. */
+  start?(): Promise<void>;
+  /** Runs the task; rejects with the task's error, or a {@link PoolError} when the pool itself lost it. */
   run(job: PoolJob): Promise<unknown>;
+  /** Cold shutdown: stop whatever runs now (kill children). */
+  interruptAll?(): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,0 +1,107 @@
+import { TimeoutError } from '../../errors.js';
+import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/schema.js';
+import { ChangeHints, openDb, type Db } from '../../transport/sqlite/db.js';
+import { PollBackoff } from '../../util/backoff.js';
+import type { BackendCapabilities, ResultBackend, WaitOptions } from '../backend.js';
+import { abortReason } from '../memory/memory-backend.js';
+
+/** Expired rows are swept at most this often (reads already ignore them). */
+const SWEEP_EVERY_MS = 60_000;
+
+/**
+ * `sqlite://path` result backend: one row per task in Celery's record shape,
+ * with an expiry. `wait` polls with a backoff, woken early by writes in this
+ * process and by WAL-file change hints from others.
+ */
+export class SqliteBackend implements ResultBackend {
+  readonly kind = 'sqlite';
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: false, durable: true, crossProcess: true });
+  private lastSweep = 0;
+  private readonly waiters = new Set<PollBackoff>();
+  private readonly onChange = (): void => {
+    for (const w of this.waiters) w.wake();
+  };
+
+  private constructor(
+    readonly db: Db,
+    private readonly path: string,
+    private readonly hints: ChangeHints,
+  ) {
+    hints.on('change', this.onChange);
+  }
+
+  static async open(path: string): Promise<SqliteBackend> {
+    return new SqliteBackend(await openDb(path), path, ChangeHints.acquire(path));
+  }
+
+  async store(meta: ResultMeta, options: { expiresMs: number }): Promise<void> {
+    const now = Date.now();
+    // A stored SUCCESS is final: the conflict update is skipped for it.
+    this.db
+      .prepare(
+        `INSERT INTO results (task_id, status, meta, expires_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, meta = excluded.meta, expires_at = excluded.expires_at
+         WHERE results.status != 'SUCCESS' OR results.expires_at <= ?`,
+      )
+      .run(meta.task_id, meta.status, JSON.stringify(meta), now + options.expiresMs, now);
+    this.hints.notify();
+    if (now - this.lastSweep > SWEEP_EVERY_MS) {
+      this.lastSweep = now;
+      this.db.prepare('DELETE FROM results WHERE expires_at <= ?').run(now);
+      this.db.prepare('DELETE FROM revoked WHERE expires_at <= ?').run(now);
+    }
+  }
+
+  async get(taskId: string): Promise<ResultMeta | undefined> {
+    const row = this.db.prepare('SELECT meta FROM results WHERE task_id = ? AND expires_at > ?').get(taskId, Date.now()) as
+      | { meta: string }
+      | undefined;
+    return row ? (JSON.parse(row.meta) as ResultMeta) : undefined;
+  }
+
+  async getMany(taskIds: readonly string[]): Promise<(ResultMeta | undefined)[]> {
+    return Promise.all(taskIds.map((id) => this.get(id)));
+  }
+
+  async wait(taskId: string, options: WaitOptions = {}): Promise<ResultMeta> {
+    const deadline = options.timeoutMs !== undefined ? Date.now() + options.timeoutMs : Infinity;
+    const backoff = new PollBackoff(1, 100);
+    this.waiters.add(backoff);
+    const onAbort = (): void => backoff.wake();
+    options.signal?.addEventListener('abort', onAbort);
+    try {
+      for (;;) {
+        const meta = await this.get(taskId);
+        if (meta && READY_STATES.has(meta.status as TaskState)) return meta;
+        if (options.signal?.aborted) throw abortReason(options.signal);
+        if (Date.now() >= deadline) {
+          throw new TimeoutError(`Timed out after ${options.timeoutMs} ms waiting for task ${taskId}`, { taskId });
+        }
+        await backoff.sleep(deadline - Date.now());
+      }
+    } finally {
+      this.waiters.delete(backoff);
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async forget(taskId: string): Promise<void> {
+    this.db.prepare('DELETE FROM results WHERE task_id = ?').run(taskId);
+  }
+
+  async revoke(taskIds: readonly string[], options: { expiresMs: number }): Promise<void> {
+    const put = this.db.prepare('INSERT OR REPLACE INTO revoked (task_id, expires_at) VALUES (?, ?)');
+    const until = Date.now() + options.expiresMs;
+    this.db.transaction(() => taskIds.forEach((id) => put.run(id, until)))();
+  }
+
+  async isRevoked(taskId: string): Promise<boolean> {
+    return this.db.prepare('SELECT 1 FROM revoked WHERE task_id = ? AND expires_at > ?').get(taskId, Date.now()) !== undefined;
+  }
+
+  async close(): Promise<void> {
+    this.hints.off('change', this.onChange);
+    ChangeHints.release(this.path);
+    this.db.close();
+  }
+}

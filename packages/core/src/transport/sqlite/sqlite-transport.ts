@@ -1,0 +1,277 @@
+import { LeaseLostError, TransportClosedError } from '../../errors.js';
+import { fromKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
+import type { WireMessage } from '../../protocol/message.js';
+import { PollBackoff } from '../../util/backoff.js';
+import { newId } from '../../util/ids.js';
+import type { Consumer, DeadLetterRecord, Delivery, PublishOptions, Transport, TransportCapabilities } from '../transport.js';
+import { ChangeHints, openDb, type Db } from './db.js';
+
+export interface SqliteTransportOptions {
+  /** How long a claimed message stays invisible without renewal; the live owner renews it every third of this. */
+  readonly visibilityTimeout: number;
+}
+
+/** Broadcast rows older than this are pruned: remote control and events are live signals, not history. */
+const BROADCAST_KEEP_MS = 60_000;
+
+/**
+ * `sqlite://path`: the embedded default broker. Several processes share one
+ * file: claims run in `BEGIN IMMEDIATE` transactions, each claimed message
+ * carries its owner's token and a lease that the live owner renews, and a
+ * message whose lease ran out (its owner died) is claimable again.
+ */
+export class SqliteTransport implements Transport {
+  readonly kind = 'sqlite';
+  readonly capabilities: TransportCapabilities = Object.freeze({
+    priorities: 'highFirst',
+    delayedDelivery: true,
+    fanout: true,
+    confirms: true,
+    visibilityTimeout: true,
+    durable: true,
+    crossProcess: true,
+  });
+  private readonly consumers = new Set<SqliteConsumer>();
+  private readonly subscriptions = new Map<string, Set<(payload: unknown) => void>>();
+  private broadcastLoop: Promise<void> | undefined;
+  private readonly broadcastBackoff = new PollBackoff(5, 250);
+  private closed = false;
+  private readonly onChange = (): void => {
+    for (const c of this.consumers) c.backoff.wake();
+    this.broadcastBackoff.wake();
+  };
+
+  private constructor(
+    readonly db: Db,
+    private readonly path: string,
+    private readonly hints: ChangeHints,
+    readonly options: SqliteTransportOptions,
+  ) {
+    hints.on('change', this.onChange);
+  }
+
+  static async open(path: string, options: SqliteTransportOptions): Promise<SqliteTransport> {
+    return new SqliteTransport(await openDb(path), path, ChangeHints.acquire(path), options);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new TransportClosedError('sqlite transport');
+  }
+
+  async publish(queue: string, message: WireMessage, options: PublishOptions = {}): Promise<void> {
+    this.assertOpen();
+    const envelope = JSON.stringify(toKombuEnvelope(message, { exchange: '', routingKey: queue }));
+    this.db
+      .prepare('INSERT INTO messages (queue, priority, due_at, envelope) VALUES (?, ?, ?, ?)')
+      .run(queue, options.priority ?? 0, options.notBefore ?? 0, envelope);
+    this.hints.notify();
+  }
+
+  async consume(queues: readonly string[], onDelivery: (d: Delivery) => void, options: { prefetch: number }): Promise<Consumer> {
+    this.assertOpen();
+    const consumer = new SqliteConsumer(this, [...queues], options.prefetch, onDelivery, () => this.consumers.delete(consumer));
+    this.consumers.add(consumer);
+    consumer.start();
+    return consumer;
+  }
+
+  async purge(queue: string): Promise<number> {
+    return this.db.prepare('DELETE FROM messages WHERE queue = ? AND (lease_until IS NULL OR lease_until < ?)').run(queue, Date.now()).changes;
+  }
+
+  async length(queue: string): Promise<number> {
+    const now = Date.now();
+    const row = this.db
+      .prepare('SELECT COUNT(*) AS n FROM messages WHERE queue = ? AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)')
+      .get(queue, now, now) as { n: number };
+    return row.n;
+  }
+
+  /** Messages waiting for their due time. */
+  async delayedCount(queue: string): Promise<number> {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM messages WHERE queue = ? AND due_at > ?').get(queue, Date.now()) as { n: number }).n;
+  }
+
+  async deadLetter(delivery: Delivery, record: Omit<DeadLetterRecord, 'wire' | 'queue' | 'deliveryCount'>): Promise<void> {
+    const full: DeadLetterRecord = { ...record, queue: delivery.queue, deliveryCount: delivery.deliveryCount, wire: delivery.message };
+    // Record first, then ack: a crash between the two leaves a duplicate entry, never a lost message.
+    this.db.prepare('INSERT OR REPLACE INTO dead_letters (id, record, failed_at) VALUES (?, ?, ?)').run(record.id, JSON.stringify(full), record.failedAt);
+    await delivery.ack();
+  }
+
+  async listDeadLetters(): Promise<DeadLetterRecord[]> {
+    const rows = this.db.prepare('SELECT record FROM dead_letters ORDER BY failed_at').all() as { record: string }[];
+    return rows.map((r) => JSON.parse(r.record) as DeadLetterRecord);
+  }
+
+  async takeDeadLetter(id: string): Promise<DeadLetterRecord | undefined> {
+    const row = this.db.prepare('DELETE FROM dead_letters WHERE id = ? RETURNING record').get(id) as { record: string } | undefined;
+    return row ? (JSON.parse(row.record) as DeadLetterRecord) : undefined;
+  }
+
+  async broadcast(channel: string, payload: unknown): Promise<void> {
+    this.assertOpen();
+    const now = Date.now();
+    this.db.prepare('INSERT INTO broadcasts (channel, payload, created_at) VALUES (?, ?, ?)').run(channel, JSON.stringify(payload), now);
+    this.db.prepare('DELETE FROM broadcasts WHERE created_at < ?').run(now - BROADCAST_KEEP_MS);
+    this.hints.notify();
+  }
+
+  async subscribe(channel: string, onMessage: (payload: unknown) => void): Promise<() => Promise<void>> {
+    this.assertOpen();
+    const set = this.subscriptions.get(channel) ?? new Set();
+    this.subscriptions.set(channel, set);
+    set.add(onMessage);
+    this.broadcastLoop ??= this.pollBroadcasts();
+    return async () => {
+      set.delete(onMessage);
+    };
+  }
+
+  private async pollBroadcasts(): Promise<void> {
+    // Only what is broadcast after the first subscription is seen, as with a pub/sub channel.
+    let last = (this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM broadcasts').get() as { s: number }).s;
+    const read = this.db.prepare('SELECT seq, channel, payload FROM broadcasts WHERE seq > ? ORDER BY seq');
+    while (!this.closed) {
+      const rows = read.all(last) as { seq: number; channel: string; payload: string }[];
+      for (const row of rows) {
+        last = row.seq;
+        for (const handler of this.subscriptions.get(row.channel) ?? []) handler(JSON.parse(row.payload));
+      }
+      if (rows.length) this.broadcastBackoff.reset();
+      await this.broadcastBackoff.sleep();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.broadcastBackoff.wake();
+    for (const consumer of [...this.consumers]) consumer.releaseAll();
+    this.hints.off('change', this.onChange);
+    ChangeHints.release(this.path);
+    await this.broadcastLoop;
+    this.db.close();
+  }
+
+  /** Used by consumers: claim up to `n` ready messages from `queues` (in order) in one write transaction. */
+  claim(owner: string, queues: readonly string[], n: number): { id: number; queue: string; envelope: string; deliveryCount: number }[] {
+    const now = Date.now();
+    const leaseUntil = now + this.options.visibilityTimeout;
+    const select = this.db.prepare(
+      'SELECT id, envelope, delivery_count FROM messages WHERE queue = ? AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY priority DESC, id LIMIT ?',
+    );
+    const take = this.db.prepare('UPDATE messages SET owner = ?, lease_until = ?, delivery_count = delivery_count + 1 WHERE id = ?');
+    const claimed: { id: number; queue: string; envelope: string; deliveryCount: number }[] = [];
+    this.db
+      .transaction(() => {
+        for (const queue of queues) {
+          if (claimed.length >= n) break;
+          for (const row of select.all(queue, now, now, n - claimed.length) as { id: number; envelope: string; delivery_count: number }[]) {
+            take.run(owner, leaseUntil, row.id);
+            claimed.push({ id: row.id, queue, envelope: row.envelope, deliveryCount: row.delivery_count + 1 });
+          }
+        }
+      })
+      .immediate();
+    return claimed;
+  }
+}
+
+class SqliteConsumer implements Consumer {
+  readonly token = newId();
+  readonly backoff = new PollBackoff(1, 250);
+  private readonly held = new Set<number>();
+  private active = true;
+  private renewTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly transport: SqliteTransport,
+    private readonly queues: readonly string[],
+    private prefetch: number,
+    private readonly onDelivery: (d: Delivery) => void,
+    private readonly onGone: () => void,
+  ) {}
+
+  start(): void {
+    const every = Math.max(50, Math.floor(this.transport.options.visibilityTimeout / 3));
+    // A live owner keeps its leases: a long task is never handed to a second consumer while this process runs.
+    this.renewTimer = setInterval(() => this.renew(), every);
+    this.renewTimer.unref();
+    void this.loop();
+  }
+
+  private renew(): void {
+    if (this.held.size === 0) return;
+    try {
+      this.transport.db
+        .prepare('UPDATE messages SET lease_until = ? WHERE owner = ?')
+        .run(Date.now() + this.transport.options.visibilityTimeout, this.token);
+    } catch {
+      // Busy or closed: the next tick tries again, well inside the lease.
+    }
+  }
+
+  private async loop(): Promise<void> {
+    while (this.active) {
+      const free = this.prefetch - this.held.size;
+      if (free > 0) {
+        let rows: ReturnType<SqliteTransport['claim']> = [];
+        try {
+          rows = this.transport.claim(this.token, this.queues, free);
+        } catch {
+          // SQLITE_BUSY past the busy timeout: back off and try again.
+        }
+        for (const row of rows) this.deliver(row);
+        if (rows.length > 0) {
+          this.backoff.reset();
+          continue;
+        }
+      }
+      await this.backoff.sleep();
+    }
+  }
+
+  private deliver(row: { id: number; queue: string; envelope: string; deliveryCount: number }): void {
+    this.held.add(row.id);
+    const db = this.transport.db;
+    const settle = (sql: string, what: string): Promise<void> => {
+      if (!this.held.delete(row.id)) return Promise.resolve();
+      this.backoff.wake();
+      const changes = db.prepare(sql).run(row.id, this.token).changes;
+      return changes === 1 ? Promise.resolve() : Promise.reject(new LeaseLostError(what));
+    };
+    const { wire } = fromKombuEnvelope(row.envelope);
+    this.onDelivery({
+      message: wire,
+      queue: row.queue,
+      redelivered: row.deliveryCount > 1,
+      deliveryCount: row.deliveryCount,
+      ack: () => settle('DELETE FROM messages WHERE id = ? AND owner = ?', 'ack'),
+      reject: ({ requeue }) =>
+        requeue
+          ? settle('UPDATE messages SET owner = NULL, lease_until = NULL WHERE id = ? AND owner = ?', 'reject')
+          : settle('DELETE FROM messages WHERE id = ? AND owner = ?', 'reject'),
+    });
+  }
+
+  setPrefetch(count: number): void {
+    this.prefetch = count;
+    this.backoff.wake();
+  }
+
+  async cancel(): Promise<void> {
+    this.active = false;
+    this.backoff.wake();
+    this.onGone();
+  }
+
+  /** The client is closing: what it had not settled goes back to the queue now rather than at lease expiry. */
+  releaseAll(): void {
+    void this.cancel();
+    clearInterval(this.renewTimer);
+    if (this.held.size === 0) return;
+    this.transport.db.prepare('UPDATE messages SET owner = NULL, lease_until = NULL WHERE owner = ?').run(this.token);
+    this.held.clear();
+  }
+}

@@ -1,0 +1,26 @@
+import { Command, CommanderError } from '@commander-js/extra-typings';
+import { CeleriacError } from '@celeriac/core';
+import { CliError } from './load-app.js';
+import { workerCommand } from './worker-command.js';
+
+const program = new Command('celeriac')
+  .description('celeriac: distributed tasks for TypeScript, speaking Celery protocol v2')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride()
+  .addCommand(workerCommand());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  if (err instanceof CliError) {
+    process.stderr.write(`celeriac: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  if (err instanceof CeleriacError) {
+    process.stderr.write(`celeriac: ${err.code}: ${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
+}

@@ -1,0 +1,82 @@
+/**
+ * Entry point of a process-pool child: loads the app module named by the
+ * parent, then runs one task at a time on request and answers with the
+ * outcome. Everything crosses the boundary as plain JSON-able data.
+ */
+import {
+  contextStorage,
+  encodeException,
+  RetryRequested,
+  SoftTimeLimitExceeded,
+  tracebackOf,
+  type TaskContext,
+} from '@celeriac/core';
+import { loadApp } from '../cli/load-app.js';
+import { createLogger, taskLogger } from '../logger.js';
+import { shouldAutoretry } from '../retry.js';
+import type { FromChild, ToChild } from './ipc.js';
+import { Interrupt } from '../trace.js';
+
+const send = (msg: FromChild): void => {
+  process.send?.(msg);
+};
+const log = createLogger((process.env.CELERIAC_LOGLEVEL as 'info' | undefined) ?? 'info', 'celeriac-child');
+const controllers = new Map<number, AbortController>();
+
+async function main(): Promise<void> {
+  const module = process.env.CELERIAC_CHILD_MODULE;
+  if (!module) throw new Error('CELERIAC_CHILD_MODULE is not set');
+  const { app } = await loadApp(module);
+  process.on('message', (msg: ToChild) => {
+    if (msg.type === 'exit') process.exit(0);
+    if (msg.type === 'abort') {
+      const reason =
+        msg.reason === 'soft' ? new SoftTimeLimitExceeded(msg.seconds ?? 0) : new Interrupt(msg.reason === 'terminate' ? 'terminate' : 'shutdown');
+      controllers.get(msg.jobId)?.abort(reason);
+      return;
+    }
+    void run(app, msg);
+  });
+  send({ type: 'ready' });
+}
+
+async function run(app: Awaited<ReturnType<typeof loadApp>>['app'], msg: Extract<ToChild, { type: 'run' }>): Promise<void> {
+  const task = app.registry.get(msg.taskName);
+  const controller = new AbortController();
+  controllers.set(msg.jobId, controller);
+  const rss = (): number => process.memoryUsage().rss;
+  try {
+    if (!task) throw new Error(`task ${msg.taskName} is not registered in the child process`);
+    const ctx: TaskContext = {
+      ...msg.ctx,
+      signal: controller.signal,
+      log: taskLogger(log, msg.ctx.id, msg.ctx.name),
+      updateState: async (state, meta) => send({ type: 'update-state', jobId: msg.jobId, state, meta: meta ?? null }),
+      retry: (options = {}) => {
+        throw new RetryRequested(options.countdown, options.exc, options.maxRetries);
+      },
+    };
+    const value = await contextStorage.run(ctx, () => task.fn.apply(ctx, msg.args));
+    send({ type: 'done', jobId: msg.jobId, rss: rss(), ok: true, value: value ?? null });
+  } catch (err) {
+    const retry = err instanceof RetryRequested ? err : undefined;
+    const cause = retry ? (retry.cause_ ?? retry) : err;
+    send({
+      type: 'done',
+      jobId: msg.jobId,
+      rss: rss(),
+      ok: false,
+      retry: retry ? { ...(retry.countdown !== undefined ? { countdown: retry.countdown } : {}), ...(retry.maxRetries !== undefined ? { maxRetries: retry.maxRetries } : {}) } : null,
+      exc: encodeException(cause),
+      traceback: tracebackOf(cause),
+      autoretry: !!task && shouldAutoretry(task.options, err),
+    });
+  } finally {
+    controllers.delete(msg.jobId);
+  }
+}
+
+main().catch((err: unknown) => {
+  send({ type: 'fatal', message: err instanceof Error ? err.message : String(err) });
+  process.exit(70);
+});

@@ -1,0 +1,189 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { RetryRequested, SoftTimeLimitExceeded, TaskError } from '@celeriac/core';
+import { Interrupt } from '../trace.js';
+import { ChildTaskError, TimeLimitExceeded, WorkerLostError } from './errors.js';
+import type { FromChild, ToChild } from './ipc.js';
+import type { Pool, PoolJob } from './pool.js';
+
+export interface ProcessPoolOptions {
+  /** The module that defines the app and its tasks (the worker's `-A`). */
+  readonly module: string;
+  /** Number of child processes; each runs one task at a time. */
+  readonly size: number;
+  /** Replace a child after it ran this many tasks. */
+  readonly maxTasksPerChild?: number;
+  /** Replace a child whose resident memory passes this many MB after a task. */
+  readonly maxMemoryPerChildMb?: number;
+  /** After a terminate request, kill the child if the task has not stopped within this many ms. */
+  readonly terminateGraceMs?: number;
+  readonly logLevel?: string;
+}
+
+interface Child {
+  readonly proc: ChildProcess;
+  tasksRun: number;
+  job: { jobId: number; settle: (outcome: { ok: true; value: unknown } | { ok: false; error: unknown }) => void } | undefined;
+  retiring: boolean;
+}
+
+const CHILD_ENTRY = fileURLToPath(new URL('./child.js', import.meta.url));
+
+/**
+ * Runs tasks in child processes that load the same module as the worker
+ * (Celery's prefork): CPU-bound work, isolation, hard time limits by kill, and
+ * recycling by task count or memory. A child that dies mid-task is replaced
+ * and its task follows the worker-lost rule (returned to the queue).
+ */
+export class ProcessPool implements Pool {
+  readonly kind = 'process' as const;
+  readonly capabilities = Object.freeze({ hardTimeLimit: true });
+  private readonly children = new Set<Child>();
+  private readonly idle: Child[] = [];
+  private readonly waiting: ((child: Child) => void)[] = [];
+  private nextJobId = 1;
+  private closing = false;
+
+  constructor(private readonly options: ProcessPoolOptions) {}
+
+  async start(): Promise<void> {
+    await Promise.all(Array.from({ length: this.options.size }, () => this.spawn()));
+  }
+
+  private spawn(): Promise<Child> {
+    const proc = fork(CHILD_ENTRY, [], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, CELERIAC_CHILD_MODULE: this.options.module, CELERIAC_LOGLEVEL: this.options.logLevel ?? 'info' },
+      serialization: 'advanced',
+    });
+    const child: Child = { proc, tasksRun: 0, job: undefined, retiring: false };
+    this.children.add(child);
+    return new Promise<Child>((resolve, reject) => {
+      proc.on('message', (msg: FromChild) => {
+        if (msg.type === 'ready') {
+          this.release(child);
+          resolve(child);
+        } else if (msg.type === 'fatal') {
+          reject(new Error(`process pool child could not start: ${msg.message}`));
+        } else if (msg.type === 'done' && child.job?.jobId === msg.jobId) {
+          const { settle } = child.job;
+          child.job = undefined;
+          child.tasksRun++;
+          settle(msg.ok ? { ok: true, value: msg.value } : { ok: false, error: childError(msg) });
+          this.afterTask(child, msg.rss);
+        } else if (msg.type === 'update-state') {
+          this.stateHandlers.get(msg.jobId)?.(msg.state, msg.meta);
+        }
+      });
+      proc.on('exit', (code, signal) => {
+        this.children.delete(child);
+        const at = this.idle.indexOf(child);
+        if (at !== -1) this.idle.splice(at, 1);
+        reject(new Error(`process pool child exited during start (code ${code}, signal ${signal})`));
+        if (child.job) {
+          const { settle } = child.job;
+          child.job = undefined;
+          settle({ ok: false, error: new WorkerLostError('?', `child ${proc.pid} exited with ${signal ?? `code ${code}`}`) });
+        }
+        // Keep the pool at size: a crashed or recycled child is replaced.
+        if (!this.closing) void this.spawn().catch(() => undefined);
+      });
+    });
+  }
+
+  private readonly stateHandlers = new Map<number, (state: string, meta: unknown) => void>();
+
+  private afterTask(child: Child, rss: number): void {
+    const { maxTasksPerChild, maxMemoryPerChildMb } = this.options;
+    const tooMany = maxTasksPerChild !== undefined && child.tasksRun >= maxTasksPerChild;
+    const tooBig = maxMemoryPerChildMb !== undefined && rss > maxMemoryPerChildMb * 1024 * 1024;
+    if (tooMany || tooBig) {
+      child.retiring = true;
+      this.sendTo(child, { type: 'exit' });
+      return;
+    }
+    this.release(child);
+  }
+
+  private release(child: Child): void {
+    const next = this.waiting.shift();
+    if (next) next(child);
+    else this.idle.push(child);
+  }
+
+  private acquire(): Promise<Child> {
+    const child = this.idle.shift();
+    return child ? Promise.resolve(child) : new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private sendTo(child: Child, msg: ToChild): void {
+    if (child.proc.connected) child.proc.send(msg);
+  }
+
+  async run({ task, args, ctx }: PoolJob): Promise<unknown> {
+    const child = await this.acquire();
+    const jobId = this.nextJobId++;
+    this.stateHandlers.set(jobId, (state, meta) => void ctx.updateState(state, meta));
+    const hardMs = task.options.timeLimit;
+    let hardTimer: NodeJS.Timeout | undefined;
+    let killTimer: NodeJS.Timeout | undefined;
+    const outcome = await new Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }>((settle) => {
+      child.job = { jobId, settle };
+      const onAbort = (): void => {
+        const reason: unknown = ctx.signal.reason;
+        if (reason instanceof SoftTimeLimitExceeded) {
+          this.sendTo(child, { type: 'abort', jobId, reason: 'soft', seconds: (reason.details.seconds as number) ?? 0 });
+        } else if (reason instanceof Interrupt) {
+          this.sendTo(child, { type: 'abort', jobId, reason: reason.kind });
+          // A task that ignores its signal is stopped by killing its process.
+          killTimer = setTimeout(() => child.proc.kill('SIGKILL'), reason.kind === 'shutdown' ? 0 : (this.options.terminateGraceMs ?? 2000));
+        }
+      };
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      if (hardMs !== undefined) {
+        hardTimer = setTimeout(() => {
+          if (child.job?.jobId !== jobId) return;
+          child.job = undefined;
+          settle({ ok: false, error: new TimeLimitExceeded(ctx.id, hardMs / 1000) });
+          child.proc.kill('SIGKILL');
+        }, hardMs);
+      }
+      this.sendTo(child, { type: 'run', jobId, taskName: task.name, args: [...args], ctx: {
+        id: ctx.id, name: ctx.name, retries: ctx.retries, rootId: ctx.rootId, parentId: ctx.parentId, groupId: ctx.groupId,
+      } });
+    });
+    clearTimeout(hardTimer);
+    clearTimeout(killTimer);
+    this.stateHandlers.delete(jobId);
+    if (outcome.ok) return outcome.value;
+    const error = outcome.error;
+    if (error instanceof WorkerLostError) throw new WorkerLostError(ctx.id, error.message.replace(/^.*?: /, ''));
+    throw error;
+  }
+
+  async interruptAll(): Promise<void> {
+    for (const child of this.children) if (child.job) child.proc.kill('SIGKILL');
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const exits = [...this.children].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.proc.exitCode !== null || child.proc.signalCode !== null) return resolve();
+          child.proc.once('exit', () => resolve());
+          this.sendTo(child, { type: 'exit' });
+          setTimeout(() => child.proc.kill('SIGKILL'), 2000).unref();
+        }),
+    );
+    await Promise.all(exits);
+  }
+}
+
+function childError(msg: Extract<FromChild, { type: 'done'; ok: false }>): unknown {
+  const taskId = '';
+  if (msg.retry) {
+    return new RetryRequested(msg.retry.countdown, new TaskError({ taskId, excType: msg.exc.exc_type, excModule: msg.exc.exc_module, excArgs: msg.exc.exc_message, traceback: msg.traceback }), msg.retry.maxRetries);
+  }
+  return new ChildTaskError(taskId, msg.exc, msg.traceback, msg.autoretry);
+}

@@ -1,0 +1,60 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { afterEach } from 'vitest';
+import { waitFor } from './wait.js';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+export const CLI = join(ROOT, 'packages', 'worker', 'bin', 'celeriac.js');
+export const FIXTURE_APP = join(ROOT, 'test', 'fixtures', 'apps', 'tasks.ts');
+export const HARD_LIMIT_APP = join(ROOT, 'test', 'fixtures', 'apps', 'hard-limits.ts');
+
+export interface Spawned {
+  readonly proc: ChildProcess;
+  readonly pid: number;
+  /** Everything printed so far (stdout and stderr). */
+  output(): string;
+  /** Wait until the output matches. */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  /** Resolves with the exit code (or signal name) once the process is gone. */
+  exited: Promise<number | string>;
+}
+
+const running = new Set<Spawned>();
+
+/** Run the `celeriac` CLI as a real process; killed after the test if still alive. */
+export function celeriac(args: string[], env: Record<string, string> = {}): Spawned {
+  const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  proc.stderr.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const spawned: Spawned = {
+    proc,
+    pid: proc.pid!,
+    output: () => out,
+    waitForOutput: (pattern, timeoutMs = 20_000) => waitFor(() => pattern.test(out), `output ${pattern}\n--- output so far ---\n${out}`, timeoutMs).then(() => undefined),
+    exited,
+  };
+  running.add(spawned);
+  void exited.then(() => running.delete(spawned));
+  return spawned;
+}
+
+/** Start `celeriac worker` and wait until it reports ready. */
+export async function startWorker(args: string[], env: Record<string, string>): Promise<Spawned> {
+  const w = celeriac(['worker', ...args], env);
+  await Promise.race([
+    w.waitForOutput(/worker ready/, 30_000),
+    w.exited.then((code) => {
+      throw new Error(`worker exited (${code}) before ready:\n${w.output()}`);
+    }),
+  ]);
+  return w;
+}
+
+afterEach(async () => {
+  for (const s of [...running]) {
+    s.proc.kill('SIGKILL');
+    await s.exited;
+  }
+});

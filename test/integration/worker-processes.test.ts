@@ -1,0 +1,236 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createApp, ErrorCodes, TaskError, type CeleriacApp } from '@celeriac/core';
+import { celeriac, FIXTURE_APP, HARD_LIMIT_APP, startWorker } from '../helpers/processes.js';
+import { readEffects } from '../helpers/effects.js';
+import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
+
+const dir = tempDir('celeriac-proc-');
+let n = 0;
+const clients: CeleriacApp[] = [];
+
+/** A fresh embedded broker (SQLite file) shared by the test's client and its worker processes. */
+function world(extraEnv: Record<string, string> = {}) {
+  const id = ++n;
+  const url = `sqlite://${join(dir, `w${id}.db`)}`;
+  const effects = join(dir, `effects-${id}.jsonl`);
+  const env = { CELERIAC_BROKER_URL: url, EFFECTS_FILE: effects, CELERIAC_LOGLEVEL: 'info', ...extraEnv };
+  const client = createApp({ broker: url, visibilityTimeout: Number(extraEnv.FIXTURE_VISIBILITY_MS ?? 30_000) });
+  clients.push(client);
+  return { url, env, effects, client };
+}
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.close();
+});
+
+describe('celeriac worker CLI', () => {
+  it('loads a .ts module, runs tasks sent from another process, and logs with task id and name', async () => {
+    const { env, client } = world();
+    const worker = await startWorker(['-A', FIXTURE_APP, '-c', '2'], env);
+    const r = await client.sendTask<number>('tasks.add', [2, 3]);
+    expect(await r.get({ timeout: 10_000 })).toBe(5);
+    await worker.waitForOutput(new RegExp(`"taskId":"${r.id}","task":"tasks.add".*task succeeded`));
+  });
+
+  it('--help lists the options; bad input is one clear line and a non-zero exit', async () => {
+    const help = celeriac(['worker', '--help']);
+    expect(await help.exited).toBe(0);
+    for (const flag of ['-A, --app', '-Q, --queues', '-c, --concurrency', '--pool', '--prefetch', '-n, --hostname', '--loglevel', '-B', 'CELERIAC_APP']) {
+      expect(help.output()).toContain(flag);
+    }
+    const missing = celeriac(['worker']);
+    expect(await missing.exited).not.toBe(0);
+    expect(missing.output()).toMatch(/required option '-A, --app <module>' not specified/);
+    const badC = celeriac(['worker', '-A', FIXTURE_APP, '-c', '0']);
+    expect(await badC.exited).not.toBe(0);
+    expect(badC.output()).toMatch(/expected a positive integer, got "0"/);
+    const noFile = celeriac(['worker', '-A', './nope/tasks.ts']);
+    expect(await noFile.exited).toBe(2);
+    expect(noFile.output()).toMatch(/^celeriac: -A \.\/nope\/tasks\.ts: no such file/m);
+    expect(noFile.output()).not.toMatch(/\n\s+at /);
+    const badPool = celeriac(['worker', '-A', FIXTURE_APP, '--pool', 'threads']);
+    expect(await badPool.exited).not.toBe(0);
+    expect(badPool.output()).toMatch(/Allowed choices are async, process/);
+    const badUrl = celeriac(['worker', '-A', FIXTURE_APP], { CELERIAC_BROKER_URL: 'kafka://u:secret@h' });
+    expect(await badUrl.exited).toBe(2);
+    expect(badUrl.output()).toMatch(/URL_INVALID: CELERIAC_BROKER_URL: unsupported URL scheme "kafka"/);
+    expect(badUrl.output()).not.toContain('secret');
+  });
+
+  it('every option also reads an env var', async () => {
+    const { env, client } = world();
+    const worker = await startWorker([], { ...env, CELERIAC_APP: FIXTURE_APP, CELERIAC_QUEUES: 'other', CELERIAC_CONCURRENCY: '3', CELERIAC_HOSTNAME: 'envnode@here' });
+    await worker.waitForOutput(/"hostname":"envnode@here","queues":\["other"\],"concurrency":3/);
+    const r = await client.sendTask<number>('tasks.add', [1, 1], {}, { queue: 'other' });
+    expect(await r.get({ timeout: 10_000 })).toBe(2);
+  });
+
+  it('prefetch never exceeds free slots: a long task does not block a short one while a slot is free', async () => {
+    const { env, client, effects } = world();
+    await startWorker(['-A', FIXTURE_APP, '-c', '2'], env);
+    const long = await client.sendTask('tasks.sleepy', [4000, 'long']);
+    await waitFor(() => readEffects(effects).some((e) => e.kind === 'start' && e.tag === 'long'), 'long task started');
+    const short = await client.sendTask<number>('tasks.add', [1, 2]);
+    expect(await short.get({ timeout: 3000 })).toBe(3);
+    expect(await long.ready()).toBe(false);
+  });
+});
+
+describe('worker faults over the embedded broker', () => {
+  it('kill -9 of a worker mid-task: the task completes exactly once afterwards, nothing lost (T02 adapted)', async () => {
+    const { env, client, effects } = world({ FIXTURE_VISIBILITY_MS: '1500' });
+    const a = await startWorker(['-A', FIXTURE_APP, '-c', '4'], env);
+    const results = [];
+    for (let i = 0; i < 8; i++) results.push(await client.sendTask('tasks.sleepy', [600, `t${i}`]));
+    await waitFor(() => readEffects(effects).filter((e) => e.kind === 'start' && e.pid === a.pid).length >= 4, 'four tasks running on A');
+    a.proc.kill('SIGKILL');
+    await a.exited;
+    await startWorker(['-A', FIXTURE_APP, '-c', '4'], env);
+    for (const r of results) await r.get({ timeout: 20_000 });
+    const ends = readEffects(effects).filter((e) => e.kind === 'end');
+    // Exactly once: every tag completed, none twice.
+    expect(ends.map((e) => e.tag).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `t${i}`).sort());
+  });
+
+  it('a long task that outlives the visibility window is not run twice while its worker lives', async () => {
+    const { env, client, effects } = world({ FIXTURE_VISIBILITY_MS: '600' });
+    await startWorker(['-A', FIXTURE_APP, '-c', '1'], env);
+    await startWorker(['-A', FIXTURE_APP, '-c', '1'], env);
+    const r = await client.sendTask('tasks.sleepy', [2500, 'long-lease']);
+    expect(await r.get({ timeout: 15_000 })).toBe('long-lease');
+    expect(readEffects(effects).filter((e) => e.kind === 'start')).toHaveLength(1);
+  });
+
+  it('SIGTERM is a warm shutdown: the running task finishes and is acked, unstarted ones stay queued', async () => {
+    const { env, client, effects } = world();
+    const w = await startWorker(['-A', FIXTURE_APP, '-c', '1'], env);
+    const running = await client.sendTask('tasks.sleepy', [1500, 'drain']);
+    await waitFor(() => readEffects(effects).some((e) => e.kind === 'start'), 'task started');
+    const queued = await client.sendTask('tasks.add', [1, 1]);
+    w.proc.kill('SIGTERM');
+    expect(await w.exited).toBe(0);
+    expect(await running.get({ timeout: 1000 })).toBe('drain');
+    expect(await queued.state()).toBe('PENDING');
+    const transport = await client.transport();
+    expect(await transport.length('celery')).toBe(1);
+  });
+
+  it('a second signal is a cold shutdown: the running task returns to the queue and runs later', async () => {
+    const { env, client, effects } = world();
+    const w = await startWorker(['-A', FIXTURE_APP, '-c', '1'], env);
+    const r = await client.sendTask('tasks.sleepy', [20_000, 'cold']);
+    await waitFor(() => readEffects(effects).some((e) => e.kind === 'start'), 'task started');
+    w.proc.kill('SIGTERM');
+    await w.waitForOutput(/warm shutdown/);
+    w.proc.kill('SIGINT');
+    expect(await w.exited).toBe(1);
+    expect(await r.state()).toBe('PENDING');
+    expect(await (await client.transport()).length('celery')).toBe(1);
+  });
+
+  it('automatic retries with exponential backoff end in SUCCESS, or in FAILURE with the last error when exhausted', async () => {
+    const { env, client, effects } = world();
+    await startWorker(['-A', FIXTURE_APP], env);
+    const ok = await client.sendTask('tasks.flaky', [3]);
+    expect(await ok.get({ timeout: 10_000 })).toBe(2);
+    const attempts = readEffects(effects).filter((e) => e.kind === 'attempt' && e.id === ok.id);
+    expect(attempts.map((a) => a.retries)).toEqual([0, 1, 2]);
+    // Backoff 100 ms then 200 ms, delivered later by the broker.
+    expect(attempts[1]!.t - attempts[0]!.t).toBeGreaterThanOrEqual(95);
+    expect(attempts[2]!.t - attempts[1]!.t).toBeGreaterThanOrEqual(195);
+    const exhausted = await client.sendTask('tasks.flaky', [10]);
+    const err = (await exhausted.get({ timeout: 10_000 }).catch((e: unknown) => e)) as TaskError;
+    expect(err).toBeInstanceOf(TaskError);
+    expect(err.excMessage).toBe('attempt 4 failed');
+  });
+
+  it('a soft time limit aborts the task signal: FAILURE SoftTimeLimitExceeded', async () => {
+    const { env, client } = world();
+    await startWorker(['-A', FIXTURE_APP], env);
+    const r = await client.sendTask('tasks.soft', []);
+    const err = (await r.get({ timeout: 10_000 }).catch((e: unknown) => e)) as TaskError;
+    expect(err.excType).toBe('SoftTimeLimitExceeded');
+    expect(err.code).toBe(ErrorCodes.SOFT_TIME_LIMIT);
+  });
+
+  it('a rate limit spaces runs without holding slots: 5/s books runs 200 ms apart', async () => {
+    const { env, client } = world();
+    await startWorker(['-A', FIXTURE_APP, '-c', '4'], env);
+    const sentAt = Date.now();
+    const rs = [];
+    for (let i = 0; i < 4; i++) rs.push(await client.sendTask<number>('tasks.rated', []));
+    const times = (await Promise.all(rs.map((r) => r.get({ timeout: 10_000 })))).sort((a, b) => a - b);
+    // Slots are booked 200 ms apart from the first one (which is no earlier than the send): the i-th run is no earlier than i slots later.
+    for (let i = 1; i < times.length; i++) expect(times[i]! - sentAt).toBeGreaterThanOrEqual(i * 200 - 5);
+    // Meanwhile other tasks are not held up.
+    expect(await (await client.sendTask<number>('tasks.add', [2, 2])).get({ timeout: 3000 })).toBe(4);
+  });
+
+  it('revoke with terminate stops a running task: REVOKED', async () => {
+    const { env, client, effects } = world();
+    await startWorker(['-A', FIXTURE_APP], env);
+    const r = await client.sendTask('tasks.sleepy', [20_000, 'victim']);
+    await waitFor(() => readEffects(effects).some((e) => e.kind === 'start'), 'task started');
+    await r.revoke({ terminate: true });
+    const err = (await r.get({ timeout: 10_000 }).catch((e: unknown) => e)) as TaskError;
+    expect(err.excType).toBe('TaskRevokedError');
+    expect(readEffects(effects).some((e) => e.kind === 'end')).toBe(false);
+  });
+});
+
+describe('process pool', () => {
+  it('a crashing child is replaced, its task redelivered, and a poison message dead-lettered after maxDeliveries (T07 at CI size)', async () => {
+    const { env, client } = world({ FIXTURE_MAX_DELIVERIES: '3' });
+    const w = await startWorker(['-A', HARD_LIMIT_APP, '--pool', 'process', '-c', '2'], env);
+    const poison = await client.sendTask('tasks.crash', []);
+    const normal = [];
+    for (let i = 0; i < 20; i++) normal.push(await client.sendTask<number>('tasks.pid', []));
+    for (const r of normal) expect(typeof (await r.get({ timeout: 20_000 }))).toBe('number');
+    const err = (await poison.get({ timeout: 20_000 }).catch((e: unknown) => e)) as TaskError;
+    expect(err.excType).toBe('WorkerLostError');
+    expect(err.excMessage).toMatch(/delivered 3 times without finishing/);
+    const dead = await (await client.transport()).listDeadLetters();
+    expect(dead).toEqual([expect.objectContaining({ id: poison.id, reason: 'WORKER_LOST', deliveryCount: 4 })]);
+    expect(w.proc.exitCode).toBeNull();
+  });
+
+  it('a hard time limit kills the child: FAILURE TimeLimitExceeded, and the pool keeps serving', async () => {
+    const { env, client } = world();
+    await startWorker(['-A', HARD_LIMIT_APP, '--pool', 'process', '-c', '1'], env);
+    const r = await client.sendTask('tasks.hang', []);
+    const err = (await r.get({ timeout: 10_000 }).catch((e: unknown) => e)) as TaskError;
+    expect(err.excType).toBe('TimeLimitExceeded');
+    expect(err.code).toBe(ErrorCodes.TIME_LIMIT);
+    expect(typeof (await (await client.sendTask<number>('tasks.pid', [])).get({ timeout: 10_000 }))).toBe('number');
+  });
+
+  it('revoke with terminate kills a child stuck in a CPU loop', async () => {
+    const { env, client } = world();
+    await startWorker(['-A', HARD_LIMIT_APP, '--pool', 'process', '-c', '1'], env);
+    const r = await client.sendTask('tasks.spin', []);
+    await waitFor(async () => (await (await client.transport()).length('celery')) === 0, 'spin claimed');
+    await r.revoke({ terminate: true });
+    const err = (await r.get({ timeout: 15_000 }).catch((e: unknown) => e)) as TaskError;
+    expect(err.excType).toBe('TaskRevokedError');
+    expect(typeof (await (await client.sendTask<number>('tasks.pid', [])).get({ timeout: 10_000 }))).toBe('number');
+  });
+
+  it('children are recycled after maxTasksPerChild', async () => {
+    const { env, client } = world();
+    await startWorker(['-A', HARD_LIMIT_APP, '--pool', 'process', '-c', '1', '--max-tasks-per-child', '2'], env);
+    const pids: number[] = [];
+    for (let i = 0; i < 6; i++) pids.push(await (await client.sendTask<number>('tasks.pid', [])).get({ timeout: 10_000 }));
+    expect(new Set(pids).size).toBe(3);
+    expect(pids[0]).toBe(pids[1]);
+    expect(pids[1]).not.toBe(pids[2]);
+  });
+
+  it('the async pool refuses a module with hard time limits, at start, with a named error', async () => {
+    const { env } = world();
+    const w = celeriac(['worker', '-A', HARD_LIMIT_APP], env);
+    expect(await w.exited).toBe(2);
+    expect(w.output()).toMatch(/CAPABILITY_MISSING: The async pool cannot enforce a hard timeLimit \(tasks: .*tasks\.hang/);
+  });
+});
