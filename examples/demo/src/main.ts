@@ -1,0 +1,113 @@
+/**
+ * `pnpm demo`: starts two worker processes on the embedded default broker (a
+ * SQLite file, no server), then a client that walks through celeriac's basics
+ * with readable output, then shuts everything down and exits 0.
+ * Set CELERIAC_BROKER_URL / CELERIAC_RESULT_BACKEND to run the same code elsewhere.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TaskError } from '@celeriac/core';
+import { add, app, brokenTask, flaky, noop, onTaskError, onTaskSuccess, printTask } from './tasks.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const cli = join(dirname(createRequire(import.meta.url).resolve('@celeriac/worker/package.json')), 'bin', 'celeriac.js');
+
+function step(title: string): void {
+  console.log(`\n▸ ${title}`);
+}
+
+function startWorker(name: string): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [cli, 'worker', '-A', join(here, 'tasks.js'), '-c', '4', '-n', name, '--loglevel', 'info'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: process.env,
+  });
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    proc.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      for (let nl = buffered.indexOf('\n'); nl !== -1; nl = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (!line.startsWith('{')) console.log(line); // what tasks print
+        else if (line.includes('"worker ready"')) {
+          console.log(`  worker ${name} ready (pid ${proc.pid})`);
+          resolve(proc);
+        } else if (/"level":(50|60)/.test(line)) console.log(`  [${name}] ${line}`);
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`worker ${name} exited early with code ${code}`)));
+  });
+}
+
+async function main(): Promise<void> {
+  const embedded = !process.env.CELERIAC_BROKER_URL;
+  // Start from an empty embedded store so the output is the same every run.
+  if (embedded) for (const suffix of ['', '-wal', '-shm']) rmSync(join(process.cwd(), '.celeriac', `celeriac.db${suffix}`), { force: true });
+  console.log(`celeriac demo — broker ${app.config.broker.redacted}, results ${app.config.backend.redacted}`);
+
+  step('Starting two worker processes');
+  const workers = await Promise.all([startWorker('demo-1@localhost'), startWorker('demo-2@localhost')]);
+
+  step('delay() and get()');
+  const sum = await add.delay(2, 3);
+  console.log(`  add.delay(2, 3) → task ${sum.id}`);
+  console.log(`  result: ${await sum.get({ timeout: 10_000 })}  (state ${await sum.state()})`);
+
+  step('A failing task and its error');
+  const failed = await brokenTask.delay();
+  try {
+    await failed.get({ timeout: 10_000 });
+  } catch (err) {
+    const e = err as TaskError;
+    console.log(`  broken_task raised ${e.excType}: ${e.excMessage}  (code ${e.code})`);
+  }
+
+  step('A retry that succeeds');
+  console.log(`  flaky: ${await (await flaky.delay()).get({ timeout: 20_000 })}`);
+
+  step('link and link_error callbacks');
+  const successId = crypto.randomUUID();
+  const errorId = crypto.randomUUID();
+  await printTask.applyAsync(['something'], {}, { link: onTaskSuccess.s('print_task').set({ task_id: successId }) });
+  const broken = await brokenTask.applyAsync([], {}, { linkError: onTaskError.s('broken_task').set({ task_id: errorId }) });
+  console.log(`  link fired: ${await app.asyncResult<string>(successId).get({ timeout: 10_000 })}`);
+  console.log(`  link_error fired: ${await app.asyncResult<string>(errorId).get({ timeout: 10_000 })}  (failed task ${broken.id})`);
+
+  step('A batch of 1,000 tasks');
+  const started = Date.now();
+  const batch = [];
+  for (let i = 0; i < 1000; i++) batch.push(await noop.delay());
+  const transport = await app.transport();
+  for (;;) {
+    const left = await transport.length(app.config.defaultQueue);
+    const done = 1000 - left;
+    process.stdout.write(`\r  progress: ${'█'.repeat(Math.round(done / 40)).padEnd(25, '░')} ${String(done).padStart(4)}/1000 `);
+    if (left === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await Promise.all(batch.map((r) => r.get({ timeout: 60_000 })));
+  console.log(`\n  all 1000 done in ${Date.now() - started} ms`);
+
+  step('Shutting down');
+  await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise<void>((resolve, reject) => {
+          w.removeAllListeners('exit');
+          w.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
+          w.kill('SIGTERM');
+        }),
+    ),
+  );
+  await app.close();
+  console.log('  workers stopped cleanly\n\ndemo finished ✔');
+}
+
+main().catch(async (err: unknown) => {
+  console.error('demo failed:', err);
+  await app.close().catch(() => undefined);
+  process.exit(1);
+});
