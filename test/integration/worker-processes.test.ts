@@ -182,7 +182,7 @@ describe('worker faults over the embedded broker', () => {
 
 describe('process pool', () => {
   it('a crashing child is replaced, its task redelivered, and a poison message dead-lettered after maxDeliveries (T07 at CI size)', async () => {
-    const { env, client } = world({ FIXTURE_MAX_DELIVERIES: '3' });
+    const { env, client, effects } = world({ FIXTURE_MAX_DELIVERIES: '3' });
     const w = await startWorker(['-A', HARD_LIMIT_APP, '--pool', 'process', '-c', '2'], env);
     const poison = await client.sendTask('tasks.crash', []);
     const normal = [];
@@ -194,6 +194,11 @@ describe('process pool', () => {
     const dead = await (await client.transport()).listDeadLetters();
     expect(dead).toEqual([expect.objectContaining({ id: poison.id, reason: 'WORKER_LOST', deliveryCount: 4 })]);
     expect(w.proc.exitCode).toBeNull();
+    // Redelivery after a crash backs off (1 s, then 2 s): a crash loop never spins.
+    const crashes = readEffects(effects).filter((e) => e.kind === 'crash');
+    expect(crashes).toHaveLength(3);
+    expect(crashes[1]!.t - crashes[0]!.t).toBeGreaterThanOrEqual(1000);
+    expect(crashes[2]!.t - crashes[1]!.t).toBeGreaterThanOrEqual(2000);
   });
 
   it('a hard time limit kills the child: FAILURE TimeLimitExceeded, and the pool keeps serving', async () => {

@@ -13,6 +13,9 @@ export const ErrorCodes = {
   TASK_RESULT_INVALID: 'TASK_RESULT_INVALID',
   TASK_FAILED: 'TASK_FAILED',
   MESSAGE_MALFORMED: 'MESSAGE_MALFORMED',
+  CONTENT_TYPE_REJECTED: 'CONTENT_TYPE_REJECTED',
+  MESSAGE_TOO_DEEP: 'MESSAGE_TOO_DEEP',
+  RESULT_NOT_SERIALIZABLE: 'RESULT_NOT_SERIALIZABLE',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   TIMEOUT: 'TIMEOUT',
   TRANSPORT_CLOSED: 'TRANSPORT_CLOSED',
@@ -63,8 +66,8 @@ export class UnknownTaskError extends CeleriacError {
 
 /** A message that cannot be decoded as a Celery protocol v2 task message. */
 export class MessageError extends CeleriacError {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super(ErrorCodes.MESSAGE_MALFORMED, message, details);
+  constructor(message: string, details: Record<string, unknown> = {}, code: ErrorCode = ErrorCodes.MESSAGE_MALFORMED) {
+    super(code, message, details);
   }
 }
 

@@ -19,7 +19,9 @@ export { AsyncResult, type GetOptions, type ResultHost } from './result/async-re
 export * from './protocol/schema.js';
 export { buildTaskMessage, toWire, fromWire, wireSize, type WireMessage, type TaskMessageInit } from './protocol/message.js';
 export { toKombuEnvelope, fromKombuEnvelope, type KombuEnvelope } from './protocol/kombu.js';
-export { encodeException, decodeException, tracebackOf } from './protocol/exceptions.js';
+export { encodeException, decodeException, tracebackOf, truncate, safeString, MAX_ERROR_TEXT } from './protocol/exceptions.js';
+export { jsonDepth, MAX_JSON_DEPTH } from './protocol/message.js';
+export { readKombuEnvelope, UNDECODABLE } from './protocol/kombu.js';
 export { pyRepr, pyTupleRepr } from './protocol/repr.js';
 
 export type {

@@ -25,7 +25,7 @@ import {
 import type { Logger } from './logger.js';
 import { taskLogger } from './logger.js';
 import type { Pool } from './pools/pool.js';
-import { CELERY_EXCEPTIONS, resultMeta } from './results.js';
+import { CELERY_EXCEPTIONS, resultMeta, storableResult } from './results.js';
 import { retryDelay, shouldAutoretry } from './retry.js';
 import type { WorkerEvents } from './events.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -58,6 +58,8 @@ export interface TraceDeps {
   /** Ids revoked by broadcast while this worker runs (the backend holds the durable list). */
   readonly revoked: Set<string>;
   readonly rateLimiter: RateLimiter;
+  /** Unknown task names seen, with counts (logged once per name). */
+  readonly unknownTasks: Map<string, number>;
   /** Abort controllers of running tasks, for revoke with terminate and cold shutdown. */
   readonly running: Map<string, AbortController>;
 }
@@ -169,14 +171,16 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   const softTimer = softMs !== undefined ? setTimeout(() => controller.abort(new SoftTimeLimitExceeded(softMs / 1000)), softMs) : undefined;
   let value: unknown;
   try {
-    value = checkResult(task, await deps.pool.run({ task, args: callArgs, ctx }));
+    value = storableResult(checkResult(task, await deps.pool.run({ task, args: callArgs, ctx })));
   } catch (err) {
     clearTimeout(softTimer);
     deps.running.delete(id);
     if (err instanceof WorkerLostError) {
-      // Reject-on-worker-lost: the message goes back; its delivery count decides when it is a poison message.
-      log.error({ taskId: id, task: task.name, deliveryCount: delivery.deliveryCount }, err.message);
-      await delivery.reject({ requeue: true });
+      // Reject-on-worker-lost: the message goes back after a doubling pause (a crash loop must not spin);
+      // its delivery count decides when it is a poison message.
+      const delayMs = Math.min(60_000, 1000 * 2 ** (delivery.deliveryCount - 1));
+      log.error({ taskId: id, task: task.name, deliveryCount: delivery.deliveryCount, redeliverInMs: delayMs }, err.message);
+      await delivery.reject({ requeue: true, delayMs });
       return;
     }
     if (err instanceof TimeLimitExceeded) {
@@ -339,7 +343,15 @@ async function refuse(
     });
     if (message) await dispatchErrbacks(deps, message);
   }
-  deps.log.error({ taskId: id, task: taskName, reason }, `message refused: ${text}`);
+  if (reason === ErrorCodes.TASK_UNKNOWN && taskName !== null) {
+    // One warning per unknown name (a rolling deploy can send thousands), then a count at debug level.
+    const seen = (deps.unknownTasks.get(taskName) ?? 0) + 1;
+    deps.unknownTasks.set(taskName, seen);
+    if (seen === 1) deps.log.warn({ task: taskName }, `unregistered task ${JSON.stringify(taskName)}: messages go to the dead-letter store (requeue them once a worker knows it)`);
+    else deps.log.debug({ taskId: id, task: taskName, seen }, 'unregistered task dead-lettered');
+  } else {
+    deps.log.error({ taskId: id, task: taskName, reason }, `message refused: ${text}`);
+  }
   deps.events.emit('task-rejected', { id: id ?? null, name: taskName, reason });
   const record = { id: id ?? newId(), taskName, reason, message: text, traceback: tracebackOf(err), failedAt: Date.now() };
   // With early acks the delivery is already settled: dead-letter the record without a second ack.

@@ -83,6 +83,7 @@ export class Worker {
       revoked: this.revoked,
       running: this.running,
       rateLimiter: this.rateLimiter,
+      unknownTasks: new Map(),
     };
     if (transport.capabilities.fanout) {
       this.unsubscribe = await transport.subscribe('celery.pidbox', (payload) => this.onControl(payload));

@@ -165,6 +165,25 @@ export class CeleriacApp implements ResultHost {
     return new AsyncResult<R>(id, this);
   }
 
+  /**
+   * Put dead-lettered messages back on their original queue (all of them, or
+   * the given ids) — after fixing what made them fail, e.g. deploying a worker
+   * that knows the task. Returns how many were requeued.
+   */
+  async requeueDeadLetters(ids?: readonly string[]): Promise<number> {
+    const [transport, backend] = await Promise.all([this.transport(), this.backend()]);
+    const records = (await transport.listDeadLetters()).filter((r) => !ids || ids.includes(r.id));
+    for (const record of records) {
+      // The FAILURE recorded when it was refused is no longer its outcome: the new run's result will be.
+      if ((await backend.get(record.id))?.status === 'FAILURE') await backend.forget(record.id);
+      // Publish first, then remove: a crash in between duplicates an entry but never loses one.
+      const priority = record.wire.properties.priority;
+      await transport.publish(record.queue, record.wire, typeof priority === 'number' ? { priority } : {});
+      await transport.takeDeadLetter(record.id);
+    }
+    return records.length;
+  }
+
   /** A handle on a task's result by id. */
   asyncResult<R = unknown>(taskId: string): AsyncResult<R> {
     return new AsyncResult<R>(taskId, this);

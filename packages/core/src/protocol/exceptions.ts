@@ -8,8 +8,21 @@ import { exceptionSchema, type EncodedException } from './schema.js';
  */
 const TO_PYTHON: Readonly<Record<string, string>> = { Error: 'Exception', TypeError: 'TypeError', RangeError: 'ValueError' };
 
-/** Encode a thrown value as Celery's `{exc_type, exc_message, exc_module}`. */
+/** Longest error message or traceback stored; a 5 MB message must not become a 5 MB result. */
+export const MAX_ERROR_TEXT = 64 * 1024;
+
+/** Cut text to `max` characters, saying how much was cut. */
+export function truncate(text: string, max = MAX_ERROR_TEXT): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… [truncated ${text.length - max} characters]`;
+}
+
+/** Encode a thrown value as Celery's `{exc_type, exc_message, exc_module}`, with messages truncated. */
 export function encodeException(err: unknown): EncodedException {
+  const exc = encodeUntruncated(err);
+  return { ...exc, exc_message: exc.exc_message.map((m) => (typeof m === 'string' ? truncate(m) : m)) };
+}
+
+function encodeUntruncated(err: unknown): EncodedException {
   if (err instanceof TaskError) {
     return { exc_type: err.excType, exc_message: [...err.excArgs], exc_module: err.excModule, exc_code: err.code };
   }
@@ -23,13 +36,25 @@ export function encodeException(err: unknown): EncodedException {
       ? { exc_type: py, exc_message: [err.message], exc_module: 'builtins' }
       : { exc_type: err.name || 'Error', exc_message: [err.message], exc_module: 'celeriac' };
   }
-  return { exc_type: 'Exception', exc_message: [String(err)], exc_module: 'builtins' };
+  return { exc_type: 'Exception', exc_message: [safeString(err)], exc_module: 'builtins' };
 }
 
 /** A traceback text for a thrown value (the JS stack when there is one). */
 export function tracebackOf(err: unknown): string | null {
   if (err instanceof TaskError) return err.remoteTraceback;
-  return err instanceof Error && err.stack ? err.stack : null;
+  return err instanceof Error && err.stack ? truncate(err.stack) : null;
+}
+
+/** A readable string for any value, even one JSON cannot hold (BigInt, Symbol, circular objects). */
+export function safeString(value: unknown): string {
+  if (typeof value === 'string') return truncate(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'symbol' || typeof value === 'function') return value.toString();
+  try {
+    return truncate(JSON.stringify(value) ?? String(value));
+  } catch {
+    return truncate(Object.prototype.toString.call(value));
+  }
 }
 
 const CODE_BY_TYPE: Readonly<Record<string, ErrorCode>> = {

@@ -38,6 +38,26 @@ export function toKombuEnvelope(
   };
 }
 
+/** Content type given to an envelope that could not be read, so the worker dead-letters it with the reason. */
+export const UNDECODABLE = 'application/x-celeriac-undecodable';
+
+/**
+ * Like {@link fromKombuEnvelope}, but never throws: transports deliver an
+ * unreadable envelope as a message the worker refuses with its reason
+ * (a transport must not stop consuming because of one bad message).
+ */
+export function readKombuEnvelope(text: string): { wire: WireMessage; deliveryTag: string; redelivered: boolean } {
+  try {
+    return fromKombuEnvelope(text);
+  } catch (err) {
+    return {
+      wire: { body: text, contentType: UNDECODABLE, contentEncoding: 'utf-8', headers: {}, properties: { error: (err as Error).message } },
+      deliveryTag: randomUUID(),
+      redelivered: false,
+    };
+  }
+}
+
 /** Parse a kombu envelope's JSON text back into a wire message. */
 export function fromKombuEnvelope(text: string): { wire: WireMessage; deliveryTag: string; redelivered: boolean } {
   let env: Partial<KombuEnvelope>;
@@ -46,8 +66,8 @@ export function fromKombuEnvelope(text: string): { wire: WireMessage; deliveryTa
   } catch (e) {
     throw new MessageError(`Message envelope is not valid JSON: ${(e as Error).message}`);
   }
-  if (!env || typeof env !== 'object' || typeof env.body !== 'string') {
-    throw new MessageError('Message envelope has no body');
+  if (!env || typeof env !== 'object' || Array.isArray(env) || typeof env.body !== 'string') {
+    throw new MessageError('Message envelope is not a kombu envelope (an object with a string body)');
   }
   const props = (env.properties ?? {}) as Record<string, unknown>;
   const { delivery_info: _di, body_encoding, delivery_tag, redelivered, ...properties } = props;

@@ -1,7 +1,8 @@
-import { MessageError } from '../errors.js';
+import { ErrorCodes, MessageError } from '../errors.js';
 import { originName } from '../util/ids.js';
 import { toCeleryIso } from '../util/time.js';
 import { pyRepr, pyTupleRepr } from './repr.js';
+import { UNDECODABLE } from './kombu.js';
 import {
   bodySchema,
   headersSchema,
@@ -109,6 +110,27 @@ export function toWire(message: TaskMessage): WireMessage {
   };
 }
 
+/** Deepest nesting a message body may have; deeper JSON would overflow the stack when re-serialised. */
+export const MAX_JSON_DEPTH = 512;
+
+/** Nesting depth of JSON text, counted without parsing (strings skipped), stopping early past the limit. */
+export function jsonDepth(text: string, stopAt = MAX_JSON_DEPTH + 1): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \\ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123 /* [ { */) {
+      if (++depth > max && (max = depth) >= stopAt) return max;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return max;
+}
+
 function describeIssues(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
 }
@@ -121,8 +143,20 @@ function describeIssues(error: z.ZodError): string {
 export function fromWire(wire: WireMessage): TaskMessage {
   const headerProbe = wire.headers as { task?: unknown; id?: unknown };
   const ident = { task: headerProbe.task, id: headerProbe.id };
+  if (wire.contentType === UNDECODABLE) {
+    throw new MessageError(`Undecodable message envelope: ${String(wire.properties.error)}`, ident);
+  }
   if (wire.contentType !== 'application/json') {
-    throw new MessageError(`Unsupported content type ${JSON.stringify(wire.contentType)}; celeriac reads application/json`, ident);
+    // Never pickle, yaml or msgpack: only JSON is read, so nothing in a message can run code.
+    throw new MessageError(`Content type ${JSON.stringify(wire.contentType)} rejected; celeriac reads application/json only`, ident, ErrorCodes.CONTENT_TYPE_REJECTED);
+  }
+  if (!/^(utf-?8|binary)$/i.test(wire.contentEncoding)) {
+    // Compressed bodies are refused rather than inflated: no decompression bomb can reach memory.
+    throw new MessageError(`Content encoding ${JSON.stringify(wire.contentEncoding)} rejected; celeriac reads utf-8 only`, ident, ErrorCodes.CONTENT_TYPE_REJECTED);
+  }
+  const depth = jsonDepth(wire.body);
+  if (depth > MAX_JSON_DEPTH) {
+    throw new MessageError(`Task message body nests deeper than ${MAX_JSON_DEPTH} levels`, ident, ErrorCodes.MESSAGE_TOO_DEEP);
   }
   const headers = headersSchema.safeParse(wire.headers);
   if (!headers.success) {

@@ -38,8 +38,11 @@ export interface Delivery {
   /** 1 on first delivery; counts every delivery of this message. */
   readonly deliveryCount: number;
   ack(): Promise<void>;
-  /** `requeue: true` returns it to its queue (counts as another delivery); false drops it. */
-  reject(options: { requeue: boolean }): Promise<void>;
+  /**
+   * `requeue: true` returns it to its queue (counts as another delivery), after
+   * `delayMs` when given (broker-side, like a delayed publish); false drops it.
+   */
+  reject(options: { requeue: boolean; delayMs?: number }): Promise<void>;
 }
 
 /** What the worker gets back from `consume`: a handle to tune and stop it. */

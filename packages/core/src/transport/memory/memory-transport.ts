@@ -1,5 +1,5 @@
 import { TransportClosedError } from '../../errors.js';
-import { fromKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
+import { readKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
 import type { WireMessage } from '../../protocol/message.js';
 import type {
   Consumer,
@@ -117,7 +117,8 @@ export class MemoryTransport implements Transport {
 }
 
 class MemoryConsumer implements Consumer, BrokerConsumer {
-  private inFlight = new Set<StoredMessage>();
+  /** Unacked deliveries and the queue each came from. */
+  private readonly inFlight = new Map<StoredMessage, string>();
   private active = true;
 
   constructor(
@@ -133,7 +134,7 @@ class MemoryConsumer implements Consumer, BrokerConsumer {
   }
 
   deliver(queue: string, stored: StoredMessage): void {
-    this.inFlight.add(stored);
+    this.inFlight.set(stored, queue);
     let settled = false;
     const settle = (then: () => void): Promise<void> => {
       if (settled || !this.inFlight.has(stored)) return Promise.resolve();
@@ -143,14 +144,19 @@ class MemoryConsumer implements Consumer, BrokerConsumer {
       this.broker.pump();
       return Promise.resolve();
     };
-    const { wire } = fromKombuEnvelope(stored.text);
+    const { wire } = readKombuEnvelope(stored.text);
     const delivery: Delivery = {
       message: wire,
       queue,
       redelivered: stored.deliveryCount > 1,
       deliveryCount: stored.deliveryCount,
       ack: () => settle(() => undefined),
-      reject: ({ requeue }) => settle(() => requeue && this.broker.enqueue(queue, stored, true)),
+      reject: ({ requeue, delayMs }) =>
+        settle(() => {
+          if (!requeue) return;
+          if (delayMs) this.broker.enqueueAt(Date.now() + delayMs, queue, stored);
+          else this.broker.enqueue(queue, stored, true);
+        }),
     };
     // Deliver asynchronously so a handler never runs inside publish().
     setImmediate(() => this.onDelivery(delivery));
@@ -170,12 +176,7 @@ class MemoryConsumer implements Consumer, BrokerConsumer {
   /** The connection is gone: everything unacked goes back to its queue. */
   abandon(): void {
     void this.cancel();
-    for (const stored of this.inFlight) {
-      // Its queue is not tracked per message; the first queue of the stored route is in the envelope.
-      const queue = (JSON.parse(stored.text) as { properties: { delivery_info: { routing_key: string } } }).properties
-        .delivery_info.routing_key;
-      this.broker.enqueue(queue, stored, true);
-    }
+    for (const [stored, queue] of this.inFlight) this.broker.enqueue(queue, stored, true);
     this.inFlight.clear();
   }
 }

@@ -1,5 +1,5 @@
 import { LeaseLostError, TransportClosedError } from '../../errors.js';
-import { fromKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
+import { readKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
 import type { WireMessage } from '../../protocol/message.js';
 import { PollBackoff } from '../../util/backoff.js';
 import { newId } from '../../util/ids.js';
@@ -241,16 +241,16 @@ class SqliteConsumer implements Consumer {
       const changes = db.prepare(sql).run(row.id, this.token).changes;
       return changes === 1 ? Promise.resolve() : Promise.reject(new LeaseLostError(what));
     };
-    const { wire } = fromKombuEnvelope(row.envelope);
+    const { wire } = readKombuEnvelope(row.envelope);
     this.onDelivery({
       message: wire,
       queue: row.queue,
       redelivered: row.deliveryCount > 1,
       deliveryCount: row.deliveryCount,
       ack: () => settle('DELETE FROM messages WHERE id = ? AND owner = ?', 'ack'),
-      reject: ({ requeue }) =>
+      reject: ({ requeue, delayMs }) =>
         requeue
-          ? settle('UPDATE messages SET owner = NULL, lease_until = NULL WHERE id = ? AND owner = ?', 'reject')
+          ? settle(`UPDATE messages SET owner = NULL, lease_until = NULL, due_at = ${Date.now() + (delayMs ?? 0)} WHERE id = ? AND owner = ?`, 'reject')
           : settle('DELETE FROM messages WHERE id = ? AND owner = ?', 'reject'),
     });
   }

@@ -1,0 +1,121 @@
+import { gzipSync } from 'node:zlib';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildTaskMessage, createApp, SqliteTransport, toKombuEnvelope, toWire, type CeleriacApp } from '@celeriac/core';
+import { FIXTURE_APP, ROOT, startWorker } from '../helpers/processes.js';
+import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
+
+const dir = tempDir('celeriac-hostile-');
+let n = 0;
+const clients: CeleriacApp[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.close();
+});
+
+function world() {
+  const path = join(dir, `h${++n}.db`);
+  const url = `sqlite://${path}`;
+  const client = createApp({ broker: url });
+  clients.push(client);
+  return { path, url, client, env: { CELERIAC_BROKER_URL: url, CELERIAC_LOGLEVEL: 'info' } };
+}
+
+/** Write a raw list item straight into the embedded broker's queue, bypassing every encoder (like a raw LPUSH). */
+async function rawPush(path: string, envelopeText: string): Promise<void> {
+  const t = await SqliteTransport.open(path, { visibilityTimeout: 30_000 });
+  t.db.prepare('INSERT INTO messages (queue, priority, due_at, envelope) VALUES (?, 0, 0, ?)').run('celery', envelopeText);
+  await t.close();
+}
+
+function envelope(id: string, task: string, patch: { body?: string; contentType?: string; contentEncoding?: string; headers?: Record<string, unknown> } = {}) {
+  const wire = toWire(buildTaskMessage({ task, id, args: [1, 2], kwargs: {} }));
+  const env = toKombuEnvelope({ ...wire, ...(patch.body !== undefined ? { body: patch.body } : {}) }, { exchange: '', routingKey: 'celery' });
+  return JSON.stringify({
+    ...env,
+    'content-type': patch.contentType ?? env['content-type'],
+    'content-encoding': patch.contentEncoding ?? env['content-encoding'],
+    headers: { ...env.headers, ...patch.headers },
+  });
+}
+
+const b64 = (buf: Buffer | string): string => Buffer.from(buf).toString('base64');
+
+describe('hostile messages straight onto the queue (T27 at CI size)', () => {
+  it('every bad message is dead-lettered once with a specific code; the worker neither crashes nor stops; no prototype pollution', async () => {
+    const { path, client, env } = world();
+    const deep = `[${'['.repeat(100_000)}${']'.repeat(100_000)}, {}, {}]`;
+    const bad: [string, string, string][] = [
+      ['bad-json', '{"body": "not base64 json', 'MESSAGE_MALFORMED'],
+      ['array-not-envelope', '[1, 2, 3]', 'MESSAGE_MALFORMED'],
+      ['non-utf8', JSON.stringify({ ...JSON.parse(envelope('non-utf8', 'tasks.add')), body: b64(Buffer.from([0xff, 0xfe, 0x80, 0x81])) }), 'MESSAGE_MALFORMED'],
+      ['empty-body', JSON.stringify({ ...JSON.parse(envelope('empty-body', 'tasks.add')), body: '' }), 'MESSAGE_MALFORMED'],
+      ['no-task-header', envelope('no-task-header', 'tasks.add', { headers: { task: undefined } }), 'MESSAGE_MALFORMED'],
+      ['pickle', envelope('pickle', 'tasks.add', { contentType: 'application/x-python-serialize' }), 'CONTENT_TYPE_REJECTED'],
+      ['msgpack', envelope('msgpack', 'tasks.add', { contentType: 'application/x-msgpack' }), 'CONTENT_TYPE_REJECTED'],
+      ['yaml', envelope('yaml', 'tasks.add', { contentType: 'text/yaml' }), 'CONTENT_TYPE_REJECTED'],
+      ['gzip', JSON.stringify({ ...JSON.parse(envelope('gzip', 'tasks.add', { contentEncoding: 'gzip' })), body: b64(gzipSync(Buffer.alloc(10 * 1024 * 1024))) }), 'CONTENT_TYPE_REJECTED'],
+      ['too-deep', envelope('too-deep', 'tasks.add', { body: deep }), 'MESSAGE_TOO_DEEP'],
+      ['name-proto', envelope('name-proto', '__proto__'), 'TASK_UNKNOWN'],
+      ['name-constructor', envelope('name-constructor', 'constructor'), 'TASK_UNKNOWN'],
+      ['name-tostring', envelope('name-tostring', 'toString'), 'TASK_UNKNOWN'],
+    ];
+    // Pollution attempts that are valid messages: they must run, and pollute nothing.
+    const pollute = ['{"__proto__":{"polluted":1}}', '{"constructor":{"prototype":{"polluted":1}}}'];
+    const probes: string[] = [];
+    for (const [i, payload] of pollute.entries()) {
+      const argsId = `pollute-args-${i}`;
+      await rawPush(path, envelope(argsId, 'tasks.probe', { body: `[[${payload}], ${payload}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]` }));
+      const headersId = `pollute-headers-${i}`;
+      await rawPush(path, envelope(headersId, 'tasks.probe', { headers: JSON.parse(payload) as Record<string, unknown> }));
+      probes.push(argsId, headersId);
+    }
+    const good: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      // One bad message every 15 good ones.
+      const b = i % 15 === 0 ? bad[i / 15] : undefined;
+      if (b) await rawPush(path, b[1]);
+      const id = `good-${i}`;
+      await rawPush(path, envelope(id, 'tasks.add'));
+      good.push(id);
+    }
+    const worker = await startWorker(['-A', FIXTURE_APP, '-c', '4'], env);
+    for (const id of good) expect(await client.asyncResult(id).get({ timeout: 30_000 })).toBe(3);
+    for (const id of probes) expect(await client.asyncResult(id).get({ timeout: 10_000 })).toBe(true);
+    const transport = await client.transport();
+    const dead = await waitFor(async () => {
+      const list = await transport.listDeadLetters();
+      return list.length >= bad.length ? list : undefined;
+    }, 'all bad messages dead-lettered');
+    expect(dead).toHaveLength(bad.length);
+    for (const [id, , code] of bad.filter(([id]) => !['bad-json', 'array-not-envelope'].includes(id))) {
+      expect(dead.filter((d) => d.id === id).map((d) => d.reason), id).toEqual([code]);
+    }
+    // The two envelopes with no readable id are there under generated ids, with their reason.
+    expect(dead.filter((d) => !bad.some(([id]) => id === d.id)).map((d) => d.reason)).toEqual(['MESSAGE_MALFORMED', 'MESSAGE_MALFORMED']);
+    expect(dead.every((d) => d.deliveryCount === 1)).toBe(true);
+    // Same process throughout, and still serving.
+    expect(worker.proc.exitCode).toBeNull();
+    expect(await (await client.sendTask<boolean>('tasks.probe', [])).get({ timeout: 5000 })).toBe(true);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe('unknown task names during a rolling deploy (T28 at CI size)', () => {
+  it('nothing is discarded: parked in the dead-letter store, one warning per name, all complete once after the new worker and a requeue', async () => {
+    const { client, env } = world();
+    const v1 = await startWorker(['-A', FIXTURE_APP, '-c', '4'], env);
+    const sent = [];
+    for (let i = 0; i < 50; i++) sent.push(await client.sendTask<string>('reports.v2', [i]));
+    const transport = await client.transport();
+    await waitFor(async () => (await transport.listDeadLetters()).length === 50, 'all 50 parked');
+    expect(v1.output().match(/unregistered task \\"reports\.v2\\"/g)).toHaveLength(1);
+    v1.proc.kill('SIGTERM');
+    await v1.exited;
+    await startWorker(['-A', join(ROOT, 'test', 'fixtures', 'apps', 'v2.ts'), '-c', '4'], env);
+    expect(await client.requeueDeadLetters()).toBe(50);
+    const results = await Promise.all(sent.map((r) => r.get({ timeout: 30_000 })));
+    expect(results).toEqual(Array.from({ length: 50 }, (_, i) => `report ${i}`));
+    expect(await transport.listDeadLetters()).toEqual([]);
+  });
+});
