@@ -41,6 +41,7 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
+          globalSetup: ['test/integration/global-setup.ts'],
         },
       },
     ],

@@ -12,7 +12,11 @@ import { join } from 'node:path';
  * System packages the test suite runs against, with the command that proves each is present.
  * Tests start their own servers from these binaries; they never skip when one is missing.
  */
-const SYSTEM_DEPS = [];
+const SYSTEM_DEPS = [
+  { pkg: 'redis-server', check: ['redis-server', '--version'] },
+  { pkg: 'python3-celery', check: ['/usr/bin/python3', '-c', 'import celery'] },
+  { pkg: 'python3-redis', check: ['/usr/bin/python3', '-c', 'import redis'] },
+];
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });

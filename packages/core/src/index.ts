@@ -37,6 +37,9 @@ export { MemoryTransport } from './transport/memory/memory-transport.js';
 export { MemoryBackend } from './backend/memory/memory-backend.js';
 export { SqliteTransport, type SqliteTransportOptions } from './transport/sqlite/sqlite-transport.js';
 export { SqliteBackend } from './backend/sqlite/sqlite-backend.js';
+export { RedisTransport, KEYS as REDIS_KEYS, queueKey as redisQueueKey } from './transport/redis/redis-transport.js';
+export { RedisBackend } from './backend/redis/redis-backend.js';
+export { redisSettings, type RedisSettings } from './transport/redis/connection.js';
 export { DEFAULT_SQLITE_URL } from './transport/sqlite/db.js';
 export { TRANSPORT_FACTORIES, BACKEND_FACTORIES, type FactoryContext } from './transport/registry.js';
 

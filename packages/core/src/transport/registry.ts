@@ -11,6 +11,15 @@ export interface FactoryContext {
   readonly visibilityTimeout: number;
 }
 
+const redisTransport = async (url: ParsedUrl, ctx: FactoryContext): Promise<Transport> => {
+  const [{ RedisTransport }, { redisSettings }] = await Promise.all([import('./redis/redis-transport.js'), import('./redis/connection.js')]);
+  return RedisTransport.open(redisSettings(url), { visibilityTimeout: ctx.visibilityTimeout });
+};
+const redisBackend = async (url: ParsedUrl): Promise<ResultBackend> => {
+  const [{ RedisBackend }, { redisSettings }] = await Promise.all([import('../backend/redis/redis-backend.js'), import('./redis/connection.js')]);
+  return RedisBackend.open(redisSettings(url));
+};
+
 /**
  * URL scheme → implementation. Factories are async so a transport's client
  * library (better-sqlite3, ioredis, amqplib) is loaded only when its scheme is
@@ -22,6 +31,8 @@ export const TRANSPORT_FACTORIES: Readonly<Record<string, (url: ParsedUrl, ctx: 
     const { SqliteTransport } = await import('./sqlite/sqlite-transport.js');
     return SqliteTransport.open(sqlitePath(url), { visibilityTimeout: ctx.visibilityTimeout });
   },
+  redis: redisTransport,
+  rediss: redisTransport,
 });
 
 export const BACKEND_FACTORIES: Readonly<Record<string, (url: ParsedUrl, ctx: FactoryContext) => Promise<ResultBackend>>> = Object.freeze({
@@ -30,6 +41,8 @@ export const BACKEND_FACTORIES: Readonly<Record<string, (url: ParsedUrl, ctx: Fa
     const { SqliteBackend } = await import('../backend/sqlite/sqlite-backend.js');
     return SqliteBackend.open(sqlitePath(url));
   },
+  redis: redisBackend,
+  rediss: redisBackend,
 });
 
 /** `memory://` and `memory://name` name an in-process broker/store; the empty name is `default`. */

@@ -1,0 +1,143 @@
+import type { Redis, Result } from 'ioredis';
+import { TimeoutError } from '../../errors.js';
+import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/schema.js';
+import { connectRedis, type RedisSettings } from '../../transport/redis/connection.js';
+import { STORE_RESULT } from '../../transport/redis/scripts.js';
+import type { BackendCapabilities, ResultBackend, WaitOptions } from '../backend.js';
+import { abortReason } from '../memory/memory-backend.js';
+
+/** Celery's result key. */
+export const metaKey = (taskId: string): string => `celery-task-meta-${taskId}`;
+/** celeriac's revocation marker (expires with the revocation). */
+const revokedKey = (taskId: string): string => `celeriac.revoked.${taskId}`;
+
+/**
+ * `redis://` result backend laid out as Celery's: `celery-task-meta-<id>` with an
+ * expiry, PUBLISHed on a channel of the same name. `wait` subscribes first and
+ * reads second, so a result stored in between is never missed.
+ */
+export class RedisBackend implements ResultBackend {
+  readonly kind = 'redis';
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: true, crossProcess: true });
+  /** Channel -> waiters and its SUBSCRIBE; one subscription per channel however many wait on it. */
+  private readonly waiters = new Map<string, { set: Set<(meta: ResultMeta) => void>; subscribed: Promise<unknown> }>();
+
+  private constructor(
+    private readonly redis: Redis,
+    private readonly sub: Redis,
+    private readonly settings: RedisSettings,
+  ) {
+    redis.defineCommand('celeriacStoreResult', { lua: STORE_RESULT, numberOfKeys: 1 });
+    sub.on('message', (channel: string, text: string) => {
+      const set = this.waiters.get(channel)?.set;
+      if (!set) return;
+      let meta: ResultMeta;
+      try {
+        meta = JSON.parse(text) as ResultMeta;
+      } catch {
+        return;
+      }
+      for (const waiter of set) waiter(meta);
+    });
+  }
+
+  static async open(settings: RedisSettings): Promise<RedisBackend> {
+    const redis = await connectRedis(settings);
+    const sub = await connectRedis(settings, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+    return new RedisBackend(redis, sub, settings);
+  }
+
+  async store(meta: ResultMeta, options: { expiresMs: number }): Promise<void> {
+    await this.redis.celeriacStoreResult(metaKey(meta.task_id), JSON.stringify(meta), options.expiresMs);
+  }
+
+  async get(taskId: string): Promise<ResultMeta | undefined> {
+    const text = await this.redis.get(metaKey(taskId));
+    return text ? (JSON.parse(text) as ResultMeta) : undefined;
+  }
+
+  async getMany(taskIds: readonly string[]): Promise<(ResultMeta | undefined)[]> {
+    if (taskIds.length === 0) return [];
+    const texts = await this.redis.mget(...taskIds.map(metaKey));
+    return texts.map((t) => (t ? (JSON.parse(t) as ResultMeta) : undefined));
+  }
+
+  async wait(taskId: string, options: WaitOptions = {}): Promise<ResultMeta> {
+    // The key prefix applies to the PUBLISH channel too (the script publishes on the prefixed key).
+    const channel = `${this.settings.keyPrefix}${metaKey(taskId)}`;
+    let waiter: ((meta: ResultMeta) => void) | undefined;
+    const pushed = new Promise<ResultMeta>((resolve) => {
+      waiter = (meta) => {
+        if (READY_STATES.has(meta.status as TaskState)) resolve(meta);
+      };
+    });
+    let entry = this.waiters.get(channel);
+    if (!entry) {
+      entry = { set: new Set(), subscribed: this.sub.subscribe(channel) };
+      this.waiters.set(channel, entry);
+    }
+    const set = entry.set;
+    set.add(waiter!);
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    try {
+      await entry.subscribed;
+      // Subscribed first, then read: a result stored in between is in one or the other.
+      const current = await this.get(taskId);
+      if (current && READY_STATES.has(current.status as TaskState)) return current;
+      const stops: Promise<never>[] = [];
+      if (options.timeoutMs !== undefined) {
+        const ms = options.timeoutMs;
+        stops.push(
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new TimeoutError(`Timed out after ${ms} ms waiting for task ${taskId}`, { taskId })), ms);
+          }),
+        );
+      }
+      if (options.signal) {
+        const signal = options.signal;
+        stops.push(
+          new Promise<never>((_, reject) => {
+            onAbort = () => reject(abortReason(signal));
+            if (signal.aborted) onAbort();
+            else signal.addEventListener('abort', onAbort, { once: true });
+          }),
+        );
+      }
+      return await Promise.race([pushed, ...stops]);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) options.signal?.removeEventListener('abort', onAbort);
+      set.delete(waiter!);
+      if (set.size === 0) {
+        this.waiters.delete(channel);
+        await this.sub.unsubscribe(channel).catch(() => undefined);
+      }
+    }
+  }
+
+  async forget(taskId: string): Promise<void> {
+    await this.redis.del(metaKey(taskId));
+  }
+
+  async revoke(taskIds: readonly string[], options: { expiresMs: number }): Promise<void> {
+    const pipe = this.redis.pipeline();
+    for (const id of taskIds) pipe.set(revokedKey(id), '1', 'PX', options.expiresMs);
+    await pipe.exec();
+  }
+
+  async isRevoked(taskId: string): Promise<boolean> {
+    return (await this.redis.exists(revokedKey(taskId))) === 1;
+  }
+
+  async close(): Promise<void> {
+    this.sub.disconnect();
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    celeriacStoreResult(key: string, meta: string, expiresMs: number): Result<unknown, Context>;
+  }
+}

@@ -1,0 +1,88 @@
+import type { Redis, RedisOptions } from 'ioredis';
+import { CeleriacError, ConfigError, ErrorCodes } from '../../errors.js';
+import type { ParsedUrl } from '../../util/url.js';
+
+/** Settings read from a `redis://` / `rediss://` URL. */
+export interface RedisSettings {
+  readonly options: RedisOptions;
+  /** kombu's `global_keyprefix`: prepended to every key (and, here, to pub/sub channels). */
+  readonly keyPrefix: string;
+  readonly db: number;
+  readonly redacted: string;
+}
+
+/**
+ * `redis://[user:password@]host[:port][/db][?keyPrefix=...]`; `rediss://` is TLS with
+ * certificate verification on (`?tlsInsecure=true` turns it off, for tests only).
+ */
+export function redisSettings(url: ParsedUrl): RedisSettings {
+  const u = url.url;
+  const dbText = u.pathname.replace(/^\//, '') || '0';
+  const db = Number(dbText);
+  if (!Number.isInteger(db) || db < 0) {
+    throw new ConfigError(`${url.redacted}: the path must be a database number, got ${JSON.stringify(dbText)}`, { url: url.redacted }, ErrorCodes.URL_INVALID);
+  }
+  const keyPrefix = u.searchParams.get('keyPrefix') ?? u.searchParams.get('global_keyprefix') ?? '';
+  const options: RedisOptions = {
+    host: u.hostname || '127.0.0.1',
+    port: u.port ? Number(u.port) : 6379,
+    db,
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(url.scheme === 'rediss' ? { tls: { rejectUnauthorized: u.searchParams.get('tlsInsecure') !== 'true' } } : {}),
+    keyPrefix,
+    lazyConnect: true,
+    // Fail fast while disconnected instead of queueing commands forever; reconnect in the background.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
+    connectTimeout: 5000,
+  };
+  return { options, keyPrefix, db, redacted: url.redacted };
+}
+
+/** Raised when Redis cannot be reached or stops answering; names the URL without its password. */
+export class RedisUnavailableError extends CeleriacError {
+  constructor(redacted: string, cause: unknown) {
+    super(ErrorCodes.TRANSPORT_CLOSED, `Redis at ${redacted} is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      url: redacted,
+    });
+  }
+}
+
+/** Open a connection and wait until it is ready, or fail with one clear error. */
+export async function connectRedis(settings: RedisSettings, extra: RedisOptions = {}): Promise<Redis> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis({ ...settings.options, ...extra });
+  // ioredis reports connection trouble as 'error' events while it retries: handled here, not crashing the process.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (err) {
+    client.disconnect();
+    throw new RedisUnavailableError(settings.redacted, err);
+  }
+  return client;
+}
+
+/** Warn once per process when Redis can lose queued work (eviction on, or no persistence). */
+const warned = new Set<string>();
+export async function warnIfUnsafe(client: Redis, redacted: string): Promise<void> {
+  if (warned.has(redacted)) return;
+  warned.add(redacted);
+  try {
+    const [policy, aof, save] = await Promise.all([
+      client.config('GET', 'maxmemory-policy') as Promise<string[]>,
+      client.config('GET', 'appendonly') as Promise<string[]>,
+      client.config('GET', 'save') as Promise<string[]>,
+    ]);
+    if (policy[1] && policy[1] !== 'noeviction') {
+      process.emitWarning(`Redis at ${redacted} has maxmemory-policy ${policy[1]}: it may evict queued tasks; use noeviction`, 'CeleriacWarning');
+    }
+    if (aof[1] !== 'yes' && !save[1]) {
+      process.emitWarning(`Redis at ${redacted} has no persistence (appendonly no, save ''): a restart loses queued tasks`, 'CeleriacWarning');
+    }
+  } catch {
+    // CONFIG may be disabled (managed Redis): nothing to check.
+  }
+}

@@ -1,0 +1,450 @@
+import type { Redis, Result } from 'ioredis';
+import { LeaseLostError, TransportClosedError } from '../../errors.js';
+import { readKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
+import type { WireMessage } from '../../protocol/message.js';
+import { PollBackoff } from '../../util/backoff.js';
+import { newId } from '../../util/ids.js';
+import type { Consumer, DeadLetterRecord, Delivery, PublishOptions, Transport, TransportCapabilities } from '../transport.js';
+import { connectRedis, warnIfUnsafe, type RedisSettings } from './connection.js';
+import { ACK, DEAD_LETTER, FETCH, PROMOTE, RELEASE_LOCK, REQUEUE, RESTORE_ONE, SEP } from './scripts.js';
+
+/** Keys this transport writes. kombu's names where kombu has one; celeriac's own are documented here. */
+export const KEYS = {
+  unacked: 'unacked',
+  unackedIndex: 'unacked_index',
+  unackedMutex: 'unacked_mutex',
+  /** Delivery counts of unacknowledged messages (entry removed on ack; owner: this transport). */
+  deliveries: 'celeriac.deliveries',
+  /** Delayed messages (countdown, eta, retry), promoted by any worker when due (owner: this transport). */
+  delayed: 'celeriac.delayed',
+  /** Dead letters, id -> record (owner: operators, via `failed requeue|purge`). */
+  deadLetters: 'celeriac.dead_letters',
+  binding: (exchange: string) => `_kombu.binding.${exchange}`,
+} as const;
+
+/** Wake-up channel: publishers of celeriac ping it so idle consumers fetch at once. */
+const WAKE = 'celeriac.wake';
+
+/** kombu's priority steps: 0 is served first on Redis. */
+const STEPS = [0, 3, 6, 9] as const;
+
+/** The list a message of `priority` goes to (kombu rounds down to a step). */
+export function queueKey(queue: string, priority = 0): string {
+  const step = [...STEPS].reverse().find((s) => priority >= s) ?? 0;
+  return step ? `${queue}${SEP}${step}` : queue;
+}
+
+/** The lists a consumer of `queue` polls, in order: plain first, then 3, 6, 9. */
+export const queueKeys = (queue: string): string[] => STEPS.map((s) => queueKey(queue, s));
+
+const nowSeconds = (): string => (Date.now() / 1000).toFixed(6);
+
+export interface RedisTransportOptions {
+  readonly visibilityTimeout: number;
+}
+
+/**
+ * `redis://` and `rediss://`: queues laid out as kombu lays them (lists, priority
+ * sub-lists, `_kombu.binding.*`, the `unacked` hash and `unacked_index`), so Python
+ * Celery and celeriac share queues. Fetching and recording a message as unacked is
+ * one Lua step; a live owner renews its deliveries' index entries; any worker
+ * restores entries past the visibility window under kombu's `unacked_mutex`.
+ */
+export class RedisTransport implements Transport {
+  readonly kind = 'redis';
+  readonly capabilities: TransportCapabilities = Object.freeze({
+    priorities: 'lowFirst',
+    delayedDelivery: true,
+    fanout: true,
+    confirms: true,
+    visibilityTimeout: true,
+    durable: true,
+    crossProcess: true,
+  });
+  private readonly consumers = new Set<RedisConsumer>();
+  private readonly subscriptions = new Map<string, Set<(payload: unknown) => void>>();
+  private readonly boundQueues = new Set<string>();
+  private timers: NodeJS.Timeout[] = [];
+  private promoteTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(
+    readonly redis: Redis,
+    private readonly sub: Redis,
+    readonly settings: RedisSettings,
+    readonly options: RedisTransportOptions,
+  ) {
+    for (const [name, lua, keys] of [
+      ['celeriacFetch', FETCH, undefined],
+      ['celeriacAck', ACK, 3],
+      ['celeriacRequeue', REQUEUE, 3],
+      ['celeriacDeadLetter', DEAD_LETTER, 4],
+      ['celeriacPromote', PROMOTE, 1],
+      ['celeriacRestoreOne', RESTORE_ONE, 3],
+      ['celeriacReleaseLock', RELEASE_LOCK, 1],
+    ] as const) {
+      redis.defineCommand(name, keys === undefined ? { lua } : { lua, numberOfKeys: keys });
+    }
+    sub.on('message', (channel: string, text: string) => this.onChannelMessage(channel, text));
+  }
+
+  static async open(settings: RedisSettings, options: RedisTransportOptions): Promise<RedisTransport> {
+    const redis = await connectRedis(settings);
+    const sub = await connectRedis(settings, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+    void warnIfUnsafe(redis, settings.redacted);
+    const transport = new RedisTransport(redis, sub, settings, options);
+    await sub.subscribe(transport.channel(WAKE));
+    return transport;
+  }
+
+  /** Pub/sub channels are not keys: prefix them by hand so a keyPrefix isolates them too. */
+  channel(name: string): string {
+    return `${this.settings.keyPrefix}${name}`;
+  }
+
+  private onChannelMessage(channel: string, text: string): void {
+    if (channel === this.channel(WAKE)) {
+      for (const c of this.consumers) c.backoff.wake();
+      return;
+    }
+    const handlers = this.subscriptions.get(channel);
+    if (!handlers) return;
+    let payload: unknown;
+    try {
+      const { wire } = readKombuEnvelope(text);
+      payload = JSON.parse(wire.body);
+    } catch {
+      return; // not a kombu fanout message: nothing for us
+    }
+    for (const handler of handlers) handler(payload);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new TransportClosedError('redis transport');
+  }
+
+  async publish(queue: string, message: WireMessage, options: PublishOptions = {}): Promise<void> {
+    this.assertOpen();
+    const envelope = JSON.stringify(toKombuEnvelope(message, { exchange: '', routingKey: queue }));
+    const key = queueKey(queue, options.priority ?? 0);
+    const pipe = this.redis.pipeline();
+    if (!this.boundQueues.has(queue)) {
+      // What kombu's queue_bind writes, so Python tools see the queue.
+      pipe.sadd(KEYS.binding(queue), `${queue}${SEP}${SEP}${queue}`);
+      this.boundQueues.add(queue);
+    }
+    if (options.notBefore !== undefined && options.notBefore > Date.now()) {
+      pipe.zadd(KEYS.delayed, options.notBefore, `${key}${SEP}${envelope}`);
+    } else {
+      pipe.lpush(key, envelope);
+      pipe.publish(this.channel(WAKE), '');
+    }
+    const results = await pipe.exec();
+    const failed = results?.find(([err]) => err);
+    if (failed) throw failed[0] as Error;
+    // Any celeriac process promotes due messages, so a delayed task reaches even a fleet of Python workers.
+    if (options.notBefore !== undefined) this.startPromoting();
+  }
+
+  async consume(queues: readonly string[], onDelivery: (d: Delivery) => void, options: { prefetch: number }): Promise<Consumer> {
+    this.assertOpen();
+    const consumer = new RedisConsumer(this, [...queues], options.prefetch, onDelivery, () => this.consumers.delete(consumer));
+    this.consumers.add(consumer);
+    this.startHousekeeping();
+    consumer.start();
+    return consumer;
+  }
+
+  /** Promote due delayed messages and restore abandoned ones, while this process consumes. */
+  private startHousekeeping(): void {
+    if (this.timers.length) return;
+    const restoreEvery = Math.max(200, Math.min(5000, Math.floor(this.options.visibilityTimeout / 4)));
+    const restore = setInterval(() => void this.restoreVisible().catch(() => undefined), restoreEvery);
+    this.timers.push(restore);
+    this.startPromoting();
+  }
+
+  private promoting = false;
+  private startPromoting(): void {
+    if (this.promoting) return;
+    this.promoting = true;
+    void this.promote();
+  }
+
+  /** Move due delayed messages to their queues, then sleep until the next one is due (at most 1 s). */
+  private async promote(): Promise<void> {
+    if (this.closed) return;
+    let wait = 1000;
+    try {
+      const [, next] = (await this.redis.celeriacPromote(KEYS.delayed, Date.now(), 500, this.settings.keyPrefix, this.channel(WAKE))) as [number, number];
+      if (next >= 0) wait = Math.max(5, Math.min(1000, next - Date.now()));
+    } catch {
+      // Redis away: try again shortly.
+    }
+    if (this.closed) return;
+    this.promoteTimer = setTimeout(() => void this.promote(), wait);
+  }
+
+  /**
+   * kombu's restore_visible: under `unacked_mutex`, put back every unacknowledged
+   * message whose index entry is older than the visibility window (its owner died
+   * or froze; live owners renew theirs), marked redelivered as kombu marks it.
+   */
+  async restoreVisible(): Promise<number> {
+    const token = newId();
+    const locked = await this.redis.set(KEYS.unackedMutex, token, 'PX', 30_000, 'NX');
+    if (!locked) return 0;
+    let restored = 0;
+    try {
+      const cutoff = (Date.now() - this.options.visibilityTimeout) / 1000;
+      const tags = await this.redis.zrangebyscore(KEYS.unackedIndex, 0, cutoff, 'LIMIT', 0, 200);
+      for (const tag of tags) {
+        const entry = await this.redis.hget(KEYS.unacked, tag);
+        if (!entry) {
+          await this.redis.zrem(KEYS.unackedIndex, tag);
+          continue;
+        }
+        const [payload, , routingKey] = JSON.parse(entry) as [Record<string, unknown> | string, string, string];
+        let text: string;
+        let key = routingKey;
+        if (typeof payload === 'object' && payload !== null) {
+          const env = payload as { headers?: Record<string, unknown>; properties?: { delivery_info?: Record<string, unknown>; priority?: number } };
+          if (env.headers) env.headers.redelivered = true;
+          if (env.properties?.delivery_info) env.properties.delivery_info.redelivered = true;
+          key = queueKey(routingKey, env.properties?.priority ?? 0);
+          text = JSON.stringify(payload);
+        } else {
+          text = payload;
+        }
+        restored += (await this.redis.celeriacRestoreOne(KEYS.unacked, KEYS.unackedIndex, key, tag, cutoff, text)) as number;
+      }
+      if (restored) await this.redis.publish(this.channel(WAKE), '');
+    } finally {
+      await this.redis.celeriacReleaseLock(KEYS.unackedMutex, token);
+    }
+    return restored;
+  }
+
+  async purge(queue: string): Promise<number> {
+    const keys = queueKeys(queue);
+    const results = await this.redis.multi().llen(keys[0]!).llen(keys[1]!).llen(keys[2]!).llen(keys[3]!).del(...keys).exec();
+    return (results ?? []).slice(0, 4).reduce((sum, [, n]) => sum + Number(n), 0);
+  }
+
+  async length(queue: string): Promise<number> {
+    const pipe = this.redis.pipeline();
+    for (const key of queueKeys(queue)) pipe.llen(key);
+    const results = await pipe.exec();
+    return (results ?? []).reduce((sum, [, n]) => sum + Number(n), 0);
+  }
+
+  /** Messages waiting in the delayed set (all queues). */
+  async delayedCount(): Promise<number> {
+    return this.redis.zcard(KEYS.delayed);
+  }
+
+  async deadLetter(delivery: Delivery, record: Omit<DeadLetterRecord, 'wire' | 'queue' | 'deliveryCount'>): Promise<void> {
+    const full: DeadLetterRecord = { ...record, queue: delivery.queue, deliveryCount: delivery.deliveryCount, wire: delivery.message };
+    const tag = (delivery as RedisDelivery).tag;
+    if (tag === undefined) {
+      await this.redis.hset(KEYS.deadLetters, record.id, JSON.stringify(full));
+      await delivery.ack();
+      return;
+    }
+    (delivery as RedisDelivery).settled = true;
+    const done = (await this.redis.celeriacDeadLetter(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, KEYS.deadLetters, tag, record.id, JSON.stringify(full))) as number;
+    (delivery as RedisDelivery).release();
+    if (!done) throw new LeaseLostError('dead-letter');
+  }
+
+  async listDeadLetters(): Promise<DeadLetterRecord[]> {
+    const all = await this.redis.hvals(KEYS.deadLetters);
+    return all.map((r) => JSON.parse(r) as DeadLetterRecord).sort((a, b) => a.failedAt - b.failedAt);
+  }
+
+  async takeDeadLetter(id: string): Promise<DeadLetterRecord | undefined> {
+    const [[, record]] = (await this.redis.multi().hget(KEYS.deadLetters, id).hdel(KEYS.deadLetters, id).exec()) as [[null, string | null]];
+    return record ? (JSON.parse(record) as DeadLetterRecord) : undefined;
+  }
+
+  /** Fanout as kombu does it: PUBLISH a kombu envelope on `/<db>.<exchange>`. */
+  async broadcast(channel: string, payload: unknown): Promise<void> {
+    this.assertOpen();
+    const wire: WireMessage = { body: JSON.stringify(payload), contentType: 'application/json', contentEncoding: 'utf-8', headers: {}, properties: { delivery_mode: 2, priority: 0 } };
+    await this.redis.publish(this.fanoutChannel(channel), JSON.stringify(toKombuEnvelope(wire, { exchange: channel, routingKey: '' })));
+  }
+
+  private fanoutChannel(exchange: string): string {
+    return this.channel(`/${this.settings.db}.${exchange}`);
+  }
+
+  async subscribe(channel: string, onMessage: (payload: unknown) => void): Promise<() => Promise<void>> {
+    this.assertOpen();
+    const name = this.fanoutChannel(channel);
+    let set = this.subscriptions.get(name);
+    if (!set) {
+      set = new Set();
+      this.subscriptions.set(name, set);
+      await this.sub.subscribe(name);
+    }
+    set.add(onMessage);
+    return async () => {
+      set.delete(onMessage);
+      if (set.size === 0 && !this.closed) {
+        this.subscriptions.delete(name);
+        await this.sub.unsubscribe(name).catch(() => undefined);
+      }
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.promoteTimer);
+    await Promise.all([...this.consumers].map((c) => c.releaseAll()));
+    this.sub.disconnect();
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
+
+/** A delivery as the Redis consumer hands it out; `tag` is kombu's delivery_tag. */
+interface RedisDelivery extends Delivery {
+  readonly tag: string;
+  settled: boolean;
+  release(): void;
+}
+
+class RedisConsumer implements Consumer {
+  readonly backoff = new PollBackoff(1, 100);
+  private readonly held = new Map<string, { key: string; item: string }>();
+  private active = true;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private readonly keys: string[];
+  /** Queue name for each polled list (same order as `keys`). */
+  private readonly queueOfKey: string[];
+
+  constructor(
+    private readonly transport: RedisTransport,
+    queues: readonly string[],
+    private prefetch: number,
+    private readonly onDelivery: (d: Delivery) => void,
+    private readonly onGone: () => void,
+  ) {
+    this.keys = queues.flatMap(queueKeys);
+    this.queueOfKey = queues.flatMap((q) => queueKeys(q).map(() => q));
+  }
+
+  start(): void {
+    const every = Math.max(50, Math.floor(this.transport.options.visibilityTimeout / 3));
+    // A live owner keeps its deliveries fresh in unacked_index: never restored while it runs them.
+    this.renewTimer = setInterval(() => void this.renew(), every);
+    void this.loop();
+  }
+
+  private async renew(): Promise<void> {
+    if (this.held.size === 0) return;
+    const now = nowSeconds();
+    const args = [...this.held.keys()].flatMap((tag) => [now, tag]);
+    await this.transport.redis.zadd(KEYS.unackedIndex, 'XX', ...args).catch(() => undefined);
+  }
+
+  private async loop(): Promise<void> {
+    const redis = this.transport.redis;
+    while (this.active) {
+      const free = this.prefetch - this.held.size;
+      let got = 0;
+      if (free > 0) {
+        try {
+          const out = (await redis.celeriacFetch(3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys, free, nowSeconds())) as (
+            | string
+            | number
+          )[];
+          for (let i = 0; i < out.length; i += 4) {
+            this.deliver(Number(out[i]) - 1, String(out[i + 1]), Number(out[i + 2]), String(out[i + 3]));
+            got++;
+          }
+        } catch {
+          // Redis unreachable or restarting: back off; ioredis reconnects, and this loop resumes on its own.
+        }
+      }
+      if (got > 0) {
+        this.backoff.reset();
+        continue;
+      }
+      await this.backoff.sleep();
+    }
+  }
+
+  private deliver(keyIndex: number, tag: string, count: number, item: string): void {
+    const key = this.keys[keyIndex]!;
+    const queue = this.queueOfKey[keyIndex]!;
+    this.held.set(tag, { key, item });
+    const { wire } = readKombuEnvelope(item);
+    const redis = this.transport.redis;
+    const delivery: RedisDelivery = {
+      tag,
+      settled: false,
+      message: wire,
+      queue,
+      redelivered: count > 1 || wire.headers.redelivered === true,
+      deliveryCount: count,
+      release: () => {
+        this.held.delete(tag);
+        this.backoff.wake();
+      },
+      ack: async () => {
+        if (delivery.settled) return;
+        delivery.settled = true;
+        const ok = (await redis.celeriacAck(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, tag)) as number;
+        delivery.release();
+        if (!ok) throw new LeaseLostError('ack');
+      },
+      reject: async ({ requeue, delayMs }) => {
+        if (delivery.settled) return;
+        delivery.settled = true;
+        let ok: number;
+        if (!requeue) ok = (await redis.celeriacAck(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, tag)) as number;
+        else if (delayMs) ok = (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, KEYS.delayed, tag, `${key}${SEP}${item}`, Date.now() + delayMs)) as number;
+        else ok = (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, key, tag, item, '')) as number;
+        delivery.release();
+        if (!ok) throw new LeaseLostError('reject');
+      },
+    };
+    this.onDelivery(delivery);
+  }
+
+  setPrefetch(count: number): void {
+    this.prefetch = count;
+    this.backoff.wake();
+  }
+
+  async cancel(): Promise<void> {
+    this.active = false;
+    this.backoff.wake();
+    clearInterval(this.renewTimer);
+    this.onGone();
+  }
+
+  /** Closing: what this client holds goes back to its queue now rather than after the visibility window. */
+  async releaseAll(): Promise<void> {
+    await this.cancel();
+    const redis = this.transport.redis;
+    await Promise.all(
+      [...this.held].map(([tag, { key, item }]) => redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, key, tag, item, '').catch(() => 0)),
+    );
+    this.held.clear();
+  }
+}
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    celeriacFetch(numKeys: number, ...args: (string | number)[]): Result<unknown, Context>;
+    celeriacAck(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacRequeue(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacDeadLetter(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacPromote(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacRestoreOne(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacReleaseLock(...args: (string | number)[]): Result<unknown, Context>;
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * The Redis transport's Lua scripts: each is one atomic step, with its
+ * contract in its header. Keys follow kombu's layout so Python Celery workers
+ * and celeriac share queues and can restore each other's unacknowledged work.
+ */
+
+/** kombu's separator inside priority queue names and binding members. */
+export const SEP = '\x06\x16';
+
+export const FETCH = `
+-- fetch: take up to ARGV[1] messages from the queue lists KEYS[4..] (served in that order,
+-- each from its right end, as kombu's BRPOP does) and record every one as unacknowledged,
+-- in one step: no message is ever popped without an unacked entry.
+-- KEYS[1] unacked         hash  delivery_tag -> JSON [envelope, exchange, routing_key] (kombu)
+-- KEYS[2] unacked_index   zset  delivery_tag -> delivery time, unix seconds (kombu)
+-- KEYS[3] deliveries      hash  delivery_tag -> delivery count (celeriac; removed on ack)
+-- ARGV[1] max messages; ARGV[2] now, unix seconds
+-- returns a flat array: queue key index (1-based into KEYS[4..]), tag, delivery count, envelope text, ...
+local out = {}
+local n = tonumber(ARGV[1])
+for k = 4, #KEYS do
+  while n > 0 do
+    local item = redis.call('RPOP', KEYS[k])
+    if not item then break end
+    local ok, env = pcall(cjson.decode, item)
+    local tag, ex, rk = nil, '', ''
+    if ok and type(env) == 'table' and type(env.properties) == 'table' then
+      tag = env.properties.delivery_tag
+      local info = env.properties.delivery_info
+      if type(info) == 'table' then
+        if type(info.exchange) == 'string' then ex = info.exchange end
+        if type(info.routing_key) == 'string' then rk = info.routing_key end
+      end
+    end
+    if type(tag) ~= 'string' then tag = 'celeriac-undecodable-' .. redis.sha1hex(item) end
+    -- The envelope text is embedded as it is, so a restore (by kombu too) puts back exactly what was sent.
+    local entry
+    if ok then entry = '[' .. item .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']'
+    else entry = cjson.encode({item, ex, rk}) end
+    redis.call('HSET', KEYS[1], tag, entry)
+    redis.call('ZADD', KEYS[2], ARGV[2], tag)
+    local count = redis.call('HINCRBY', KEYS[3], tag, 1)
+    out[#out + 1] = k - 3
+    out[#out + 1] = tag
+    out[#out + 1] = count
+    out[#out + 1] = item
+    n = n - 1
+  end
+  if n == 0 then break end
+end
+return out
+`;
+
+export const ACK = `
+-- ack: forget a delivery (kombu's ack: HDEL unacked + ZREM unacked_index), fenced by the
+-- unacked entry: if it is gone, the lease was lost and the message was restored elsewhere.
+-- KEYS[1] unacked; KEYS[2] unacked_index; KEYS[3] deliveries
+-- ARGV[1] delivery tag
+-- returns 1 when acknowledged, 0 when the entry was no longer ours
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+`;
+
+export const REQUEUE = `
+-- requeue: give a delivery back, now (RPUSH: next to be served, as kombu restores)
+-- or later (into the delayed set), fenced by the unacked entry like ack.
+-- KEYS[1] unacked; KEYS[2] unacked_index; KEYS[3] target queue list, or the delayed zset
+-- ARGV[1] delivery tag; ARGV[2] envelope text (list) or delayed member (zset); ARGV[3] due ms, or '' for now
+-- returns 1 when requeued, 0 when the entry was no longer ours
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+if ARGV[3] == '' then redis.call('RPUSH', KEYS[3], ARGV[2])
+else redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2]) end
+return 1
+`;
+
+export const DEAD_LETTER = `
+-- dead-letter: record why a delivery was set aside and acknowledge it, in one step.
+-- KEYS[1] unacked; KEYS[2] unacked_index; KEYS[3] deliveries; KEYS[4] dead letters (hash id -> record)
+-- ARGV[1] delivery tag; ARGV[2] record id; ARGV[3] record JSON
+-- returns 1, or 0 when the delivery was no longer ours (nothing written)
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
+return 1
+`;
+
+export const PROMOTE = `
+-- promote: move delayed messages that are due onto their queue lists; each moves exactly once
+-- (ZREM in the same step), so any number of workers can run it.
+-- KEYS[1] delayed zset: member = <queue list key> .. SEP .. <envelope text>, score = due ms
+-- ARGV[1] now ms; ARGV[2] max to move; ARGV[3] key prefix of this connection; ARGV[4] wake channel
+-- returns {moved, next due ms or -1}
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  local at = string.find(member, '\\6\\22', 1, true)
+  if at then
+    redis.call('LPUSH', ARGV[3] .. string.sub(member, 1, at - 1), string.sub(member, at + 2))
+  end
+  redis.call('ZREM', KEYS[1], member)
+end
+if #due > 0 then redis.call('PUBLISH', ARGV[4], '') end
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if head[2] then return {#due, tonumber(head[2])} end
+return {#due, -1}
+`;
+
+export const RESTORE_ONE = `
+-- restore-one: put back one unacknowledged message whose owner stopped renewing it
+-- (its index score is still at or before the cutoff), as kombu's restore_visible does.
+-- KEYS[1] unacked; KEYS[2] unacked_index; KEYS[3] target queue list
+-- ARGV[1] delivery tag; ARGV[2] cutoff, unix seconds; ARGV[3] envelope text marked redelivered
+-- returns 1 when restored, 0 when it was renewed or settled meanwhile
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if score and tonumber(score) > tonumber(ARGV[2]) then return 0 end
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[3])
+return 1
+`;
+
+export const STORE_RESULT = `
+-- store-result: write celery-task-meta-<id> with an expiry and PUBLISH it on a channel of the
+-- same name (Celery's waiters only hear the PUBLISH); a stored SUCCESS is never overwritten.
+-- KEYS[1] the meta key; ARGV[1] meta JSON; ARGV[2] expiry ms
+-- returns 1 when stored, 0 when a SUCCESS was already there
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, meta = pcall(cjson.decode, current)
+  if ok and type(meta) == 'table' and meta.status == 'SUCCESS' then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+`;
+
+export const RELEASE_LOCK = `
+-- release-lock: delete a lock only if it still holds our token.
+-- KEYS[1] lock key; ARGV[1] token. returns 1 when released.
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;

@@ -1,0 +1,48 @@
+"""Python Celery 5.2 peer for the interop tests: the lecture's tasks under the same names celeriac uses."""
+import os
+
+from celery import Celery
+
+app = Celery('tasks', broker=os.environ['CELERY_BROKER_URL'], backend=os.environ.get('CELERY_RESULT_BACKEND'))
+app.conf.update(
+    task_serializer='json',
+    result_serializer='json',
+    accept_content=['json'],
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+
+
+@app.task(name='tasks.add')
+def add(x, y):
+    return x + y
+
+
+@app.task(name='tasks.mul')
+def mul(x, y):
+    return x * y
+
+
+@app.task(name='tasks.xsum')
+def xsum(numbers):
+    return sum(numbers)
+
+
+@app.task(name='tasks.broken_task')
+def broken_task():
+    raise Exception('failed')
+
+
+@app.task(name='tasks.print_task')
+def print_task(x):
+    print(x)
+
+
+@app.task(name='tasks.on_task_success')
+def on_task_success(result, task_name):
+    return f'{task_name} succeeded with {result!r}'
+
+
+@app.task(name='tasks.on_task_error')
+def on_task_error(*args):
+    return f'errback got {list(args)!r}'
