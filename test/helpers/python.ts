@@ -17,7 +17,7 @@ afterEach(async () => {
 });
 
 /** Start a Python Celery worker (solo pool) on the given broker/backend and wait until it is ready. */
-export async function startPythonWorker(env: Record<string, string>, queues = 'celery'): Promise<{ output: () => string }> {
+export async function startPythonWorker(env: Record<string, string>, queues = 'celery'): Promise<{ output: () => string; kill: () => void }> {
   const proc = spawn(PYTHON, ['-m', 'celery', '-A', 'tasks', 'worker', '-P', 'solo', '-Q', queues, '--without-gossip', '--without-mingle', '--without-heartbeat', '-l', 'info'], {
     cwd: PY_DIR,
     env: { ...process.env, ...env, PYTHONDONTWRITEBYTECODE: '1' },
@@ -29,7 +29,7 @@ export async function startPythonWorker(env: Record<string, string>, queues = 'c
   proc.stderr.on('data', (b: Buffer) => (out += b.toString()));
   await waitFor(() => /celery@\S+ ready\./.test(out) || proc.exitCode !== null, 'python worker ready', 30_000, 50);
   if (proc.exitCode !== null) throw new Error(`python worker exited:\n${out}`);
-  return { output: () => out };
+  return { output: () => out, kill: () => proc.kill('SIGKILL') };
 }
 
 export interface PyCallResult {

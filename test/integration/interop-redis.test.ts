@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { createApp, TaskError, type CeleriacApp } from '@celeriac/core';
 import { ROOT, startWorker } from '../helpers/processes.js';
+import { waitFor } from '../helpers/wait.js';
 import { pythonClient, startPythonWorker } from '../helpers/python.js';
 
 const LECTURE = join(ROOT, 'test', 'fixtures', 'apps', 'lecture.ts');
@@ -51,5 +53,51 @@ describe('interop with Python Celery 5.2.6 over Redis', () => {
     expect(await later.get({ timeout: 20_000 })).toBe(42);
     expect(Date.now() - sent).toBeGreaterThanOrEqual(950);
     expect(await later.state()).toBe('SUCCESS');
+  });
+
+  it("a Python worker restores a killed celeriac worker's unacknowledged messages and runs them", async () => {
+    const { url, env } = world();
+    const raw = new Redis(url);
+    try {
+      const w = await startWorker(['-A', LECTURE, '-c', '2'], env);
+      const app = createApp({ broker: url });
+      clients.push(app);
+      const rs = [await app.sendTask<string>('tasks.sleepy', [3000, 'a']), await app.sendTask<string>('tasks.sleepy', [3000, 'b'])];
+      await waitFor(async () => (await raw.hlen('unacked')) === 2, 'both held by the celeriac worker');
+      w.proc.kill('SIGKILL');
+      await w.exited;
+      // Python restores, when it starts, the entries older than its visibility window (0.5 s here): wait until they are.
+      await waitFor(async () => {
+        const [, newest] = await raw.zrevrange('unacked_index', 0, 0, 'WITHSCORES');
+        return Date.now() / 1000 - Number(newest) > 1;
+      }, 'unacked entries older than the Python visibility window');
+      const py = await startPythonWorker({ ...env, CELERY_VISIBILITY_TIMEOUT: '0.5' });
+      const values = await Promise.all(rs.map((r) => r.get({ timeout: 40_000 }))).catch((e: unknown) => {
+        throw new Error(`${String(e)}\n${py.output()}`);
+      });
+      expect(values).toEqual(['a', 'b']);
+      expect(await raw.hlen('unacked')).toBe(0);
+    } finally {
+      raw.disconnect();
+    }
+  });
+
+  it("a celeriac worker restores a killed Python worker's unacknowledged messages and runs them", async () => {
+    const { url, env } = world();
+    const raw = new Redis(url);
+    try {
+      const py = await startPythonWorker({ ...env, CELERY_ACKS_LATE: '1' });
+      const app = createApp({ broker: url });
+      clients.push(app);
+      const r = await app.sendTask<string>('tasks.sleepy', [3000, 'from-python']);
+      await waitFor(async () => (await raw.hlen('unacked')) === 1, 'held by the Python worker');
+      py.kill();
+      await startWorker(['-A', LECTURE, '-c', '2'], { ...env, FIXTURE_VISIBILITY_MS: '1000' });
+      const sleepyFast = await r.get({ timeout: 60_000 }).catch((e: unknown) => e);
+      expect(sleepyFast).toBe('from-python');
+      expect(await raw.hlen('unacked')).toBe(0);
+    } finally {
+      raw.disconnect();
+    }
   });
 });

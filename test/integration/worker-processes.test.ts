@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createApp, ErrorCodes, TaskError, type CeleriacApp } from '@celeriac/core';
 import { celeriac, FIXTURE_APP, HARD_LIMIT_APP, startWorker } from '../helpers/processes.js';
 import { readEffects } from '../helpers/effects.js';
@@ -10,10 +10,15 @@ const dir = tempDir('celeriac-proc-');
 let n = 0;
 const clients: CeleriacApp[] = [];
 
-/** A fresh embedded broker (SQLite file) shared by the test's client and its worker processes. */
-function world(extraEnv: Record<string, string> = {}) {
+type Kind = 'sqlite' | 'redis';
+
+/**
+ * A fresh broker shared by the test's client and its worker processes: a SQLite
+ * file, or a key prefix of its own on the run's redis-server.
+ */
+function world(kind: Kind = 'sqlite', extraEnv: Record<string, string> = {}) {
   const id = ++n;
-  const url = `sqlite://${join(dir, `w${id}.db`)}`;
+  const url = kind === 'sqlite' ? `sqlite://${join(dir, `w${id}.db`)}` : `${inject('redisUrl')}?keyPrefix=w${process.pid}-${id}:`;
   const effects = join(dir, `effects-${id}.jsonl`);
   const env = { CELERIAC_BROKER_URL: url, EFFECTS_FILE: effects, CELERIAC_LOGLEVEL: 'info', ...extraEnv };
   const client = createApp({ broker: url, visibilityTimeout: Number(extraEnv.FIXTURE_VISIBILITY_MS ?? 30_000) });
@@ -78,24 +83,33 @@ describe('celeriac worker CLI', () => {
   });
 });
 
-describe('worker faults over the embedded broker', () => {
-  it('kill -9 of a worker mid-task: the task completes exactly once afterwards, nothing lost (T02 adapted)', async () => {
-    const { env, client, effects } = world({ FIXTURE_VISIBILITY_MS: '1500' });
+describe.each(['sqlite', 'redis'] as const)('worker faults over %s', (kind) => {
+  it('kill -9 of a worker mid-task: the task completes exactly once afterwards, nothing lost (T02 at CI size)', async () => {
+    const { env, client, effects } = world(kind, { FIXTURE_VISIBILITY_MS: '1500' });
     const a = await startWorker(['-A', FIXTURE_APP, '-c', '4'], env);
     const results = [];
     for (let i = 0; i < 8; i++) results.push(await client.sendTask('tasks.sleepy', [600, `t${i}`]));
     await waitFor(() => readEffects(effects).filter((e) => e.kind === 'start' && e.pid === a.pid).length >= 4, 'four tasks running on A');
+    const orphans = readEffects(effects).filter((e) => e.kind === 'start' && e.pid === a.pid).map((e) => e.tag);
+    const killedAt = Date.now();
     a.proc.kill('SIGKILL');
     await a.exited;
     await startWorker(['-A', FIXTURE_APP, '-c', '4'], env);
     for (const r of results) await r.get({ timeout: 20_000 });
-    const ends = readEffects(effects).filter((e) => e.kind === 'end');
+    const effectsNow = readEffects(effects);
+    const ends = effectsNow.filter((e) => e.kind === 'end');
     // Exactly once: every tag completed, none twice.
     expect(ends.map((e) => e.tag).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `t${i}`).sort());
+    // Orphans start again within the visibility window + the restore interval + a worker start-up.
+    for (const tag of orphans) {
+      const restarted = effectsNow.find((e) => e.kind === 'start' && e.tag === tag && e.t > killedAt);
+      expect(restarted, String(tag)).toBeDefined();
+      expect(restarted!.t - killedAt).toBeLessThan(1500 + 375 + 3000);
+    }
   });
 
   it('a long task that outlives the visibility window is not run twice while its worker lives', async () => {
-    const { env, client, effects } = world({ FIXTURE_VISIBILITY_MS: '600' });
+    const { env, client, effects } = world(kind, { FIXTURE_VISIBILITY_MS: '600' });
     await startWorker(['-A', FIXTURE_APP, '-c', '1'], env);
     await startWorker(['-A', FIXTURE_APP, '-c', '1'], env);
     const r = await client.sendTask('tasks.sleepy', [2500, 'long-lease']);
@@ -104,7 +118,7 @@ describe('worker faults over the embedded broker', () => {
   });
 
   it('SIGTERM is a warm shutdown: the running task finishes and is acked, unstarted ones stay queued', async () => {
-    const { env, client, effects } = world();
+    const { env, client, effects } = world(kind);
     const w = await startWorker(['-A', FIXTURE_APP, '-c', '1'], env);
     const running = await client.sendTask('tasks.sleepy', [1500, 'drain']);
     await waitFor(() => readEffects(effects).some((e) => e.kind === 'start'), 'task started');
@@ -118,7 +132,7 @@ describe('worker faults over the embedded broker', () => {
   });
 
   it('a second signal is a cold shutdown: the running task returns to the queue and runs later', async () => {
-    const { env, client, effects } = world();
+    const { env, client, effects } = world(kind);
     const w = await startWorker(['-A', FIXTURE_APP, '-c', '1'], env);
     const r = await client.sendTask('tasks.sleepy', [20_000, 'cold']);
     await waitFor(() => readEffects(effects).some((e) => e.kind === 'start'), 'task started');
@@ -131,7 +145,7 @@ describe('worker faults over the embedded broker', () => {
   });
 
   it('automatic retries with exponential backoff end in SUCCESS, or in FAILURE with the last error when exhausted', async () => {
-    const { env, client, effects } = world();
+    const { env, client, effects } = world(kind);
     await startWorker(['-A', FIXTURE_APP], env);
     const ok = await client.sendTask('tasks.flaky', [3]);
     expect(await ok.get({ timeout: 10_000 })).toBe(2);
@@ -147,7 +161,7 @@ describe('worker faults over the embedded broker', () => {
   });
 
   it('a soft time limit aborts the task signal: FAILURE SoftTimeLimitExceeded', async () => {
-    const { env, client } = world();
+    const { env, client } = world(kind);
     await startWorker(['-A', FIXTURE_APP], env);
     const r = await client.sendTask('tasks.soft', []);
     const err = (await r.get({ timeout: 10_000 }).catch((e: unknown) => e)) as TaskError;
@@ -156,7 +170,7 @@ describe('worker faults over the embedded broker', () => {
   });
 
   it('a rate limit spaces runs without holding slots: 5/s books runs 200 ms apart', async () => {
-    const { env, client } = world();
+    const { env, client } = world(kind);
     await startWorker(['-A', FIXTURE_APP, '-c', '4'], env);
     const sentAt = Date.now();
     const rs = [];
@@ -169,7 +183,7 @@ describe('worker faults over the embedded broker', () => {
   });
 
   it('revoke with terminate stops a running task: REVOKED', async () => {
-    const { env, client, effects } = world();
+    const { env, client, effects } = world(kind);
     await startWorker(['-A', FIXTURE_APP], env);
     const r = await client.sendTask('tasks.sleepy', [20_000, 'victim']);
     await waitFor(() => readEffects(effects).some((e) => e.kind === 'start'), 'task started');
@@ -180,9 +194,9 @@ describe('worker faults over the embedded broker', () => {
   });
 });
 
-describe('process pool', () => {
+describe.each(['sqlite', 'redis'] as const)('process pool over %s', (kind) => {
   it('a crashing child is replaced, its task redelivered, and a poison message dead-lettered after maxDeliveries (T07 at CI size)', async () => {
-    const { env, client, effects } = world({ FIXTURE_MAX_DELIVERIES: '3' });
+    const { env, client, effects } = world(kind, { FIXTURE_MAX_DELIVERIES: '3' });
     const w = await startWorker(['-A', HARD_LIMIT_APP, '--pool', 'process', '-c', '2'], env);
     const poison = await client.sendTask('tasks.crash', []);
     const normal = [];
@@ -202,7 +216,7 @@ describe('process pool', () => {
   });
 
   it('a hard time limit kills the child: FAILURE TimeLimitExceeded, and the pool keeps serving', async () => {
-    const { env, client } = world();
+    const { env, client } = world(kind);
     await startWorker(['-A', HARD_LIMIT_APP, '--pool', 'process', '-c', '1'], env);
     const r = await client.sendTask('tasks.hang', []);
     const err = (await r.get({ timeout: 10_000 }).catch((e: unknown) => e)) as TaskError;
@@ -212,7 +226,7 @@ describe('process pool', () => {
   });
 
   it('revoke with terminate kills a child stuck in a CPU loop', async () => {
-    const { env, client } = world();
+    const { env, client } = world(kind);
     await startWorker(['-A', HARD_LIMIT_APP, '--pool', 'process', '-c', '1'], env);
     const r = await client.sendTask('tasks.spin', []);
     await waitFor(async () => (await (await client.transport()).length('celery')) === 0, 'spin claimed');
@@ -223,7 +237,7 @@ describe('process pool', () => {
   });
 
   it('children are recycled after maxTasksPerChild', async () => {
-    const { env, client } = world();
+    const { env, client } = world(kind);
     await startWorker(['-A', HARD_LIMIT_APP, '--pool', 'process', '-c', '1', '--max-tasks-per-child', '2'], env);
     const pids: number[] = [];
     for (let i = 0; i < 6; i++) pids.push(await (await client.sendTask<number>('tasks.pid', [])).get({ timeout: 10_000 }));
@@ -233,7 +247,7 @@ describe('process pool', () => {
   });
 
   it('the async pool refuses a module with hard time limits, at start, with a named error', async () => {
-    const { env } = world();
+    const { env } = world(kind);
     const w = celeriac(['worker', '-A', HARD_LIMIT_APP], env);
     expect(await w.exited).toBe(2);
     expect(w.output()).toMatch(/CAPABILITY_MISSING: The async pool cannot enforce a hard timeLimit \(tasks: .*tasks\.hang/);

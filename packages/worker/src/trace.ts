@@ -21,6 +21,7 @@ import {
   UnknownTaskError,
   PayloadTooLargeError,
   newId,
+  LeaseLostError,
 } from '@celeriac/core';
 import type { Logger } from './logger.js';
 import { taskLogger } from './logger.js';
@@ -149,8 +150,8 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   }
 
   const acksLate = task.options.acksLate ?? cfg.acksLate;
-  if (!acksLate) await delivery.ack();
-  const ack = acksLate ? () => delivery.ack() : async () => undefined;
+  if (!acksLate) await settle(() => delivery.ack(), log);
+  const ack = acksLate ? () => settle(() => delivery.ack(), log) : async () => undefined;
 
   let callArgs: unknown[];
   try {
@@ -217,6 +218,27 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
     await applySignature(app, next, { prepend: [value ?? null], parentId: id, rootId: headers.root_id ?? id, chain: chain.slice(0, -1) });
   }
   await ack();
+}
+
+/**
+ * Acknowledge, retrying while the broker is briefly away (a restart, a pause):
+ * an ack lost to a blip would otherwise make a finished task run again. A lost
+ * lease is final — the message was handed on — and is logged, not retried.
+ */
+async function settle(step: () => Promise<void>, log: Logger): Promise<void> {
+  for (let attempt = 1, delay = 100; ; attempt++, delay = Math.min(delay * 2, 2000)) {
+    try {
+      await step();
+      return;
+    } catch (err) {
+      if (err instanceof LeaseLostError) {
+        log.warn({ code: err.code }, err.message);
+        return;
+      }
+      if (attempt >= 8) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }
 
 /** Options that keep a message's identity and follow-ups when it is sent again (retry, parked ETA). */

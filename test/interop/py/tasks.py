@@ -10,6 +10,8 @@ app.conf.update(
     accept_content=['json'],
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
+    task_acks_late=os.environ.get('CELERY_ACKS_LATE') == '1',
+    broker_transport_options={'visibility_timeout': float(os.environ.get('CELERY_VISIBILITY_TIMEOUT', '3600'))},
 )
 
 
@@ -46,3 +48,10 @@ def on_task_success(result, task_name):
 @app.task(name='tasks.on_task_error')
 def on_task_error(*args):
     return f'errback got {list(args)!r}'
+
+
+@app.task(name='tasks.sleepy')
+def sleepy(ms, tag):
+    import time
+    time.sleep(ms / 1000)
+    return tag

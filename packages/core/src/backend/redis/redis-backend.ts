@@ -43,7 +43,7 @@ export class RedisBackend implements ResultBackend {
 
   static async open(settings: RedisSettings): Promise<RedisBackend> {
     const redis = await connectRedis(settings);
-    const sub = await connectRedis(settings, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+    const sub = await connectRedis(settings, 'subscriber');
     return new RedisBackend(redis, sub, settings);
   }
 

@@ -37,6 +37,8 @@ export function redisSettings(url: ParsedUrl): RedisSettings {
     maxRetriesPerRequest: 1,
     retryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
     connectTimeout: 5000,
+    // A stalled Redis (CLIENT PAUSE, SIGSTOP) fails each command after this long instead of hanging it.
+    commandTimeout: Number(u.searchParams.get('commandTimeout') ?? 2000),
   };
   return { options, keyPrefix, db, redacted: url.redacted };
 }
@@ -44,16 +46,21 @@ export function redisSettings(url: ParsedUrl): RedisSettings {
 /** Raised when Redis cannot be reached or stops answering; names the URL without its password. */
 export class RedisUnavailableError extends CeleriacError {
   constructor(redacted: string, cause: unknown) {
-    super(ErrorCodes.TRANSPORT_CLOSED, `Redis at ${redacted} is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, {
+    super(ErrorCodes.BROKER_UNAVAILABLE, `Redis at ${redacted} is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, {
       url: redacted,
     });
   }
 }
 
-/** Open a connection and wait until it is ready, or fail with one clear error. */
-export async function connectRedis(settings: RedisSettings, extra: RedisOptions = {}): Promise<Redis> {
+/**
+ * Open a connection and wait until it is ready, or fail with one clear error.
+ * A `subscriber` connection queues while offline and has no command timeout
+ * (it only (re)subscribes; ioredis re-subscribes after a reconnect).
+ */
+export async function connectRedis(settings: RedisSettings, role: 'commands' | 'subscriber' = 'commands'): Promise<Redis> {
   const { Redis } = await import('ioredis');
-  const client = new Redis({ ...settings.options, ...extra });
+  const { commandTimeout: _timeout, ...base } = settings.options;
+  const client = new Redis(role === 'commands' ? settings.options : { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null });
   // ioredis reports connection trouble as 'error' events while it retries: handled here, not crashing the process.
   client.on('error', () => undefined);
   try {

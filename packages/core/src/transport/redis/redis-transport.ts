@@ -5,7 +5,7 @@ import type { WireMessage } from '../../protocol/message.js';
 import { PollBackoff } from '../../util/backoff.js';
 import { newId } from '../../util/ids.js';
 import type { Consumer, DeadLetterRecord, Delivery, PublishOptions, Transport, TransportCapabilities } from '../transport.js';
-import { connectRedis, warnIfUnsafe, type RedisSettings } from './connection.js';
+import { connectRedis, RedisUnavailableError, warnIfUnsafe, type RedisSettings } from './connection.js';
 import { ACK, DEAD_LETTER, FETCH, PROMOTE, RELEASE_LOCK, REQUEUE, RESTORE_ONE, SEP } from './scripts.js';
 
 /** Keys this transport writes. kombu's names where kombu has one; celeriac's own are documented here. */
@@ -90,7 +90,7 @@ export class RedisTransport implements Transport {
 
   static async open(settings: RedisSettings, options: RedisTransportOptions): Promise<RedisTransport> {
     const redis = await connectRedis(settings);
-    const sub = await connectRedis(settings, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+    const sub = await connectRedis(settings, 'subscriber');
     void warnIfUnsafe(redis, settings.redacted);
     const transport = new RedisTransport(redis, sub, settings, options);
     await sub.subscribe(transport.channel(WAKE));
@@ -139,9 +139,14 @@ export class RedisTransport implements Transport {
       pipe.lpush(key, envelope);
       pipe.publish(this.channel(WAKE), '');
     }
-    const results = await pipe.exec();
+    let results: [Error | null, unknown][] | null;
+    try {
+      results = await pipe.exec();
+    } catch (err) {
+      throw new RedisUnavailableError(this.settings.redacted, err);
+    }
     const failed = results?.find(([err]) => err);
-    if (failed) throw failed[0] as Error;
+    if (failed) throw new RedisUnavailableError(this.settings.redacted, failed[0]);
     // Any celeriac process promotes due messages, so a delayed task reaches even a fleet of Python workers.
     if (options.notBefore !== undefined) this.startPromoting();
   }
