@@ -40,6 +40,10 @@ export interface RedisServer {
   readonly url: string;
   readonly dir: string;
   readonly proc: ChildProcess;
+  /** kill -9 the server (no save, no goodbye), leaving its AOF as it is. */
+  kill9(): Promise<void>;
+  /** Start it again on the same port and dir (it reloads its AOF). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -51,18 +55,28 @@ export interface RedisServer {
 export async function startRedis(extraArgs: string[] = []): Promise<RedisServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'celeriac-redis-'));
-  const proc = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction', ...extraArgs],
-    { stdio: 'ignore' },
-  );
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  await waitForPort(port, 10_000);
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction', ...extraArgs];
+  let proc!: ChildProcess;
+  let exited!: Promise<void>;
+  const launch = async (): Promise<void> => {
+    proc = spawn('redis-server', args, { stdio: 'ignore' });
+    const p = proc;
+    exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+    await waitForPort(port, 10_000);
+  };
+  await launch();
   return {
     port,
     url: `redis://127.0.0.1:${port}/0`,
     dir,
-    proc,
+    get proc() {
+      return proc;
+    },
+    async kill9() {
+      proc.kill('SIGKILL');
+      await exited;
+    },
+    restart: launch,
     async stop() {
       proc.kill('SIGTERM');
       await exited;
