@@ -42,6 +42,8 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 120_000,
           globalSetup: ['test/integration/global-setup.ts'],
+          // Files spawn real worker processes and servers: one file at a time keeps a 2-core machine from skewing them.
+          fileParallelism: false,
         },
       },
     ],

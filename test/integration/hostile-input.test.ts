@@ -109,6 +109,7 @@ describe('unknown task names during a rolling deploy (T28 at CI size)', () => {
     for (let i = 0; i < 50; i++) sent.push(await client.sendTask<string>('reports.v2', [i]));
     const transport = await client.transport();
     await waitFor(async () => (await transport.listDeadLetters()).length === 50, 'all 50 parked');
+    await v1.waitForOutput(/unregistered task \\"reports\.v2\\"/);
     expect(v1.output().match(/unregistered task \\"reports\.v2\\"/g)).toHaveLength(1);
     v1.proc.kill('SIGTERM');
     await v1.exited;

@@ -76,7 +76,8 @@ describe('interop with Python Celery 5.2.6 over Redis', () => {
         throw new Error(`${String(e)}\n${py.output()}`);
       });
       expect(values).toEqual(['a', 'b']);
-      expect(await raw.hlen('unacked')).toBe(0);
+      // The ack follows the stored result: wait for it rather than race it.
+      await waitFor(async () => (await raw.hlen('unacked')) === 0, 'unacked emptied by the ack');
     } finally {
       raw.disconnect();
     }
@@ -95,7 +96,8 @@ describe('interop with Python Celery 5.2.6 over Redis', () => {
       await startWorker(['-A', LECTURE, '-c', '2'], { ...env, FIXTURE_VISIBILITY_MS: '1000' });
       const sleepyFast = await r.get({ timeout: 60_000 }).catch((e: unknown) => e);
       expect(sleepyFast).toBe('from-python');
-      expect(await raw.hlen('unacked')).toBe(0);
+      // The ack follows the stored result: wait for it rather than race it.
+      await waitFor(async () => (await raw.hlen('unacked')) === 0, 'unacked emptied by the ack');
     } finally {
       raw.disconnect();
     }

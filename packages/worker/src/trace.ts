@@ -30,6 +30,7 @@ import { CELERY_EXCEPTIONS, resultMeta, storableResult } from './results.js';
 import { retryDelay, shouldAutoretry } from './retry.js';
 import type { WorkerEvents } from './events.js';
 import type { RateLimiter } from './rate-limit.js';
+import { LazyAbort } from './lazy-abort.js';
 import { ChildTaskError, TimeLimitExceeded, WorkerLostError } from './pools/errors.js';
 
 /** Marks a message re-sent to wait for its booked rate-limit slot (epoch ms). */
@@ -62,7 +63,7 @@ export interface TraceDeps {
   /** Unknown task names seen, with counts (logged once per name). */
   readonly unknownTasks: Map<string, number>;
   /** Abort controllers of running tasks, for revoke with terminate and cold shutdown. */
-  readonly running: Map<string, AbortController>;
+  readonly running: Map<string, LazyAbort>;
 }
 
 /**
@@ -85,7 +86,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   const cfg = app.config;
   const headerId = typeof delivery.message.headers.id === 'string' ? delivery.message.headers.id : undefined;
 
-  const size = wireSize(delivery.message);
+  const size = wireSize(delivery.message, cfg.maxPayloadBytes);
   if (size > cfg.maxPayloadBytes) {
     const taskName = typeof delivery.message.headers.task === 'string' ? delivery.message.headers.task : 'unknown';
     return refuse(deps, delivery, headerId, taskName, new PayloadTooLargeError(size, cfg.maxPayloadBytes, taskName));
@@ -126,7 +127,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
     return;
   }
 
-  if (deps.revoked.has(id) || (await backend.isRevoked(id))) {
+  if (deps.revoked.has(id)) {
     return skip(deps, delivery, message, 'revoked');
   }
   const expires = headers.expires ? parseCeleryIso(headers.expires) : NaN;
@@ -160,7 +161,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
     return refuse(deps, delivery, id, headers.task, err, message, acksLate);
   }
 
-  const controller = new AbortController();
+  const controller = new LazyAbort();
   deps.running.set(id, controller);
   const ctx = makeContext(deps, task, message, controller);
   if (task.options.trackStarted ?? cfg.trackStarted) {
@@ -192,7 +193,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
       await ack();
       return;
     }
-    const interrupt: unknown = controller.signal.reason;
+    const interrupt: unknown = controller.reason;
     if (interrupt instanceof Interrupt) {
       if (interrupt.kind === 'terminate') return skip(deps, delivery, message, 'revoked');
       // Cold shutdown: not the task's failure. Give it back to run elsewhere.
@@ -267,7 +268,7 @@ function followUp(message: TaskMessage, delivery: Delivery) {
   };
 }
 
-function makeContext(deps: TraceDeps, task: RegisteredTask, message: TaskMessage, controller: AbortController): TaskContext {
+function makeContext(deps: TraceDeps, task: RegisteredTask, message: TaskMessage, controller: LazyAbort): TaskContext {
   const { headers } = message;
   return {
     id: headers.id,
@@ -276,8 +277,15 @@ function makeContext(deps: TraceDeps, task: RegisteredTask, message: TaskMessage
     rootId: headers.root_id,
     parentId: headers.parent_id,
     groupId: headers.group,
-    signal: controller.signal,
-    log: taskLogger(deps.log, headers.id, task.name),
+    get signal() {
+      return controller.signal;
+    },
+    // A pino child is built only when the task logs: most tasks never do.
+    get log() {
+      const log = taskLogger(deps.log, headers.id, task.name);
+      Object.defineProperty(this, 'log', { value: log });
+      return log;
+    },
     updateState: (state, meta) =>
       deps.backend.store(resultMeta(headers, state, meta ?? null), { expiresMs: deps.app.config.resultExpires }),
     retry: (options = {}) => {

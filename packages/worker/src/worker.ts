@@ -1,11 +1,15 @@
 import { hostname as osHostname } from 'node:os';
-import { CapabilityError, type CeleriacApp, type Consumer, type Delivery } from '@celeriac/core';
+import { CapabilityError, type CeleriacApp, type Consumer, type Delivery, type ResultBackend } from '@celeriac/core';
+
+/** How often a worker re-reads revocations from the backend (broadcasts reach it sooner). */
+const REVOKED_REFRESH_MS = 1000;
 import { WorkerEvents } from './events.js';
 import { createLogger, type Logger } from './logger.js';
 import { AsyncPool } from './pools/async.js';
 import type { Pool } from './pools/pool.js';
 import { Interrupt, traceDelivery, type TraceDeps } from './trace.js';
 import { RateLimiter } from './rate-limit.js';
+import type { LazyAbort } from './lazy-abort.js';
 
 export interface WorkerOptions {
   /** Queues to consume, in priority order when several have messages. Default: the app's default queue. */
@@ -37,11 +41,14 @@ export class Worker {
   private readonly buffer: Delivery[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private readonly revoked = new Set<string>();
-  private readonly running = new Map<string, AbortController>();
+  /** Revocations heard by broadcast, with when. */
+  private readonly heardRevoked = new Map<string, number>();
+  private readonly running = new Map<string, LazyAbort>();
   readonly rateLimiter = new RateLimiter();
   private unsubscribe: (() => Promise<void>) | undefined;
   private deps: TraceDeps | undefined;
   private stopping = false;
+  private revokedTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly app: CeleriacApp,
@@ -88,6 +95,9 @@ export class Worker {
     if (transport.capabilities.fanout) {
       this.unsubscribe = await transport.subscribe('celery.pidbox', (payload) => this.onControl(payload));
     }
+    // Revocations live in the backend; this worker keeps a copy, refreshed every second and added to by broadcasts.
+    await this.refreshRevoked(backend);
+    this.revokedTimer = setInterval(() => void this.refreshRevoked(backend), REVOKED_REFRESH_MS);
     this.consumer = await transport.consume(this.queues, (d) => this.onDelivery(d), { prefetch: this.prefetch });
     this.log.info({ hostname: this.hostname, queues: this.queues, concurrency: this.concurrency, transport: transport.kind }, 'worker ready');
     this.events.emit('worker-online', { hostname: this.hostname });
@@ -114,6 +124,20 @@ export class Worker {
     }
   }
 
+  private async refreshRevoked(backend: ResultBackend): Promise<void> {
+    try {
+      const ids = await backend.revokedIds();
+      // Expired revocations drop out; ids heard by broadcast stay for their TTL even if the backend write lags.
+      const horizon = Date.now() - this.app.config.revokeExpires;
+      for (const [id, at] of this.heardRevoked) if (at < horizon) this.heardRevoked.delete(id);
+      this.revoked.clear();
+      for (const id of ids) this.revoked.add(id);
+      for (const id of this.heardRevoked.keys()) this.revoked.add(id);
+    } catch (err) {
+      this.log.warn({ err }, 'could not refresh revocations from the result backend; retrying');
+    }
+  }
+
   /** Remote control over the broadcast channel (revoke, for now). */
   private onControl(payload: unknown): void {
     const p = payload as { method?: string; arguments?: { task_id?: string | string[]; terminate?: boolean } };
@@ -122,6 +146,7 @@ export class Worker {
     for (const id of ids) {
       if (typeof id !== 'string') continue;
       this.revoked.add(id);
+      this.heardRevoked.set(id, Date.now());
       if (p.arguments.terminate) this.running.get(id)?.abort(new Interrupt('terminate'));
     }
   }
@@ -132,6 +157,7 @@ export class Worker {
    */
   async cold(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.revokedTimer);
     await this.consumer?.cancel();
     for (const delivery of this.buffer.splice(0)) await delivery.reject({ requeue: true });
     for (const controller of this.running.values()) controller.abort(new Interrupt('shutdown'));
@@ -151,6 +177,7 @@ export class Worker {
     this.stopping = true;
     await this.consumer?.cancel();
     await this.unsubscribe?.();
+    clearInterval(this.revokedTimer);
     for (const delivery of this.buffer.splice(0)) await delivery.reject({ requeue: true });
     const timeoutMs = options.timeoutMs ?? 30_000;
     let timer: NodeJS.Timeout | undefined;

@@ -151,7 +151,7 @@ export class CeleriacApp implements ResultHost {
       ...(options.headers ? { headers: options.headers } : {}),
     });
     const wire = toWire(message);
-    const size = wireSize(wire);
+    const size = wireSize(wire, this.config.maxPayloadBytes);
     if (size > this.config.maxPayloadBytes) throw new PayloadTooLargeError(size, this.config.maxPayloadBytes, name);
     const transport = await this.transport();
     const notBefore = message.headers.eta !== null && etaMs !== null ? etaMs : undefined;

@@ -35,6 +35,11 @@ export interface ResultBackend {
   forget(taskId: string): Promise<void>;
   /** Record revocations with a TTL so a worker that starts later still honours them. */
   revoke(taskIds: readonly string[], options: { expiresMs: number }): Promise<void>;
-  isRevoked(taskId: string): Promise<boolean>;
+  /**
+   * Every task id revoked and not yet expired. Workers load it at start and
+   * refresh it every second (broadcasts add to it in between), so checking a
+   * message costs no round trip.
+   */
+  revokedIds(): Promise<Set<string>>;
   close(): Promise<void>;
 }

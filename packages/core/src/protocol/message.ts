@@ -179,7 +179,12 @@ export function fromWire(wire: WireMessage): TaskMessage {
   return { headers: headers.data, properties: properties.success ? properties.data : {}, body: body.data };
 }
 
-/** UTF-8 byte length of what a message puts on the wire (for `maxPayloadBytes`). */
-export function wireSize(wire: WireMessage): number {
-  return Buffer.byteLength(wire.body) + Buffer.byteLength(JSON.stringify(wire.headers));
+/**
+ * Size of a message body in UTF-8 bytes, for `maxPayloadBytes`. Counting is
+ * skipped when the body cannot be over `limit` (a UTF-16 unit is at most 3
+ * bytes), so the common small message costs nothing. Headers are bounded by
+ * the protocol and not counted.
+ */
+export function wireSize(wire: WireMessage, limit = 0): number {
+  return wire.body.length * 3 <= limit ? wire.body.length : Buffer.byteLength(wire.body);
 }

@@ -105,9 +105,9 @@ export class MemoryBackend implements ResultBackend {
     for (const id of taskIds) this.state.revoked.set(id, Date.now() + options.expiresMs);
   }
 
-  async isRevoked(taskId: string): Promise<boolean> {
-    const until = this.state.revoked.get(taskId);
-    return until !== undefined && until > Date.now();
+  async revokedIds(): Promise<Set<string>> {
+    const now = Date.now();
+    return new Set([...this.state.revoked].filter(([, until]) => until > now).map(([id]) => id));
   }
 
   async close(): Promise<void> {}

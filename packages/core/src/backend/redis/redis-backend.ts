@@ -8,8 +8,8 @@ import { abortReason } from '../memory/memory-backend.js';
 
 /** Celery's result key. */
 export const metaKey = (taskId: string): string => `celery-task-meta-${taskId}`;
-/** celeriac's revocation marker (expires with the revocation). */
-const revokedKey = (taskId: string): string => `celeriac.revoked.${taskId}`;
+/** Revoked task ids, scored by when each revocation expires (owner: this backend; trimmed on write). */
+const REVOKED = 'celeriac.revoked';
 
 /**
  * `redis://` result backend laid out as Celery's: `celery-task-meta-<id>` with an
@@ -121,13 +121,16 @@ export class RedisBackend implements ResultBackend {
   }
 
   async revoke(taskIds: readonly string[], options: { expiresMs: number }): Promise<void> {
-    const pipe = this.redis.pipeline();
-    for (const id of taskIds) pipe.set(revokedKey(id), '1', 'PX', options.expiresMs);
+    const now = Date.now();
+    const pipe = this.redis.multi();
+    for (const id of taskIds) pipe.zadd(REVOKED, now + options.expiresMs, id);
+    // Expired revocations are trimmed on every write, so the set never grows without bound.
+    pipe.zremrangebyscore(REVOKED, '-inf', now);
     await pipe.exec();
   }
 
-  async isRevoked(taskId: string): Promise<boolean> {
-    return (await this.redis.exists(revokedKey(taskId))) === 1;
+  async revokedIds(): Promise<Set<string>> {
+    return new Set(await this.redis.zrangebyscore(REVOKED, Date.now(), '+inf'));
   }
 
   async close(): Promise<void> {

@@ -95,8 +95,9 @@ export class SqliteBackend implements ResultBackend {
     this.db.transaction(() => taskIds.forEach((id) => put.run(id, until)))();
   }
 
-  async isRevoked(taskId: string): Promise<boolean> {
-    return this.db.prepare('SELECT 1 FROM revoked WHERE task_id = ? AND expires_at > ?').get(taskId, Date.now()) !== undefined;
+  async revokedIds(): Promise<Set<string>> {
+    const rows = this.db.prepare('SELECT task_id FROM revoked WHERE expires_at > ?').all(Date.now()) as { task_id: string }[];
+    return new Set(rows.map((r) => r.task_id));
   }
 
   async close(): Promise<void> {

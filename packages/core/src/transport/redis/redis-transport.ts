@@ -66,6 +66,7 @@ export class RedisTransport implements Transport {
   private readonly boundQueues = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
   private promoteTimer: NodeJS.Timeout | undefined;
+  private wakeQueued = false;
   private closed = false;
 
   private constructor(
@@ -137,7 +138,12 @@ export class RedisTransport implements Transport {
       pipe.zadd(KEYS.delayed, options.notBefore, `${key}${SEP}${envelope}`);
     } else {
       pipe.lpush(key, envelope);
-      pipe.publish(this.channel(WAKE), '');
+      // One wake-up per tick is enough however many messages this tick publishes.
+      if (!this.wakeQueued) {
+        this.wakeQueued = true;
+        setImmediate(() => (this.wakeQueued = false));
+        pipe.publish(this.channel(WAKE), '');
+      }
     }
     let results: [Error | null, unknown][] | null;
     try {
@@ -401,15 +407,16 @@ class RedisConsumer implements Consumer {
       ack: async () => {
         if (delivery.settled) return;
         delivery.settled = true;
-        const ok = (await redis.celeriacAck(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, tag)) as number;
+        const pending = this.queueAck(tag);
+        // Free the slot as soon as the ack is queued: the next fetch overlaps the ack's round trip.
         delivery.release();
-        if (!ok) throw new LeaseLostError('ack');
+        if (!(await pending)) throw new LeaseLostError('ack');
       },
       reject: async ({ requeue, delayMs }) => {
         if (delivery.settled) return;
         delivery.settled = true;
         let ok: number;
-        if (!requeue) ok = (await redis.celeriacAck(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, tag)) as number;
+        if (!requeue) ok = (await this.queueAck(tag)) ? 1 : 0;
         else if (delayMs) ok = (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, KEYS.delayed, tag, `${key}${SEP}${item}`, Date.now() + delayMs)) as number;
         else ok = (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, key, tag, item, '')) as number;
         delivery.release();
@@ -417,6 +424,27 @@ class RedisConsumer implements Consumer {
       },
     };
     this.onDelivery(delivery);
+  }
+
+  private acks: { tag: string; done: (ok: boolean) => void; fail: (err: unknown) => void }[] = [];
+
+  /** Acks of one event-loop turn go to Redis as one script call. */
+  private queueAck(tag: string): Promise<boolean> {
+    return new Promise((done, fail) => {
+      if (this.acks.length === 0) setImmediate(() => void this.flushAcks());
+      this.acks.push({ tag, done, fail });
+    });
+  }
+
+  private async flushAcks(): Promise<void> {
+    const batch = this.acks;
+    this.acks = [];
+    try {
+      const flags = (await this.transport.redis.celeriacAck(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...batch.map((a) => a.tag))) as number[];
+      batch.forEach((a, i) => a.done(flags[i] === 1));
+    } catch (err) {
+      for (const a of batch) a.fail(err);
+    }
   }
 
   setPrefetch(count: number): void {

@@ -52,15 +52,22 @@ return out
 `;
 
 export const ACK = `
--- ack: forget a delivery (kombu's ack: HDEL unacked + ZREM unacked_index), fenced by the
+-- ack: forget deliveries (kombu's ack: HDEL unacked + ZREM unacked_index), each fenced by its
 -- unacked entry: if it is gone, the lease was lost and the message was restored elsewhere.
 -- KEYS[1] unacked; KEYS[2] unacked_index; KEYS[3] deliveries
--- ARGV[1] delivery tag
--- returns 1 when acknowledged, 0 when the entry was no longer ours
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-return 1
+-- ARGV[1..n] delivery tags (a batch: the acks of one event-loop turn)
+-- returns one flag per tag: 1 acknowledged, 0 no longer ours
+local out = {}
+for i, tag in ipairs(ARGV) do
+  if redis.call('HDEL', KEYS[1], tag) == 1 then
+    redis.call('ZREM', KEYS[2], tag)
+    redis.call('HDEL', KEYS[3], tag)
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
 `;
 
 export const REQUEUE = `
