@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { createApp, ErrorCodes, TaskError, type CeleriacApp } from '@celeriac/core';
+import { createApp, ErrorCodes, REDIS_KEYS, RedisTransport, SqliteTransport, TaskError, type CeleriacApp } from '@celeriac/core';
 import { celeriac, FIXTURE_APP, HARD_LIMIT_APP, startWorker } from '../helpers/processes.js';
 import { readEffects } from '../helpers/effects.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -29,6 +29,16 @@ function world(kind: Kind = 'sqlite', extraEnv: Record<string, string> = {}) {
 afterEach(async () => {
   for (const c of clients.splice(0)) await c.close();
 });
+
+/** Messages delivered and not yet acknowledged, read from the broker's own records. */
+async function unackedCount(client: CeleriacApp): Promise<number> {
+  const transport = await client.transport();
+  if (transport instanceof SqliteTransport) {
+    return (transport.db.prepare('SELECT COUNT(*) AS n FROM messages WHERE owner IS NOT NULL').get() as { n: number }).n;
+  }
+  if (transport instanceof RedisTransport) return transport.redis.hlen(REDIS_KEYS.unacked);
+  throw new Error(`no unacked count for ${transport.kind}`);
+}
 
 describe('celeriac worker CLI', () => {
   it('loads a .ts module, runs tasks sent from another process, and logs with task id and name', async () => {
@@ -129,6 +139,40 @@ describe.each(['sqlite', 'redis'] as const)('worker faults over %s', (kind) => {
     expect(await queued.state()).toBe('PENDING');
     const transport = await client.transport();
     expect(await transport.length('celery')).toBe(1);
+  });
+
+  it('SIGTERM drain keeps acks prompt: the short task is acked before the kill, only the long one runs again (T05 at CI size)', async () => {
+    const { env, client, effects } = world(kind, { FIXTURE_VISIBILITY_MS: '1500' });
+    const a = await startWorker(['-A', FIXTURE_APP, '-c', '2', '--prefetch', '2', '--drain-timeout', '10000'], env);
+    const long = await client.sendTask('tasks.sleepy', [6000, 'L']);
+    const short = await client.sendTask('tasks.sleepy', [1200, 'S']);
+    await waitFor(() => readEffects(effects).filter((e) => e.kind === 'start').length === 2, 'L and S running');
+    a.proc.kill('SIGTERM');
+    await waitFor(() => readEffects(effects).some((e) => e.kind === 'end' && e.tag === 'S'), 'S finished during the drain');
+    expect(await short.get({ timeout: 5000 })).toBe('S');
+    // S's ack reached the broker while L still runs: exactly one message is still unacknowledged.
+    await waitFor(async () => (await unackedCount(client)) === 1, 'only L unacknowledged');
+    a.proc.kill('SIGKILL');
+    await a.exited;
+    await startWorker(['-A', FIXTURE_APP, '-c', '2'], env);
+    expect(await long.get({ timeout: 30_000 })).toBe('L');
+    const all = readEffects(effects);
+    expect(all.filter((e) => e.tag === 'S' && e.kind === 'start')).toHaveLength(1);
+    expect(all.filter((e) => e.tag === 'L' && e.kind === 'start')).toHaveLength(2);
+    expect(all.filter((e) => e.tag === 'L' && e.kind === 'end')).toHaveLength(1);
+  });
+
+  it('a warm shutdown past its drain timeout exits within drain + 2 s and returns the unfinished task', async () => {
+    const { env, client, effects } = world(kind);
+    const w = await startWorker(['-A', FIXTURE_APP, '-c', '1', '--drain-timeout', '1000'], env);
+    const r = await client.sendTask('tasks.sleepy', [30_000, 'too-long']);
+    await waitFor(() => readEffects(effects).some((e) => e.kind === 'start'), 'task started');
+    const signalled = Date.now();
+    w.proc.kill('SIGTERM');
+    await w.exited;
+    expect(Date.now() - signalled).toBeLessThan(1000 + 2000);
+    expect(await r.state()).toBe('PENDING');
+    await waitFor(async () => (await (await client.transport()).length('celery')) === 1, 'task back in the queue');
   });
 
   it('a second signal is a cold shutdown: the running task returns to the queue and runs later', async () => {
@@ -234,6 +278,15 @@ describe.each(['sqlite', 'redis'] as const)('process pool over %s', (kind) => {
     const err = (await r.get({ timeout: 15_000 }).catch((e: unknown) => e)) as TaskError;
     expect(err.excType).toBe('TaskRevokedError');
     expect(typeof (await (await client.sendTask<number>('tasks.pid', [])).get({ timeout: 10_000 }))).toBe('number');
+  });
+
+  it('children are recycled past a memory ceiling', async () => {
+    const { env, client } = world(kind);
+    // 1 MB is below any Node process: every child is replaced after each task.
+    await startWorker(['-A', HARD_LIMIT_APP, '--pool', 'process', '-c', '1', '--max-memory-per-child', '1'], env);
+    const pids: number[] = [];
+    for (let i = 0; i < 3; i++) pids.push(await (await client.sendTask<number>('tasks.pid', [])).get({ timeout: 10_000 }));
+    expect(new Set(pids).size).toBe(3);
   });
 
   it('children are recycled after maxTasksPerChild', async () => {
