@@ -4,6 +4,15 @@
 export { createApp, CeleriacApp, type RegisteredHandles } from './app/app.js';
 export { type AppOptions, type ResolvedConfig, configSchema, ENV_BROKER_URL, ENV_RESULT_BACKEND, DEFAULT_BROKER_URL } from './app/config.js';
 export { TaskRegistry, type RegisteredTask, resolveCallArgs, checkResult } from './app/registry.js';
+export {
+  BeatRegistry,
+  parseBeatEntry,
+  parseDuration,
+  beatEntrySchema,
+  type BeatEntry,
+  type BeatEntryInput,
+  type ScheduleSpec,
+} from './app/beat-entries.js';
 export * from './errors.js';
 
 export { task } from './task/decorator.js';
@@ -39,8 +48,9 @@ export { SqliteTransport, type SqliteTransportOptions } from './transport/sqlite
 export { SqliteBackend } from './backend/sqlite/sqlite-backend.js';
 export { RedisTransport, KEYS as REDIS_KEYS, queueKey as redisQueueKey } from './transport/redis/redis-transport.js';
 export { RedisBackend } from './backend/redis/redis-backend.js';
-export { redisSettings, type RedisSettings } from './transport/redis/connection.js';
-export { DEFAULT_SQLITE_URL } from './transport/sqlite/db.js';
+export { redisSettings, connectRedis, type RedisSettings } from './transport/redis/connection.js';
+export { RELEASE_LOCK as REDIS_RELEASE_LOCK_SCRIPT } from './transport/redis/scripts.js';
+export { DEFAULT_SQLITE_URL, openDb, sqlitePath, type Db } from './transport/sqlite/db.js';
 export { TRANSPORT_FACTORIES, BACKEND_FACTORIES, type FactoryContext } from './transport/registry.js';
 
 export { redactUrl, parseUrl, type ParsedUrl } from './util/url.js';

@@ -17,6 +17,7 @@ import { resolveConfig, type AppOptions, type ResolvedConfig } from './config.js
 import { TaskRegistry, type RegisteredTask } from './registry.js';
 import { compileRoutes, type Route } from './routing.js';
 import { localContext } from './local-context.js';
+import { BeatRegistry } from './beat-entries.js';
 
 /** The task handles `app.register(instance)` returns, one per method. */
 export type RegisteredHandles<T> = {
@@ -32,6 +33,8 @@ export type RegisteredHandles<T> = {
 export class CeleriacApp implements ResultHost {
   readonly config: ResolvedConfig;
   readonly registry = new TaskRegistry();
+  /** Periodic entries defined in code, run by `celeriac beat` (or `worker -B`). */
+  readonly beat = new BeatRegistry();
   /** This client's id; sent as `reply_to` on every message, as Celery does. */
   readonly oid = newId();
   private readonly routeOf: (taskName: string) => Route;
@@ -41,6 +44,7 @@ export class CeleriacApp implements ResultHost {
   constructor(options: AppOptions) {
     this.config = resolveConfig(options);
     this.routeOf = compileRoutes(this.config.routes);
+    if (this.config.timezone) this.beat.timezone = this.config.timezone;
   }
 
   /**

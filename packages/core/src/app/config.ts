@@ -43,6 +43,8 @@ export const configSchema = z.strictObject({
    * worker's messages come back (kombu's visibility_timeout, 1 h there).
    */
   visibilityTimeout: z.number().int().min(100).default(30_000),
+  /** Default IANA time zone for cron schedules (Celery's `timezone`); UTC when unset. */
+  timezone: z.string().min(1).optional(),
   /** Store STARTED when a task begins (Celery's `task_track_started`). */
   trackStarted: z.boolean().default(false),
 });

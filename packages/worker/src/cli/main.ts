@@ -2,13 +2,15 @@ import { Command, CommanderError } from '@commander-js/extra-typings';
 import { CeleriacError } from '@celeriac/core';
 import { CliError } from './load-app.js';
 import { workerCommand } from './worker-command.js';
+import { beatCommand } from './beat-command.js';
 
 const program = new Command('celeriac')
   .description('celeriac: distributed tasks for TypeScript, speaking Celery protocol v2')
   .version('0.1.0')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride()
-  .addCommand(workerCommand());
+  .addCommand(workerCommand())
+  .addCommand(beatCommand());
 
 try {
   await program.parseAsync(process.argv);

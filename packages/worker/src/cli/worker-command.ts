@@ -45,10 +45,12 @@ export function workerCommand(): Command {
         ...(opts.prefetch ? { prefetch: opts.prefetch } : {}),
         ...(opts.hostname ? { hostname: opts.hostname } : {}),
       });
-      if (opts.beat) log.warn('-B: the embedded beat scheduler is not available yet in this build; run without -B');
       await startWithRetry(worker, log, app.config.broker.redacted);
+      // -B: the same scheduler as `celeriac beat`, with the same lease and per-slot claims.
+      const embedded = opts.beat ? await startEmbeddedBeat(app, log) : undefined;
       let signals = 0;
       const exit = async (): Promise<never> => {
+        await embedded?.();
         await app.close();
         // Exit 0 after a clean warm shutdown; 1 when it was cut short by a second signal.
         process.exit(signals > 1 ? 1 : 0);
@@ -81,4 +83,17 @@ async function startWithRetry(worker: Worker, log: ReturnType<typeof createLogge
       await new Promise((r) => setTimeout(r, delay));
     }
   }
+}
+
+/** Start beat inside the worker process; returns its stop function. */
+async function startEmbeddedBeat(app: Awaited<ReturnType<typeof loadApp>>['app'], log: ReturnType<typeof createLogger>): Promise<() => Promise<void>> {
+  const { Beat, openBeatStore } = await import('@celeriac/beat');
+  const store = await openBeatStore(app);
+  const scheduler = new Beat(app, { store, logger: log.child({ component: 'beat' }) });
+  scheduler.start();
+  log.info({ store: store.kind }, 'embedded beat started');
+  return async () => {
+    await scheduler.stop();
+    await store.close();
+  };
 }

@@ -1,0 +1,56 @@
+import { Command, Option } from '@commander-js/extra-typings';
+import { Beat, BeatSchedules, openBeatStore } from '@celeriac/beat';
+import { createLogger } from '../logger.js';
+import { loadApp } from './load-app.js';
+import { positiveInt } from './options.js';
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+export function beatCommand(): Command {
+  const beat = new Command('beat')
+    .description('Run the periodic scheduler (like `celery beat`); safe to run twice: one leader sends, each slot once.')
+    .addOption(new Option('-A, --app <module>', 'module exporting the app').env('CELERIAC_APP').makeOptionMandatory())
+    .addOption(new Option('--lease <ms>', 'leader lease: a dead leader is replaced within this long').env('CELERIAC_BEAT_LEASE').argParser(positiveInt).default(10_000))
+    .addOption(new Option('-l, --loglevel <level>', 'log level').choices(LEVELS).default('info' as const).env('CELERIAC_LOGLEVEL'))
+    .action(async (opts) => {
+      const log = createLogger(opts.loglevel, 'celeriac-beat');
+      const { app } = await loadApp(opts.app);
+      const store = await openBeatStore(app);
+      const scheduler = new Beat(app, { store, leaseMs: opts.lease, logger: log });
+      const entries = await scheduler.entries();
+      log.info({ store: store.kind, entries: entries.map((e) => `${e.entry.name}: ${e.schedule.description}`) }, 'beat ready');
+      scheduler.start();
+      const stop = (): void => {
+        void scheduler
+          .stop()
+          .then(() => store.close())
+          .then(() => app.close())
+          .finally(() => process.exit(0));
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+  beat
+    .command('list')
+    .description('Show the periodic entries with their last and next run')
+    .addOption(new Option('-A, --app <module>', 'module exporting the app').env('CELERIAC_APP').makeOptionMandatory())
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      const { app } = await loadApp(opts.app);
+      const store = await openBeatStore(app);
+      const views = await new BeatSchedules(store, () => app.beat.entries(), app.beat.timezone).list();
+      const iso = (t: number | null | undefined): string => (t ? new Date(t).toISOString() : '—');
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(views.map((v) => ({ ...v.entry, source: v.source, lastRunAt: iso(v.state?.lastRunAt), nextRunAt: iso(v.state?.nextRunAt) })))}\n`);
+      } else {
+        for (const v of views) {
+          process.stdout.write(
+            `${v.entry.name.padEnd(24)} ${v.entry.task.padEnd(24)} ${JSON.stringify(v.entry.schedule).padEnd(36)} ${v.entry.enabled ? 'enabled ' : 'disabled'}  last ${iso(v.state?.lastRunAt)}  next ${iso(v.state?.nextRunAt)}  (${v.source})\n`,
+          );
+        }
+      }
+      await store.close();
+      await app.close();
+    });
+  return beat;
+}
