@@ -33,7 +33,12 @@ export const missedPolicySchema = z.union([z.literal('skip'), z.literal('runOnce
 export const beatEntrySchema = z.strictObject({
   name: z.string().min(1),
   /** Task name (or a task handle's `taskName`). */
-  task: z.union([z.string().min(1), z.object({ taskName: z.string().min(1) }).transform((h) => h.taskName)]),
+  task: z.union([
+    z.string().min(1),
+    z
+      .custom<{ taskName: string }>((v) => (typeof v === 'function' || typeof v === 'object') && v !== null && typeof (v as { taskName?: unknown }).taskName === 'string', 'expected a task name or a task handle')
+      .transform((h) => h.taskName),
+  ]),
   schedule: scheduleSpecSchema,
   args: z.array(z.unknown()).default([]),
   kwargs: z.record(z.string(), z.unknown()).default({}),

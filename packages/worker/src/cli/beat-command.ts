@@ -32,11 +32,11 @@ export function beatCommand(): Command {
     });
   beat
     .command('list')
-    .description('Show the periodic entries with their last and next run')
-    .addOption(new Option('-A, --app <module>', 'module exporting the app').env('CELERIAC_APP').makeOptionMandatory())
+    .description('Show the periodic entries with their last and next run (-A as for beat)')
     .option('--json', 'print JSON')
     .action(async (opts) => {
-      const { app } = await loadApp(opts.app);
+      // -A belongs to `beat` itself: `celeriac beat list -A tasks.ts` and `celeriac beat -A tasks.ts list` both work.
+      const { app } = await loadApp(beat.opts().app);
       const store = await openBeatStore(app);
       const views = await new BeatSchedules(store, () => app.beat.entries(), app.beat.timezone).list();
       const iso = (t: number | null | undefined): string => (t ? new Date(t).toISOString() : '—');
