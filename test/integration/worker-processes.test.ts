@@ -249,7 +249,12 @@ describe.each(['sqlite', 'redis'] as const)('process pool over %s', (kind) => {
     const err = (await poison.get({ timeout: 20_000 }).catch((e: unknown) => e)) as TaskError;
     expect(err.excType).toBe('WorkerLostError');
     expect(err.excMessage).toMatch(/delivered 3 times without finishing/);
-    const dead = await (await client.transport()).listDeadLetters();
+    // The FAILURE is stored first, then the message moves to the dead-letter store: wait for the second step.
+    const transport = await client.transport();
+    const dead = await waitFor(async () => {
+      const list = await transport.listDeadLetters();
+      return list.length ? list : undefined;
+    }, 'the poison message dead-lettered');
     expect(dead).toEqual([expect.objectContaining({ id: poison.id, reason: 'WORKER_LOST', deliveryCount: 4 })]);
     expect(w.proc.exitCode).toBeNull();
     // Redelivery after a crash backs off (1 s, then 2 s): a crash loop never spins.

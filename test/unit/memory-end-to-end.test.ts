@@ -97,7 +97,11 @@ describe('memory:// end to end through the real worker loop', () => {
     expect(err.code).toBe(ErrorCodes.TASK_UNKNOWN);
     expect(err.excType).toBe('UnknownTaskError');
     expect(err.excMessage).toContain('tasks.does_not_exist');
-    const dead = await (await app.transport()).listDeadLetters();
+    const transport = await app.transport();
+    const dead = await waitFor(async () => {
+      const list = await transport.listDeadLetters();
+      return list.length ? list : undefined;
+    }, 'the dead letter');
     expect(dead).toEqual([expect.objectContaining({ id: unknown.id, reason: 'TASK_UNKNOWN', queue: 'celery', taskName: 'tasks.does_not_exist' })]);
     // Still serving.
     expect(await (await add.delay(20, 22)).get({ timeout: 3000 })).toBe(42);
@@ -150,7 +154,9 @@ describe('memory:// end to end through the real worker loop', () => {
     expect(err.code).toBe(ErrorCodes.TASK_ARGS_INVALID);
     expect(err.excMessage).toMatch(/Invalid arguments for task tasks\.add: arg 0: .*number/);
     expect(runs).toBe(1);
-    expect((await (await app.transport()).listDeadLetters()).map((d) => d.reason)).toEqual(['TASK_ARGS_INVALID']);
+    const transport = await app.transport();
+    await waitFor(async () => (await transport.listDeadLetters()).length === 1, 'the dead letter');
+    expect((await transport.listDeadLetters()).map((d) => d.reason)).toEqual(['TASK_ARGS_INVALID']);
   });
 
   it('keyword arguments from Python land on the positions named by `params`', async () => {
