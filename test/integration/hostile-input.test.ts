@@ -1,6 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { buildTaskMessage, createApp, SqliteTransport, toKombuEnvelope, toWire, type CeleriacApp } from '@celeriac/core';
 import { FIXTURE_APP, ROOT, startWorker } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -13,19 +14,28 @@ afterEach(async () => {
   for (const c of clients.splice(0)) await c.close();
 });
 
-function world() {
-  const path = join(dir, `h${++n}.db`);
-  const url = `sqlite://${path}`;
+type Kind = 'sqlite' | 'redis';
+
+function world(kind: Kind) {
+  const id = ++n;
+  const path = join(dir, `h${id}.db`);
+  const prefix = `hostile${process.pid}-${id}:`;
+  const url = kind === 'sqlite' ? `sqlite://${path}` : `${inject('redisUrl')}?keyPrefix=${prefix}`;
   const client = createApp({ broker: url });
   clients.push(client);
-  return { path, url, client, env: { CELERIAC_BROKER_URL: url, CELERIAC_LOGLEVEL: 'info' } };
-}
-
-/** Write a raw list item straight into the embedded broker's queue, bypassing every encoder (like a raw LPUSH). */
-async function rawPush(path: string, envelopeText: string): Promise<void> {
-  const t = await SqliteTransport.open(path, { visibilityTimeout: 30_000 });
-  t.db.prepare('INSERT INTO messages (queue, priority, due_at, envelope) VALUES (?, 0, 0, ?)').run('celery', envelopeText);
-  await t.close();
+  /** Write a raw item straight into the broker's queue, bypassing every encoder: an SQL insert, or a raw LPUSH. */
+  const rawPush = async (envelopeText: string): Promise<void> => {
+    if (kind === 'redis') {
+      const raw = new Redis(inject('redisUrl'));
+      await raw.lpush(`${prefix}celery`, envelopeText);
+      raw.disconnect();
+      return;
+    }
+    const t = await SqliteTransport.open(path, { visibilityTimeout: 30_000 });
+    t.db.prepare('INSERT INTO messages (queue, priority, due_at, envelope) VALUES (?, 0, 0, ?)').run('celery', envelopeText);
+    await t.close();
+  };
+  return { rawPush, url, client, env: { CELERIAC_BROKER_URL: url, CELERIAC_LOGLEVEL: 'info' } };
 }
 
 function envelope(id: string, task: string, patch: { body?: string; contentType?: string; contentEncoding?: string; headers?: Record<string, unknown> } = {}) {
@@ -41,9 +51,9 @@ function envelope(id: string, task: string, patch: { body?: string; contentType?
 
 const b64 = (buf: Buffer | string): string => Buffer.from(buf).toString('base64');
 
-describe('hostile messages straight onto the queue (T27 at CI size)', () => {
+describe.each(['sqlite', 'redis'] as const)('hostile messages straight onto the queue over %s (T27 at CI size)', (kind) => {
   it('every bad message is dead-lettered once with a specific code; the worker neither crashes nor stops; no prototype pollution', async () => {
-    const { path, client, env } = world();
+    const { rawPush, client, env } = world(kind);
     const deep = `[${'['.repeat(100_000)}${']'.repeat(100_000)}, {}, {}]`;
     const bad: [string, string, string][] = [
       ['bad-json', '{"body": "not base64 json', 'MESSAGE_MALFORMED'],
@@ -65,18 +75,18 @@ describe('hostile messages straight onto the queue (T27 at CI size)', () => {
     const probes: string[] = [];
     for (const [i, payload] of pollute.entries()) {
       const argsId = `pollute-args-${i}`;
-      await rawPush(path, envelope(argsId, 'tasks.probe', { body: `[[${payload}], ${payload}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]` }));
+      await rawPush(envelope(argsId, 'tasks.probe', { body: `[[${payload}], ${payload}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]` }));
       const headersId = `pollute-headers-${i}`;
-      await rawPush(path, envelope(headersId, 'tasks.probe', { headers: JSON.parse(payload) as Record<string, unknown> }));
+      await rawPush(envelope(headersId, 'tasks.probe', { headers: JSON.parse(payload) as Record<string, unknown> }));
       probes.push(argsId, headersId);
     }
     const good: string[] = [];
     for (let i = 0; i < 200; i++) {
       // One bad message every 15 good ones.
       const b = i % 15 === 0 ? bad[i / 15] : undefined;
-      if (b) await rawPush(path, b[1]);
+      if (b) await rawPush(b[1]);
       const id = `good-${i}`;
-      await rawPush(path, envelope(id, 'tasks.add'));
+      await rawPush(envelope(id, 'tasks.add'));
       good.push(id);
     }
     const worker = await startWorker(['-A', FIXTURE_APP, '-c', '4'], env);
@@ -101,9 +111,9 @@ describe('hostile messages straight onto the queue (T27 at CI size)', () => {
   });
 });
 
-describe('unknown task names during a rolling deploy (T28 at CI size)', () => {
+describe.each(['sqlite', 'redis'] as const)('unknown task names during a rolling deploy over %s (T28 at CI size)', (kind) => {
   it('nothing is discarded: parked in the dead-letter store, one warning per name, all complete once after the new worker and a requeue', async () => {
-    const { client, env } = world();
+    const { client, env } = world(kind);
     const v1 = await startWorker(['-A', FIXTURE_APP, '-c', '4'], env);
     const sent = [];
     for (let i = 0; i < 50; i++) sent.push(await client.sendTask<string>('reports.v2', [i]));

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createApp, ErrorCodes, REDIS_KEYS, RedisTransport, SqliteTransport, TaskError, type CeleriacApp } from '@celeriac/core';
 import { celeriac, FIXTURE_APP, HARD_LIMIT_APP, startWorker } from '../helpers/processes.js';
+import { freePort, startRedisOn } from '../servers/redis.js';
 import { readEffects } from '../helpers/effects.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -72,6 +73,27 @@ describe('celeriac worker CLI', () => {
     expect(await badUrl.exited).toBe(2);
     expect(badUrl.output()).toMatch(/URL_INVALID: CELERIAC_BROKER_URL: unsupported URL scheme "kafka"/);
     expect(badUrl.output()).not.toContain('secret');
+  });
+
+  it('an unreachable broker is one clear line and a retry with backoff; the worker starts once the broker is up', async () => {
+    const port = await freePort();
+    const url = `redis://:s3cret@127.0.0.1:${port}/0`;
+    const w = celeriac(['worker', '-A', FIXTURE_APP], { CELERIAC_BROKER_URL: url });
+    await w.waitForOutput(/retrying in 1000 ms \(attempt 2\)/);
+    expect(w.output()).toMatch(new RegExp(`cannot connect to broker redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}/0: .*retrying in 500 ms \\(attempt 1\\)`));
+    expect(w.output()).not.toContain('s3cret');
+    expect(w.output()).not.toMatch(/\n\s+at /);
+    const redis = await startRedisOn(port, ['--requirepass', 's3cret']);
+    try {
+      await w.waitForOutput(/worker ready/, 30_000);
+      const client = createApp({ broker: url });
+      clients.push(client);
+      expect(await (await client.sendTask<number>('tasks.add', [20, 22])).get({ timeout: 10_000 })).toBe(42);
+    } finally {
+      w.proc.kill('SIGKILL');
+      await w.exited;
+      await redis.stop();
+    }
   });
 
   it('every option also reads an env var', async () => {

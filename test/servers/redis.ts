@@ -53,7 +53,11 @@ export interface RedisServer {
  * needs. Stopped (and its dir removed) by `stop()`.
  */
 export async function startRedis(extraArgs: string[] = []): Promise<RedisServer> {
-  const port = await freePort();
+  return startRedisOn(await freePort(), extraArgs);
+}
+
+/** Like {@link startRedis}, on a given port (e.g. one a client is already trying to reach). */
+export async function startRedisOn(port: number, extraArgs: string[] = []): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'celeriac-redis-'));
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction', ...extraArgs];
   let proc!: ChildProcess;

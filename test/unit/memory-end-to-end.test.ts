@@ -247,6 +247,22 @@ describe('memory:// end to end through the real worker loop', () => {
     expect(attempts).toEqual([0, 1, 2]);
   });
 
+  it('acksLate: false (per task) acknowledges before running; the default acknowledges after the result is stored', async () => {
+    const app = setup('acks');
+    const transport = await app.transport();
+    let heldDuringEarly = -1;
+    let heldDuringLate = -1;
+    // The memory broker counts a delivery as held until it is acked: read what the consumer holds while each task runs.
+    const held = (): number => (transport as unknown as { consumers: Set<{ inFlight: Map<unknown, unknown> }> }).consumers.values().next().value!.inFlight.size;
+    const early = app.task({ name: 'tasks.early', acksLate: false }, () => void (heldDuringEarly = held()));
+    const late = app.task({ name: 'tasks.late' }, () => void (heldDuringLate = held()));
+    await startWorker(app, { concurrency: 1 });
+    await (await early.delay()).get({ timeout: 3000 });
+    await (await late.delay()).get({ timeout: 3000 });
+    expect(heldDuringEarly).toBe(0);
+    expect(heldDuringLate).toBe(1);
+  });
+
   it('a payload over maxPayloadBytes is refused at applyAsync with a named error', async () => {
     const app = createApp({ broker: memoryUrl('big'), maxPayloadBytes: 1024 });
     apps.push(app);

@@ -93,15 +93,27 @@ export class CeleriacApp implements ResultHost {
     });
   }
 
-  /** The transport, connected on first use. */
+  /** The transport, connected on first use (a failed connection is tried afresh next time). */
   transport(): Promise<Transport> {
-    this.transportPromise ??= TRANSPORT_FACTORIES[this.config.broker.scheme]!(this.config.broker, this.config);
+    if (!this.transportPromise) {
+      const opening = TRANSPORT_FACTORIES[this.config.broker.scheme]!(this.config.broker, this.config);
+      this.transportPromise = opening;
+      opening.catch(() => {
+        if (this.transportPromise === opening) this.transportPromise = undefined;
+      });
+    }
     return this.transportPromise;
   }
 
-  /** The result backend, connected on first use. */
+  /** The result backend, connected on first use (a failed connection is tried afresh next time). */
   backend(): Promise<ResultBackend> {
-    this.backendPromise ??= BACKEND_FACTORIES[this.config.backend.scheme]!(this.config.backend, this.config);
+    if (!this.backendPromise) {
+      const opening = BACKEND_FACTORIES[this.config.backend.scheme]!(this.config.backend, this.config);
+      this.backendPromise = opening;
+      opening.catch(() => {
+        if (this.backendPromise === opening) this.backendPromise = undefined;
+      });
+    }
     return this.backendPromise;
   }
 
