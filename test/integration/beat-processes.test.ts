@@ -68,6 +68,54 @@ describe('two beats against Redis (T23 at CI size)', () => {
   });
 });
 
+describe('two beats with skewed clocks against Redis (T24 at CI size)', () => {
+  it('slots come from Redis TIME: no duplicates and nothing sent early, whichever beat leads', async () => {
+    const prefix = `skew${process.pid}:`;
+    const base = { CELERIAC_BROKER_URL: `${inject('redisUrl')}?keyPrefix=${prefix}` };
+    const raw = new Redis(inject('redisUrl'));
+    const firstSeen = new Map<string, number>();
+    let watching = true;
+    // Watch the queue, noting the reference (Redis) time at which each slot's message first appears.
+    const watcher = (async () => {
+      while (watching) {
+        const [s, us] = await raw.time();
+        const t = Number(s) * 1000 + Math.floor(Number(us) / 1000);
+        for (const id of await queuedSlots(raw, prefix)) if (!firstSeen.has(id)) firstSeen.set(id, t);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    try {
+      const ahead = await startBeat({ ...base, CELERIAC_CLOCK_OFFSET_MS: '90000' });
+      const behind = await startBeat({ ...base, CELERIAC_CLOCK_OFFSET_MS: '-90000' });
+      const beats = [ahead, behind];
+      // Force the leadership to switch twice: stop the leader (it releases the lease), start it again.
+      for (let round = 0; round < 2; round++) {
+        const count = firstSeen.size;
+        await waitFor(() => firstSeen.size >= count + 2, 'slots sent');
+        const leader = (await waitFor(() => leaderOf(beats), 'a leader'));
+        leader.proc.kill('SIGTERM');
+        await leader.exited;
+        const replacement = await startBeat({ ...base, CELERIAC_CLOCK_OFFSET_MS: leader === ahead ? '90000' : '-90000' });
+        beats[beats.indexOf(leader)] = replacement;
+      }
+      const count = firstSeen.size;
+      await waitFor(() => firstSeen.size >= count + 2, 'slots sent after the last switch');
+    } finally {
+      watching = false;
+      await watcher;
+    }
+    const ids = await queuedSlots(raw, prefix);
+    raw.disconnect();
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const [id, seen] of firstSeen) {
+      const slot = Date.parse(id.replace(/^beat:tick:/, ''));
+      expect(seen, id).toBeGreaterThanOrEqual(slot - 1000);
+      // And not a full skew late either: the slot was sent by whichever beat led at the time.
+      expect(seen - slot, id).toBeLessThan(60_000);
+    }
+  });
+});
+
 describe('celeriac worker -B', () => {
   it('runs beat inside the worker: periodic tasks are sent and run, on the embedded broker', async () => {
     const db = join(tempDir('celeriac-beat-b-'), 'b.db');

@@ -15,7 +15,9 @@ export function beatCommand(): Command {
     .action(async (opts) => {
       const log = createLogger(opts.loglevel, 'celeriac-beat');
       const { app } = await loadApp(opts.app);
-      const store = await openBeatStore(app);
+      // CELERIAC_CLOCK_OFFSET_MS skews this process's clock (tests of clock skew); a Redis store ignores it and uses Redis TIME.
+      const offset = Number(process.env.CELERIAC_CLOCK_OFFSET_MS ?? 0);
+      const store = await openBeatStore(app, () => Date.now() + offset);
       const scheduler = new Beat(app, { store, leaseMs: opts.lease, logger: log });
       const entries = await scheduler.entries();
       log.info({ store: store.kind, entries: entries.map((e) => `${e.entry.name}: ${e.schedule.description}`) }, 'beat ready');
