@@ -11,6 +11,8 @@ import {
   type SignatureDict,
   type SignatureLike,
   type TaskMessage,
+  type TaskHeaders,
+  type TaskBody,
 } from './schema.js';
 import type { z } from 'zod';
 
@@ -110,6 +112,38 @@ export function toWire(message: TaskMessage): WireMessage {
   };
 }
 
+const str = (v: unknown): boolean => typeof v === 'string';
+const strOrNull = (v: unknown): boolean => v === null || typeof v === 'string';
+const intOrNull = (v: unknown): boolean => v === null || Number.isInteger(v);
+const numOrNull = (v: unknown): boolean => v === null || typeof v === 'number';
+
+/**
+ * Hot-path shortcut: headers that already carry every protocol field with its
+ * exact type (what Celery 5 and celeriac write) are what the zod schema would
+ * return, so they skip it. Anything else goes through the schema, which stays
+ * the definition (and writes the error messages).
+ */
+function exactHeaders(h: Readonly<Record<string, unknown>>): { success: true; data: TaskHeaders } | undefined {
+  const tl = h.timelimit;
+  const ok =
+    str(h.lang) && str(h.task) && (h.task as string).length > 0 && str(h.id) && (h.id as string).length > 0 &&
+    strOrNull(h.shadow) && strOrNull(h.eta) && strOrNull(h.expires) && strOrNull(h.group) && intOrNull(h.group_index) &&
+    Number.isInteger(h.retries) && (h.retries as number) >= 0 && Array.isArray(tl) && tl.length === 2 && numOrNull(tl[0]) && numOrNull(tl[1]) &&
+    strOrNull(h.root_id) && strOrNull(h.parent_id) && strOrNull(h.argsrepr) && strOrNull(h.kwargsrepr) && strOrNull(h.origin) &&
+    typeof h.ignore_result === 'boolean';
+  return ok ? { success: true, data: h as TaskHeaders } : undefined;
+}
+
+/** Same shortcut for the commonest body: `[args, kwargs, {callbacks: null, errbacks: null, chain: null, chord: null}]`. */
+function exactPlainBody(raw: unknown): { success: true; data: TaskBody } | undefined {
+  if (!Array.isArray(raw) || raw.length !== 3) return undefined;
+  const [args, kwargs, embed] = raw as [unknown, unknown, Record<string, unknown> | null];
+  const plain =
+    Array.isArray(args) && kwargs !== null && typeof kwargs === 'object' && !Array.isArray(kwargs) &&
+    embed !== null && typeof embed === 'object' && embed.callbacks === null && embed.errbacks === null && embed.chain === null && embed.chord === null;
+  return plain ? { success: true, data: raw as TaskBody } : undefined;
+}
+
 /** Deepest nesting a message body may have; deeper JSON would overflow the stack when re-serialised. */
 export const MAX_JSON_DEPTH = 512;
 
@@ -158,7 +192,7 @@ export function fromWire(wire: WireMessage): TaskMessage {
   if (depth > MAX_JSON_DEPTH) {
     throw new MessageError(`Task message body nests deeper than ${MAX_JSON_DEPTH} levels`, ident, ErrorCodes.MESSAGE_TOO_DEEP);
   }
-  const headers = headersSchema.safeParse(wire.headers);
+  const headers = exactHeaders(wire.headers) ?? headersSchema.safeParse(wire.headers);
   if (!headers.success) {
     throw new MessageError(`Malformed task message headers: ${describeIssues(headers.error)}`, ident);
   }
@@ -171,7 +205,7 @@ export function fromWire(wire: WireMessage): TaskMessage {
   if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
     throw new MessageError('Task message body is a protocol v1 dict; celeriac reads protocol v2 only', ident);
   }
-  const body = bodySchema.safeParse(raw);
+  const body = exactPlainBody(raw) ?? bodySchema.safeParse(raw);
   if (!body.success) {
     throw new MessageError(`Malformed task message body: ${describeIssues(body.error)}`, ident);
   }

@@ -1,5 +1,4 @@
 import { Command, Option } from '@commander-js/extra-typings';
-import { Beat, BeatSchedules, openBeatStore } from '@celeriac/beat';
 import { createLogger } from '../logger.js';
 import { loadApp } from './load-app.js';
 import { positiveInt } from './options.js';
@@ -14,6 +13,8 @@ export function beatCommand(): Command {
     .addOption(new Option('-l, --loglevel <level>', 'log level').choices(LEVELS).default('info' as const).env('CELERIAC_LOGLEVEL'))
     .action(async (opts) => {
       const log = createLogger(opts.loglevel, 'celeriac-beat');
+      // Loaded here, not at the top: a worker process that never schedules does not carry the scheduler.
+      const { Beat, openBeatStore } = await import('@celeriac/beat');
       const { app } = await loadApp(opts.app);
       // CELERIAC_CLOCK_OFFSET_MS skews this process's clock (tests of clock skew); a Redis store ignores it and uses Redis TIME.
       const offset = Number(process.env.CELERIAC_CLOCK_OFFSET_MS ?? 0);
@@ -38,6 +39,7 @@ export function beatCommand(): Command {
     .option('--json', 'print JSON')
     .action(async (opts) => {
       // -A belongs to `beat` itself: `celeriac beat list -A tasks.ts` and `celeriac beat -A tasks.ts list` both work.
+      const { BeatSchedules, openBeatStore } = await import('@celeriac/beat');
       const { app } = await loadApp(beat.opts().app);
       const store = await openBeatStore(app);
       const views = await new BeatSchedules(store, () => app.beat.entries(), app.beat.timezone).list();
