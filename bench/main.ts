@@ -34,6 +34,17 @@ const pct = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
 
+/** p50 / p99 of `RT` sequential calls of `call` (send, then wait for the result). */
+async function roundTrips(call: (i: number) => Promise<void>): Promise<{ p50: number; p99: number }> {
+  const lat: number[] = [];
+  for (let i = 0; i < RT; i++) {
+    const start = performance.now();
+    await call(i);
+    lat.push(performance.now() - start);
+  }
+  return { p50: pct(lat, 50), p99: pct(lat, 99) };
+}
+
 /** RSS of a process and its children, in MB (Celery's prefork and threads, celeriac's process pool). */
 function treeRssMb(pid: number): number {
   const kids = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
@@ -113,16 +124,7 @@ async function benchCeleriac(url: string, raw: Redis): Promise<Row> {
       row.c100 = rate;
       row.rssMb = treeRssMb(worker.pid!);
     }
-    if (c === 1) {
-      const lat: number[] = [];
-      for (let i = 0; i < RT; i++) {
-        const s = performance.now();
-        await (await app.sendTask('bench.echo', [i])).get({ timeout: 30_000 });
-        lat.push(performance.now() - s);
-      }
-      row.p50 = pct(lat, 50);
-      row.p99 = pct(lat, 99);
-    }
+    if (c === 1) Object.assign(row, await roundTrips(async (i) => void (await (await app.sendTask('bench.echo', [i])).get({ timeout: 30_000 }))));
     await stop(worker);
   }
   await app.close();
@@ -163,17 +165,7 @@ async function benchBullmq(url: string, raw: Redis): Promise<Row> {
       row.c100 = rate;
       row.rssMb = treeRssMb(worker.pid!);
     }
-    if (c === 1) {
-      const lat: number[] = [];
-      for (let i = 0; i < RT; i++) {
-        const s = performance.now();
-        const job = await queue.add('echo', { x: i });
-        await job.waitUntilFinished(events, 30_000);
-        lat.push(performance.now() - s);
-      }
-      row.p50 = pct(lat, 50);
-      row.p99 = pct(lat, 99);
-    }
+    if (c === 1) Object.assign(row, await roundTrips(async (i) => void (await (await queue.add('echo', { x: i })).waitUntilFinished(events, 30_000))));
     await stop(worker);
   }
   await events.close();

@@ -93,3 +93,8 @@ export interface Transport {
   subscribe(channel: string, onMessage: (payload: unknown) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
+
+/** The full record of a delivery being dead-lettered: the caller's reason plus where it came from and how often. */
+export function deadLetterRecord(delivery: Delivery, record: Omit<DeadLetterRecord, 'wire' | 'queue' | 'deliveryCount'>): DeadLetterRecord {
+  return { ...record, queue: delivery.queue, deliveryCount: delivery.deliveryCount, wire: delivery.message };
+}

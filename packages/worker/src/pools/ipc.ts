@@ -1,14 +1,7 @@
-import type { EncodedException } from '@celeriac/core';
+import type { EncodedException, TaskContext } from '@celeriac/core';
 
-/** Context fields a child needs to rebuild a task's `ctx`. */
-export interface ChildContext {
-  readonly id: string;
-  readonly name: string;
-  readonly retries: number;
-  readonly rootId: string | null;
-  readonly parentId: string | null;
-  readonly groupId: string | null;
-}
+/** The data part of a task's `ctx`, sent to the child that rebuilds it. */
+export type ChildContext = Pick<TaskContext, 'id' | 'name' | 'retries' | 'rootId' | 'parentId' | 'groupId'>;
 
 /** Parent → child. */
 export type ToChild =

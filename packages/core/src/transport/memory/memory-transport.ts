@@ -1,13 +1,14 @@
 import { TransportClosedError } from '../../errors.js';
 import { readKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
 import type { WireMessage } from '../../protocol/message.js';
-import type {
-  Consumer,
-  DeadLetterRecord,
-  Delivery,
-  PublishOptions,
-  Transport,
-  TransportCapabilities,
+import {
+  deadLetterRecord,
+  type Consumer,
+  type DeadLetterRecord,
+  type Delivery,
+  type PublishOptions,
+  type Transport,
+  type TransportCapabilities,
 } from '../transport.js';
 import { memoryBroker, type BrokerConsumer, type MemoryBroker, type StoredMessage } from './broker.js';
 
@@ -70,12 +71,7 @@ export class MemoryTransport implements Transport {
   }
 
   async deadLetter(delivery: Delivery, record: Omit<DeadLetterRecord, 'wire' | 'queue' | 'deliveryCount'>): Promise<void> {
-    this.broker.deadLetters.set(record.id, {
-      ...record,
-      queue: delivery.queue,
-      deliveryCount: delivery.deliveryCount,
-      wire: delivery.message,
-    });
+    this.broker.deadLetters.set(record.id, deadLetterRecord(delivery, record));
     await delivery.ack();
   }
 

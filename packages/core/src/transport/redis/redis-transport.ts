@@ -4,7 +4,7 @@ import { readKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
 import type { WireMessage } from '../../protocol/message.js';
 import { PollBackoff } from '../../util/backoff.js';
 import { newId } from '../../util/ids.js';
-import type { Consumer, DeadLetterRecord, Delivery, PublishOptions, Transport, TransportCapabilities } from '../transport.js';
+import { deadLetterRecord, type Consumer, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
 import { connectRedis, RedisUnavailableError, warnIfUnsafe, type RedisSettings } from './connection.js';
 import { ACK, DEAD_LETTER, FETCH, PROMOTE, RELEASE_LOCK, REQUEUE, RESTORE_ONE, SEP } from './scripts.js';
 
@@ -255,7 +255,7 @@ export class RedisTransport implements Transport {
   }
 
   async deadLetter(delivery: Delivery, record: Omit<DeadLetterRecord, 'wire' | 'queue' | 'deliveryCount'>): Promise<void> {
-    const full: DeadLetterRecord = { ...record, queue: delivery.queue, deliveryCount: delivery.deliveryCount, wire: delivery.message };
+    const full = deadLetterRecord(delivery, record);
     const tag = (delivery as RedisDelivery).tag;
     if (tag === undefined) {
       await this.redis.hset(KEYS.deadLetters, record.id, JSON.stringify(full));

@@ -3,7 +3,7 @@ import { readKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
 import type { WireMessage } from '../../protocol/message.js';
 import { PollBackoff } from '../../util/backoff.js';
 import { newId } from '../../util/ids.js';
-import type { Consumer, DeadLetterRecord, Delivery, PublishOptions, Transport, TransportCapabilities } from '../transport.js';
+import { deadLetterRecord, type Consumer, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
 import { ChangeHints, openDb, type Db } from './db.js';
 
 export interface SqliteTransportOptions {
@@ -93,7 +93,7 @@ export class SqliteTransport implements Transport {
   }
 
   async deadLetter(delivery: Delivery, record: Omit<DeadLetterRecord, 'wire' | 'queue' | 'deliveryCount'>): Promise<void> {
-    const full: DeadLetterRecord = { ...record, queue: delivery.queue, deliveryCount: delivery.deliveryCount, wire: delivery.message };
+    const full = deadLetterRecord(delivery, record);
     // Record first, then ack: a crash between the two leaves a duplicate entry, never a lost message.
     this.db.prepare('INSERT OR REPLACE INTO dead_letters (id, record, failed_at) VALUES (?, ?, ?)').run(record.id, JSON.stringify(full), record.failedAt);
     await delivery.ack();
