@@ -17,7 +17,7 @@ import { resolveConfig, type AppOptions, type ResolvedConfig } from './config.js
 import { TaskRegistry, type RegisteredTask } from './registry.js';
 import { compileRoutes, type Route } from './routing.js';
 import { localContext } from './local-context.js';
-import { BeatRegistry } from './beat-entries.js';
+import { BeatRegistry, type BeatEntryInput } from './beat-entries.js';
 
 /** The task handles `app.register(instance)` returns, one per method. */
 export type RegisteredHandles<T> = {
@@ -45,6 +45,7 @@ export class CeleriacApp implements ResultHost {
     this.config = resolveConfig(options);
     this.routeOf = compileRoutes(this.config.routes);
     if (this.config.timezone) this.beat.timezone = this.config.timezone;
+    if (this.config.beatSchedule) this.beat.schedule(this.config.beatSchedule as unknown as BeatEntryInput[]);
   }
 
   /**

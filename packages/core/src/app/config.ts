@@ -44,7 +44,20 @@ export const configSchema = z.strictObject({
    */
   visibilityTimeout: z.number().int().min(100).default(30_000),
   /** Default IANA time zone for cron schedules (Celery's `timezone`); UTC when unset. */
-  timezone: z.string().min(1).optional(),
+  timezone: z
+    .string()
+    .min(1)
+    .refine((tz) => {
+      try {
+        new Intl.DateTimeFormat('en-US', { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'unknown IANA time zone')
+    .optional(),
+  /** Periodic entries from configuration (Celery's `beat_schedule`); the same as `app.beat.schedule(...)`. */
+  beatSchedule: z.array(z.record(z.string(), z.unknown())).optional(),
   /** Store STARTED when a task begins (Celery's `task_track_started`). */
   trackStarted: z.boolean().default(false),
 });
