@@ -10,12 +10,13 @@ import type { BeatStore } from './store/store.js';
  * backend's Redis or SQLite.)
  */
 export async function openBeatStore(app: CeleriacApp, clock?: () => number): Promise<BeatStore> {
-  const url = ['sqlite', 'redis', 'rediss'].includes(app.config.broker.scheme) ? app.config.broker : app.config.backend;
+  const url = ['sqlite', 'redis', 'rediss', 'redis+sentinel'].includes(app.config.broker.scheme) ? app.config.broker : app.config.backend;
   switch (url.scheme) {
     case 'sqlite':
       return SqliteBeatStore.open(sqlitePath(url), clock);
     case 'redis':
     case 'rediss':
+    case 'redis+sentinel':
       return RedisBeatStore.open(redisSettings(url));
     default:
       return new MemoryBeatStore(clock);

@@ -33,6 +33,7 @@ export const TRANSPORT_FACTORIES: Readonly<Record<string, (url: ParsedUrl, ctx: 
   },
   redis: redisTransport,
   rediss: redisTransport,
+  'redis+sentinel': redisTransport,
 });
 
 export const BACKEND_FACTORIES: Readonly<Record<string, (url: ParsedUrl, ctx: FactoryContext) => Promise<ResultBackend>>> = Object.freeze({
@@ -43,6 +44,7 @@ export const BACKEND_FACTORIES: Readonly<Record<string, (url: ParsedUrl, ctx: Fa
   },
   redis: redisBackend,
   rediss: redisBackend,
+  'redis+sentinel': redisBackend,
 });
 
 /** `memory://` and `memory://name` name an in-process broker/store; the empty name is `default`. */

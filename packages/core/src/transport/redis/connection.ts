@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Redis, RedisOptions } from 'ioredis';
 import { CeleriacError, ConfigError, ErrorCodes } from '../../errors.js';
 import type { ParsedUrl } from '../../util/url.js';
@@ -12,24 +13,43 @@ export interface RedisSettings {
 }
 
 /**
- * `redis://[user:password@]host[:port][/db][?keyPrefix=...]`; `rediss://` is TLS with
- * certificate verification on (`?tlsInsecure=true` turns it off, for tests only).
+ * `redis://[user:password@]host[:port][/db][?keyPrefix=...]`.
+ * `rediss://` is TLS with certificate verification on, against the system CAs or `?ca=<file>`
+ * (`?tlsInsecure=true` turns verification off, for tests only).
+ * `redis+sentinel://[user:password@]sentinel-host:port/<master name>[/db][?sentinels=host:port,...]`
+ * asks the sentinels for the current master (and follows a failover).
  */
 export function redisSettings(url: ParsedUrl): RedisSettings {
   const u = url.url;
-  const dbText = u.pathname.replace(/^\//, '') || '0';
+  const sentinel = url.scheme === 'redis+sentinel';
+  const [first, second] = u.pathname.replace(/^\//, '').split('/');
+  const dbText = (sentinel ? second : first) || '0';
   const db = Number(dbText);
   if (!Number.isInteger(db) || db < 0) {
     throw new ConfigError(`${url.redacted}: the path must be a database number, got ${JSON.stringify(dbText)}`, { url: url.redacted }, ErrorCodes.URL_INVALID);
   }
   const keyPrefix = u.searchParams.get('keyPrefix') ?? u.searchParams.get('global_keyprefix') ?? '';
+  if (sentinel && !first) {
+    throw new ConfigError(`${url.redacted}: a sentinel URL names the master after the host: redis+sentinel://host:port/<master>`, { url: url.redacted }, ErrorCodes.URL_INVALID);
+  }
+  const ca = u.searchParams.get('ca');
+  const endpoint = sentinel
+    ? {
+        sentinels: [`${u.hostname}:${u.port || 26379}`, ...(u.searchParams.get('sentinels')?.split(',').filter(Boolean) ?? [])].map((hp) => {
+          const [host, port] = hp.split(':');
+          return { host: host || '127.0.0.1', port: Number(port || 26379) };
+        }),
+        name: decodeURIComponent(first!),
+      }
+    : { host: u.hostname || '127.0.0.1', port: u.port ? Number(u.port) : 6379 };
   const options: RedisOptions = {
-    host: u.hostname || '127.0.0.1',
-    port: u.port ? Number(u.port) : 6379,
+    ...endpoint,
     db,
     ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
     ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-    ...(url.scheme === 'rediss' ? { tls: { rejectUnauthorized: u.searchParams.get('tlsInsecure') !== 'true' } } : {}),
+    ...(url.scheme === 'rediss'
+      ? { tls: { rejectUnauthorized: u.searchParams.get('tlsInsecure') !== 'true', ...(ca ? { ca: readFileSync(ca) } : {}) } }
+      : {}),
     keyPrefix,
     lazyConnect: true,
     // Fail fast while disconnected instead of queueing commands forever; reconnect in the background.
@@ -63,13 +83,15 @@ export async function connectRedis(settings: RedisSettings, role: 'commands' | '
   const { Redis } = await import('ioredis');
   const { commandTimeout: _timeout, ...base } = settings.options;
   const client = new Redis(role === 'commands' ? settings.options : { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null });
-  // ioredis reports connection trouble as 'error' events while it retries: handled here, not crashing the process.
-  client.on('error', () => undefined);
+  // ioredis reports connection trouble as 'error' events while it retries: handled here, not crashing the
+  // process; the last one says why a first connection failed (refused, certificate, WRONGPASS...).
+  let reason: unknown;
+  client.on('error', (err: unknown) => (reason = err));
   try {
     await client.connect();
   } catch (err) {
     client.disconnect();
-    throw new RedisUnavailableError(settings.redacted, err);
+    throw new RedisUnavailableError(settings.redacted, reason ?? err);
   }
   return client;
 }

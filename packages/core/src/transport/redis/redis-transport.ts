@@ -39,6 +39,9 @@ export const queueKeys = (queue: string): string[] => STEPS.map((s) => queueKey(
 
 const nowSeconds = (): string => (Date.now() / 1000).toFixed(6);
 
+/** A fetch loop silent this long is considered stuck (every command has a timeout, so this is a last resort). */
+const WATCHDOG_QUIET_MS = 30_000;
+
 export interface RedisTransportOptions {
   readonly visibilityTimeout: number;
 }
@@ -331,6 +334,9 @@ class RedisConsumer implements Consumer {
   private readonly held = new Map<string, { key: string; item: string }>();
   private active = true;
   private renewTimer: NodeJS.Timeout | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
+  private lastLoopAt = Date.now();
+  private generation = 0;
   private readonly keys: string[];
   /** Queue name for each polled list (same order as `keys`). */
   private readonly queueOfKey: string[];
@@ -350,6 +356,14 @@ class RedisConsumer implements Consumer {
     const every = Math.max(50, Math.floor(this.transport.options.visibilityTimeout / 3));
     // A live owner keeps its deliveries fresh in unacked_index: never restored while it runs them.
     this.renewTimer = setInterval(() => void this.renew(), every);
+    // Watchdog: a fetch loop that has gone quiet (a reply that never came) is replaced by a fresh one.
+    this.watchdog = setInterval(() => {
+      if (this.active && Date.now() - this.lastLoopAt > WATCHDOG_QUIET_MS) {
+        process.emitWarning(`redis consumer quiet for ${Date.now() - this.lastLoopAt} ms: restarting its fetch loop`, 'CeleriacWarning');
+        void this.loop();
+      }
+    }, WATCHDOG_QUIET_MS / 2);
+    this.watchdog.unref();
     void this.loop();
   }
 
@@ -362,7 +376,10 @@ class RedisConsumer implements Consumer {
 
   private async loop(): Promise<void> {
     const redis = this.transport.redis;
-    while (this.active) {
+    // Only the newest loop runs: one replaced by the watchdog stops when (if ever) it wakes up.
+    const generation = ++this.generation;
+    while (this.active && generation === this.generation) {
+      this.lastLoopAt = Date.now();
       const free = this.prefetch - this.held.size;
       let got = 0;
       if (free > 0) {
@@ -456,6 +473,7 @@ class RedisConsumer implements Consumer {
     this.active = false;
     this.backoff.wake();
     clearInterval(this.renewTimer);
+    clearInterval(this.watchdog);
     this.onGone();
   }
 
