@@ -19,8 +19,10 @@ function step(title: string): void {
   console.log(`\n▸ ${title}`);
 }
 
-function startWorker(name: string): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [cli, 'worker', '-A', join(here, 'tasks.js'), '-c', '4', '-n', name, '--loglevel', 'info'], {
+/** Start `celeriac worker` (or `celeriac beat`) and resolve once it reports ready. */
+function startProcess(name: string, command: 'worker' | 'beat' = 'worker'): Promise<ChildProcess> {
+  const args = command === 'worker' ? ['worker', '-A', join(here, 'tasks.js'), '-c', '4', '-n', name] : ['beat', '-A', join(here, 'tasks.js')];
+  const proc = spawn(process.execPath, [cli, ...args, '--loglevel', 'info'], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: process.env,
   });
@@ -32,13 +34,13 @@ function startWorker(name: string): Promise<ChildProcess> {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
         if (!line.startsWith('{')) console.log(line); // what tasks print
-        else if (line.includes('"worker ready"')) {
-          console.log(`  worker ${name} ready (pid ${proc.pid})`);
+        else if (line.includes('"worker ready"') || line.includes('"beat ready"')) {
+          console.log(`  ${command} ${name} ready (pid ${proc.pid})`);
           resolve(proc);
         } else if (/"level":(50|60)/.test(line)) console.log(`  [${name}] ${line}`);
       }
     });
-    proc.on('exit', (code) => reject(new Error(`worker ${name} exited early with code ${code}`)));
+    proc.on('exit', (code) => reject(new Error(`${command} ${name} exited early with code ${code}`)));
   });
 }
 
@@ -48,8 +50,8 @@ async function main(): Promise<void> {
   if (embedded) for (const suffix of ['', '-wal', '-shm']) rmSync(join(process.cwd(), '.celeriac', `celeriac.db${suffix}`), { force: true });
   console.log(`celeriac demo — broker ${app.config.broker.redacted}, results ${app.config.backend.redacted}`);
 
-  step('Starting two worker processes');
-  const workers = await Promise.all([startWorker('demo-1@localhost'), startWorker('demo-2@localhost')]);
+  step('Starting two worker processes and beat');
+  const workers = await Promise.all([startProcess('demo-1@localhost'), startProcess('demo-2@localhost'), startProcess('beat', 'beat')]);
 
   step('delay() and get()');
   const sum = await add.delay(2, 3);
@@ -76,6 +78,25 @@ async function main(): Promise<void> {
   console.log(`  link fired: ${await app.asyncResult<string>(successId).get({ timeout: 10_000 })}`);
   console.log(`  link_error fired: ${await app.asyncResult<string>(errorId).get({ timeout: 10_000 })}  (failed task ${broken.id})`);
 
+  step('A periodic task (beat, every second)');
+  const backend = await app.backend();
+  const fired = new Set<string>();
+  const watchedFrom = Date.now();
+  while (fired.size < 2) {
+    if (Date.now() - watchedFrom > 20_000) throw new Error('the periodic task did not fire twice within 20 s');
+    // Each beat slot has a known task id: beat:<entry>:<slot time>.
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    const ids = Array.from({ length: 5 }, (_, i) => `beat:heartbeat:${new Date(now - i * 1000).toISOString()}`);
+    const metas = await backend.getMany(ids);
+    for (const [i, id] of ids.entries()) {
+      if (metas[i]?.status !== 'SUCCESS' || fired.has(id)) continue;
+      fired.add(id);
+      console.log(`  heartbeat ran for slot ${id.slice('beat:heartbeat:'.length)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  console.log('  periodic task fired twice');
+
   step('A batch of 1,000 tasks');
   const started = Date.now();
   const batch = [];
@@ -97,13 +118,13 @@ async function main(): Promise<void> {
       (w) =>
         new Promise<void>((resolve, reject) => {
           w.removeAllListeners('exit');
-          w.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
+          w.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`process exited with ${code}`))));
           w.kill('SIGTERM');
         }),
     ),
   );
   await app.close();
-  console.log('  workers stopped cleanly\n\ndemo finished ✔');
+  console.log('  workers and beat stopped cleanly\n\ndemo finished ✔');
 }
 
 main().catch(async (err: unknown) => {

@@ -33,4 +33,9 @@ export const printTask = app.task({ name: 'tasks.print_task' }, (text: string) =
 
 export const onTaskSuccess = app.task({ name: 'tasks.on_task_success' }, (result: unknown, taskName: string) => `${taskName} succeeded with ${JSON.stringify(result)}`);
 
+/** Sent by beat every second (see the schedule below). */
+export const heartbeat = app.task({ name: 'tasks.heartbeat' }, () => new Date().toISOString());
+
+app.beat.schedule({ name: 'heartbeat', task: heartbeat, schedule: { every: '1s' } });
+
 export const onTaskError = app.task({ name: 'tasks.on_task_error' }, (taskId: string, taskName: string) => `${taskName} (${taskId}) failed`);
