@@ -57,12 +57,14 @@ describe('zod schemas drive the types when given', () => {
 
 describe('signatures: s() partials and si()', () => {
   const add = app.task({ name: 'tasks.add2' }, (x: number, y: number) => x + y);
-  it('s() with a prefix leaves the rest of the args to come', () => {
-    expectTypeOf(add.s(4)).toEqualTypeOf<Signature<[y: number], number>>();
-    expectTypeOf(add.s(4, 4)).toEqualTypeOf<Signature<[], number>>();
-    expectTypeOf(add.s()).toEqualTypeOf<Signature<[x: number, y: number], number>>();
-    // @ts-expect-error wrong partial type
-    add.s('4');
+  it("s() binds trailing args: the parent's result is prepended later, so it waits for the leading ones", () => {
+    const concat = app.task({ name: 'tasks.concat' }, (prefix: string, n: number) => `${prefix}${n}`);
+    expectTypeOf(concat.s(4)).toEqualTypeOf<Signature<[prefix: string], string>>();
+    expectTypeOf(concat.s('a', 4)).toEqualTypeOf<Signature<[], string>>();
+    expectTypeOf(concat.s()).toEqualTypeOf<Signature<[prefix: string, n: number], string>>();
+    // @ts-expect-error the trailing arg is a number
+    concat.s('4');
+    expectTypeOf(add.s(4)).toEqualTypeOf<Signature<[x: number], number>>();
   });
   it('si() takes every arg and waits for none', () => {
     expectTypeOf(add.si(1, 2)).toEqualTypeOf<Signature<[], number>>();

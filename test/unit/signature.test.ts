@@ -21,8 +21,9 @@ describe('signatures', () => {
     const routed = s.set({ queue: 'math', priority: 5 });
     expect(routed.options).toEqual({ queue: 'math', priority: 5 });
     expect(s.options).toEqual({});
+    // clone prepends, as Celery's does: the args it still waits for come first.
     const full = s.clone([6], { extra: 1 }, { countdown: 2 });
-    expect(full.args).toEqual([4, 6]);
+    expect(full.args).toEqual([6, 4]);
     expect(full.kwargs).toEqual({ extra: 1 });
     expect(full.options).toEqual({ countdown: 2 });
     expect(s.args).toEqual([4]);

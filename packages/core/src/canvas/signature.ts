@@ -55,8 +55,8 @@ export class Signature<Args extends readonly unknown[] = unknown[], Result = unk
   }
 
   /**
-   * A copy with more partial args appended and kwargs/options merged
-   * (Celery's `clone`). Immutable signatures ignore extra args.
+   * A copy with args prepended (the leading args it still waits for) and
+   * kwargs/options merged — Celery's `clone`. Immutable signatures ignore args.
    */
   clone<P extends PrefixOf<Args>>(
     args?: P,
@@ -65,7 +65,7 @@ export class Signature<Args extends readonly unknown[] = unknown[], Result = unk
   ): Signature<DropPrefix<Args, P>, Result> {
     return new Signature({
       ...this,
-      args: this.immutable ? this.args : [...this.args, ...((args ?? []))],
+      args: this.immutable ? this.args : [...(args ?? []), ...this.args],
       kwargs: { ...this.kwargs, ...kwargs },
       options: { ...this.options, ...options },
     });

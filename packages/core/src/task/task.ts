@@ -1,7 +1,7 @@
 import { Signature } from '../canvas/signature.js';
 import type { AsyncResult } from '../result/async-result.js';
 import type { ApplyOptions, ResolvedTaskOptions } from './options.js';
-import type { DropPrefix, PrefixOf } from './types.js';
+import type { DropSuffix, SuffixOf } from './types.js';
 
 /**
  * The typed handle `app.task()` returns. `Args` and `Result` come from the
@@ -15,8 +15,12 @@ export interface TaskHandle<Args extends readonly unknown[], Result> {
   /** Send with positional args; resolves once the broker accepted the message. */
   delay(...args: Args): Promise<AsyncResult<Result>>;
   applyAsync(args?: Args, kwargs?: Readonly<Record<string, unknown>>, options?: ApplyOptions): Promise<AsyncResult<Result>>;
-  /** A partial signature: the missing trailing args come later (e.g. a parent's result in a chain). */
-  s<P extends PrefixOf<Args>>(...args: P): Signature<DropPrefix<Args, P>, Result>;
+  /**
+   * A partial signature. As in Celery, its args come after the parent's result,
+   * which is prepended at run time: `mul.s(8)` runs as `mul(parentResult, 8)`,
+   * so it still waits for the leading args.
+   */
+  s<P extends SuffixOf<Args>>(...args: P): Signature<DropSuffix<Args, P>, Result>;
   /** An immutable signature: it ignores its parent's result. */
   si(...args: Args): Signature<[], Result>;
 }
