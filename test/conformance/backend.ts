@@ -88,6 +88,22 @@ export function backendConformance(name: string, setup: () => Promise<{ make: ()
       await waitFor(async () => (await b.get('e')) === undefined, 'expiry', 5000, 50);
     });
 
+    it('joins a chord atomically: distinct members counted once, exactly one caller gets the parts in order', async () => {
+      const { make } = await setup();
+      const a = await client(make);
+      const b = await client(make);
+      await a.chordInit('g1', 3, day);
+      const part = (index: number) => ({ index, taskId: `t${index}`, state: 'SUCCESS', result: index * 10 });
+      expect(await a.chordPartReturn('g1', part(2), day)).toBeNull();
+      expect(await b.chordPartReturn('g1', part(0), day)).toBeNull();
+      // Member 0 ran twice: it still counts once.
+      expect(await a.chordPartReturn('g1', part(0), day)).toBeNull();
+      const done = await b.chordPartReturn('g1', part(1), day);
+      expect(done?.map((p) => [p.index, p.taskId, p.result])).toEqual([[0, 't0', 0], [1, 't1', 10], [2, 't2', 20]]);
+      // After completion the join is gone: a late duplicate completes nothing.
+      expect(await a.chordPartReturn('g1', part(1), day)).toBeNull();
+    });
+
     it('remembers revocations for their TTL, across clients', async () => {
       const { make } = await setup();
       const a = await client(make);

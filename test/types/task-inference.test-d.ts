@@ -1,6 +1,6 @@
 import { describe, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
-import { createApp, type AsyncResult, type Signature, type TaskContext } from '@celeriac/core';
+import { chain, chord, createApp, group, type AsyncResult, type GroupResult, type Signature, type TaskContext } from '@celeriac/core';
 
 const app = createApp({ broker: 'memory://types' });
 
@@ -83,5 +83,26 @@ describe('declareTask: typed handles for tasks implemented elsewhere', () => {
     void remote.delay(1, 'x');
     // @ts-expect-error no in-process call for a remote task
     void remote('a', 'b');
+  });
+});
+
+describe('canvas typing', () => {
+  const add = app.task({ name: 'tasks.cadd' }, (x: number, y: number) => x + y);
+  const upper = app.task({ name: 'tasks.upper2' }, (s: string) => s.toUpperCase());
+  const xsum = app.task({ name: 'tasks.cxsum' }, (numbers: number[]) => numbers.reduce((a, b) => a + b, 0));
+  it('a chain is typed by its last step; a step that cannot take the previous result does not compile', async () => {
+    expectTypeOf(chain(add.s(4, 4), add.s(8))).toEqualTypeOf<Signature<[], number>>();
+    expectTypeOf(add.s(4, 4).pipe(add.s(1))).toEqualTypeOf<Signature<[], number>>();
+    // @ts-expect-error upper takes a string, add returns a number
+    chain(add.s(4, 4), upper.s());
+    // @ts-expect-error the same through pipe
+    add.s(4, 4).pipe(upper.s());
+    expectTypeOf(await app.send(chain(add.s(1, 1), add.s(2)))).toEqualTypeOf<AsyncResult<number>>();
+  });
+  it('a group gives a GroupResult of its members; a chord body must take the list of results', async () => {
+    expectTypeOf(await app.send(group(add.s(1, 1), add.s(2, 2)))).toEqualTypeOf<GroupResult<number>>();
+    expectTypeOf(chord([add.s(1, 1)], xsum.s())).toEqualTypeOf<Signature<[], number>>();
+    // @ts-expect-error the body gets number[], not a string
+    chord([add.s(1, 1)], upper.s());
   });
 });

@@ -27,6 +27,7 @@ export const ErrorCodes = {
   MAX_RETRIES: 'MAX_RETRIES',
   RETRY: 'RETRY',
   LEASE_LOST: 'LEASE_LOST',
+  CHORD_ERROR: 'CHORD_ERROR',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -23,6 +23,8 @@ export type { PrefixOf, DropPrefix, SuffixOf, DropSuffix } from './task/types.js
 
 export { Signature, signatureList, type SignatureOptions } from './canvas/signature.js';
 export { applySignature, applyOptionsOf } from './canvas/apply.js';
+export { chain, group, chord, type GroupSignature } from './canvas/canvas.js';
+export { GroupResult } from './result/group-result.js';
 export { AsyncResult, type GetOptions, type ResultHost } from './result/async-result.js';
 
 export * from './protocol/schema.js';
@@ -41,7 +43,7 @@ export type {
   PublishOptions,
   DeadLetterRecord,
 } from './transport/transport.js';
-export type { ResultBackend, BackendCapabilities, WaitOptions } from './backend/backend.js';
+export type { ResultBackend, BackendCapabilities, WaitOptions, ChordPart } from './backend/backend.js';
 export { MemoryTransport } from './transport/memory/memory-transport.js';
 export { MemoryBackend } from './backend/memory/memory-backend.js';
 export { SqliteTransport, type SqliteTransportOptions } from './transport/sqlite/sqlite-transport.js';

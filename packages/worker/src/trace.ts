@@ -17,6 +17,7 @@ import {
   type ResultBackend,
   type TaskContext,
   type TaskMessage,
+  type SignatureLike,
   type Transport,
   UnknownTaskError,
   PayloadTooLargeError,
@@ -111,6 +112,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
     const exc = CELERY_EXCEPTIONS.workerLost(detail);
     await backend.store(resultMeta(headers, 'FAILURE', exc), { expiresMs: cfg.resultExpires });
     await dispatchErrbacks(deps, message);
+    await joinChord(deps, message, 'FAILURE', exc);
     await deps.transport.deadLetter(delivery, {
       id, taskName: headers.task, reason: ErrorCodes.WORKER_LOST, message: detail, traceback: null, failedAt: Date.now(),
     });
@@ -190,6 +192,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
       log.error({ taskId: id, task: task.name }, `hard time limit (${err.seconds} s) exceeded: child killed`);
       deps.events.emit('task-failed', { id, name: task.name, exception: CELERY_EXCEPTIONS.timeLimit(err.seconds) });
       await dispatchErrbacks(deps, message);
+      await joinChord(deps, message, 'FAILURE', CELERY_EXCEPTIONS.timeLimit(err.seconds));
       await ack();
       return;
     }
@@ -218,6 +221,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   if (next) {
     await applySignature(app, next, { prepend: [value ?? null], parentId: id, rootId: headers.root_id ?? id, chain: chain.slice(0, -1) });
   }
+  await joinChord(deps, message, 'SUCCESS', value ?? null);
   await ack();
 }
 
@@ -332,6 +336,7 @@ async function onFailure(
   log.warn({ taskId: id, task: task.name, excType: exc.exc_type, err: cause }, 'task failed');
   deps.events.emit('task-failed', { id, name: task.name, exception: exc });
   await dispatchErrbacks(deps, message);
+  await joinChord(deps, message, 'FAILURE', exc);
   await ack();
 }
 
@@ -343,9 +348,44 @@ async function dispatchErrbacks(deps: TraceDeps, message: TaskMessage): Promise<
   }
 }
 
+/**
+ * A chord header member finished (in any state): join it. The member that
+ * completes the join sends the body with every result in header order — or,
+ * when a member did not succeed, stores the body's FAILURE (Celery's
+ * ChordError naming that member) and runs the body's errbacks. A chord never hangs.
+ */
+async function joinChord(deps: TraceDeps, message: TaskMessage, state: string, result: unknown): Promise<void> {
+  const { headers } = message;
+  const body = message.body[2].chord;
+  if (!body || !headers.group || headers.group_index === null) return;
+  const expiresMs = deps.app.config.resultExpires;
+  const parts = await deps.backend.chordPartReturn(headers.group, { index: headers.group_index, taskId: headers.id, state, result }, { expiresMs });
+  if (!parts) return;
+  const failed = parts.find((p) => p.state !== 'SUCCESS');
+  const bodyId = typeof body.options.task_id === 'string' ? body.options.task_id : undefined;
+  if (!failed) {
+    await applySignature(deps.app, body, { prepend: [parts.map((p) => p.result)], parentId: headers.id, rootId: headers.root_id ?? headers.id });
+    return;
+  }
+  const cause = failed.result as { exc_type?: string; exc_message?: unknown[] } | null;
+  const exc = {
+    exc_type: 'ChordError',
+    exc_message: [`Dependency ${failed.taskId} raised ${cause?.exc_type ?? failed.state}(${JSON.stringify(cause?.exc_message?.[0] ?? '')})`],
+    exc_module: 'celery.exceptions',
+  };
+  if (bodyId) {
+    await deps.backend.store(resultMeta({ id: bodyId, group: null, parent_id: headers.id }, 'FAILURE', exc), { expiresMs });
+  }
+  deps.log.warn({ chord: headers.group, failedMember: failed.taskId }, 'chord body not run: a header task failed');
+  for (const errback of (body.options.link_error as SignatureLike[] | undefined) ?? []) {
+    await applySignature(deps.app, { ...errback, immutable: false }, { prepend: [bodyId ?? headers.group], parentId: headers.id });
+  }
+}
+
 async function skip(deps: TraceDeps, delivery: Delivery, message: TaskMessage, reason: 'revoked' | 'expired'): Promise<void> {
   const { headers } = message;
   await deps.backend.store(resultMeta(headers, 'REVOKED', CELERY_EXCEPTIONS.revoked(reason)), { expiresMs: deps.app.config.resultExpires });
+  await joinChord(deps, message, 'REVOKED', CELERY_EXCEPTIONS.revoked(reason));
   deps.log.info({ taskId: headers.id, task: headers.task, reason }, 'task skipped');
   deps.events.emit('task-revoked', { id: headers.id, name: headers.task, reason });
   await delivery.ack();
@@ -371,7 +411,10 @@ async function refuse(
     await deps.backend.store(resultMeta(headers, 'FAILURE', encodeException(err), tracebackOf(err)), {
       expiresMs: deps.app.config.resultExpires,
     });
-    if (message) await dispatchErrbacks(deps, message);
+    if (message) {
+      await dispatchErrbacks(deps, message);
+      await joinChord(deps, message, 'FAILURE', encodeException(err));
+    }
   }
   if (reason === ErrorCodes.TASK_UNKNOWN && taskName !== null) {
     // One warning per unknown name (a rolling deploy can send thousands), then a count at debug level.

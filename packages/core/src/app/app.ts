@@ -5,7 +5,11 @@ import { buildTaskMessage, toWire, wireSize } from '../protocol/message.js';
 import { AsyncResult, type ResultHost } from '../result/async-result.js';
 import { BACKEND_FACTORIES, TRANSPORT_FACTORIES } from '../transport/registry.js';
 import type { Transport } from '../transport/transport.js';
-import { signatureList } from '../canvas/signature.js';
+import { signatureList, type Signature } from '../canvas/signature.js';
+import { sendSignature } from '../canvas/send.js';
+import type { GroupSignature } from '../canvas/canvas.js';
+import type { GroupResult } from '../result/group-result.js';
+import type { SignatureLike } from '../protocol/schema.js';
 import { contextStorage, type TaskContext } from '../task/context.js';
 import { markedMethods } from '../task/decorator.js';
 import { deriveTaskName } from '../task/naming.js';
@@ -199,6 +203,17 @@ export class CeleriacApp implements ResultHost {
       await transport.takeDeadLetter(record.id);
     }
     return records.length;
+  }
+
+  /**
+   * Send a signature or a canvas (`chain`, `group`, `chord`), encoded as Celery
+   * encodes it. A chain or chord resolves to its final result; a group to a GroupResult.
+   */
+  send<R>(sig: GroupSignature<R>, options?: ApplyOptions): Promise<GroupResult<R>>;
+  send<R>(sig: Signature<[], R>, options?: ApplyOptions): Promise<AsyncResult<R>>;
+  send(sig: SignatureLike, options?: ApplyOptions): Promise<AsyncResult | GroupResult>;
+  send(sig: SignatureLike, options: ApplyOptions = {}): Promise<AsyncResult | GroupResult> {
+    return sendSignature(this, sig, options);
   }
 
   /** A handle on a task's result by id. */

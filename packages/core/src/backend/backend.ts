@@ -1,5 +1,13 @@
 import type { ResultMeta } from '../protocol/schema.js';
 
+/** One chord header member's outcome. */
+export interface ChordPart {
+  readonly index: number;
+  readonly taskId: string;
+  readonly state: string;
+  readonly result: unknown;
+}
+
 /** What a result backend can do, declared as data. */
 export interface BackendCapabilities {
   /** `wait` is woken by the store (pub/sub) rather than by polling. */
@@ -41,5 +49,14 @@ export interface ResultBackend {
    * message costs no round trip.
    */
   revokedIds(): Promise<Set<string>>;
+  /** Record a chord's header size before its members are sent (Redis: `celery-taskset-meta-<gid>.s`). */
+  chordInit(groupId: string, size: number, options: { expiresMs: number }): Promise<void>;
+  /**
+   * Join one header member's outcome, atomically. Counts distinct members (by
+   * index), so a member that ran twice counts once. Exactly one caller — the one
+   * that completes the join — gets the parts, in header order; the join's keys
+   * are deleted then (and expire otherwise).
+   */
+  chordPartReturn(groupId: string, part: ChordPart, options: { expiresMs: number }): Promise<ChordPart[] | null>;
   close(): Promise<void>;
 }

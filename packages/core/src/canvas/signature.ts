@@ -71,6 +71,15 @@ export class Signature<Args extends readonly unknown[] = unknown[], Result = unk
     });
   }
 
+  /**
+   * Celery's `|`: this, then `next` with this one's result prepended. Chains
+   * flatten: `a.pipe(b).pipe(c)` is `chain(a, b, c)`.
+   */
+  pipe<R2>(next: Signature<[Result], R2> | Signature<[], R2>): Signature<Args, R2> {
+    const steps = this.subtask_type === 'chain' ? (this.kwargs.tasks as SignatureLike[]) : [this.toJSON()];
+    return new Signature<Args, R2>({ task: 'celery.chain', kwargs: { tasks: [...steps, next.toJSON()] }, subtask_type: 'chain' });
+  }
+
   /** The plain dict, for JSON (same keys as the instance). */
   toJSON(): SignatureLike {
     return {

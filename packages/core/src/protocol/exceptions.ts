@@ -62,6 +62,7 @@ const CODE_BY_TYPE: Readonly<Record<string, ErrorCode>> = {
   TimeLimitExceeded: ErrorCodes.TIME_LIMIT,
   SoftTimeLimitExceeded: ErrorCodes.SOFT_TIME_LIMIT,
   WorkerLostError: ErrorCodes.WORKER_LOST,
+  ChordError: ErrorCodes.CHORD_ERROR,
   ValidationError: ErrorCodes.TASK_ARGS_INVALID,
   UnknownTaskError: ErrorCodes.TASK_UNKNOWN,
   NotRegistered: ErrorCodes.TASK_UNKNOWN,

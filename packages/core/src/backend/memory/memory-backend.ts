@@ -1,11 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { TimeoutError } from '../../errors.js';
 import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/schema.js';
-import type { BackendCapabilities, ResultBackend, WaitOptions } from '../backend.js';
+import type { BackendCapabilities, ChordPart, ResultBackend, WaitOptions } from '../backend.js';
 
 interface Store {
   readonly records: Map<string, { text: string; expiresAt: number }>;
   readonly revoked: Map<string, number>;
+  readonly chords: Map<string, { size: number; parts: Map<number, ChordPart> }>;
   readonly events: EventEmitter;
 }
 
@@ -22,7 +23,7 @@ function storeNamed(name: string): Store {
   if (!store) {
     const events = new EventEmitter();
     events.setMaxListeners(0);
-    store = { records: new Map(), revoked: new Map(), events };
+    store = { records: new Map(), revoked: new Map(), chords: new Map(), events };
     stores.set(name, store);
   }
   return store;
@@ -108,6 +109,19 @@ export class MemoryBackend implements ResultBackend {
   async revokedIds(): Promise<Set<string>> {
     const now = Date.now();
     return new Set([...this.state.revoked].filter(([, until]) => until > now).map(([id]) => id));
+  }
+
+  async chordInit(groupId: string, size: number): Promise<void> {
+    this.state.chords.set(groupId, { size, parts: new Map() });
+  }
+
+  async chordPartReturn(groupId: string, part: ChordPart): Promise<ChordPart[] | null> {
+    const chord = this.state.chords.get(groupId);
+    if (!chord) return null;
+    if (!chord.parts.has(part.index)) chord.parts.set(part.index, part);
+    if (chord.parts.size < chord.size) return null;
+    this.state.chords.delete(groupId);
+    return [...chord.parts.values()].sort((a, b) => a.index - b.index);
   }
 
   async close(): Promise<void> {}

@@ -2,12 +2,15 @@ import type { Redis, Result } from 'ioredis';
 import { TimeoutError } from '../../errors.js';
 import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/schema.js';
 import { connectRedis, type RedisSettings } from '../../transport/redis/connection.js';
-import { STORE_RESULT } from '../../transport/redis/scripts.js';
-import type { BackendCapabilities, ResultBackend, WaitOptions } from '../backend.js';
+import { CHORD_PART_RETURN, STORE_RESULT } from '../../transport/redis/scripts.js';
+import type { BackendCapabilities, ChordPart, ResultBackend, WaitOptions } from '../backend.js';
 import { abortReason } from '../memory/memory-backend.js';
 
 /** Celery's result key. */
 export const metaKey = (taskId: string): string => `celery-task-meta-${taskId}`;
+/** Celery's group / chord key prefix. */
+const tasksetKey = (groupId: string): string => `celery-taskset-meta-${groupId}`;
+
 /** Revoked task ids, scored by when each revocation expires (owner: this backend; trimmed on write). */
 const REVOKED = 'celeriac.revoked';
 
@@ -28,6 +31,7 @@ export class RedisBackend implements ResultBackend {
     private readonly settings: RedisSettings,
   ) {
     redis.defineCommand('celeriacStoreResult', { lua: STORE_RESULT, numberOfKeys: 1 });
+    redis.defineCommand('celeriacChordPartReturn', { lua: CHORD_PART_RETURN, numberOfKeys: 3 });
     sub.on('message', (channel: string, text: string) => {
       const set = this.waiters.get(channel)?.set;
       if (!set) return;
@@ -133,6 +137,25 @@ export class RedisBackend implements ResultBackend {
     return new Set(await this.redis.zrangebyscore(REVOKED, Date.now(), '+inf'));
   }
 
+  /** Celery's chord size key: `celery-taskset-meta-<gid>.s`. */
+  async chordInit(groupId: string, size: number, options: { expiresMs: number }): Promise<void> {
+    await this.redis.set(`${tasksetKey(groupId)}.s`, String(size), 'PX', options.expiresMs);
+  }
+
+  async chordPartReturn(groupId: string, part: ChordPart, options: { expiresMs: number }): Promise<ChordPart[] | null> {
+    const key = tasksetKey(groupId);
+    // Celery's member format, so Python and celeriac workers complete each other's chords.
+    const member = JSON.stringify([1, part.taskId, part.state, part.result]);
+    const flat = (await this.redis.celeriacChordPartReturn(`${key}.j`, `${key}.s`, `${key}.t`, part.index, member, options.expiresMs)) as string[] | null;
+    if (!flat) return null;
+    const parts: ChordPart[] = [];
+    for (let i = 0; i < flat.length; i += 2) {
+      const [, taskId, state, result] = JSON.parse(flat[i]!) as [number, string, string, unknown];
+      parts.push({ index: Number(flat[i + 1]), taskId, state, result });
+    }
+    return parts;
+  }
+
   async close(): Promise<void> {
     this.sub.disconnect();
     await this.redis.quit().catch(() => this.redis.disconnect());
@@ -142,5 +165,6 @@ export class RedisBackend implements ResultBackend {
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     celeriacStoreResult(key: string, meta: string, expiresMs: number): Result<unknown, Context>;
+    celeriacChordPartReturn(j: string, s: string, t: string, index: number, member: string, expiresMs: number): Result<unknown, Context>;
   }
 }

@@ -2,7 +2,7 @@ import { TimeoutError } from '../../errors.js';
 import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/schema.js';
 import { ChangeHints, openDb, type Db } from '../../transport/sqlite/db.js';
 import { PollBackoff } from '../../util/backoff.js';
-import type { BackendCapabilities, ResultBackend, WaitOptions } from '../backend.js';
+import type { BackendCapabilities, ChordPart, ResultBackend, WaitOptions } from '../backend.js';
 import { abortReason } from '../memory/memory-backend.js';
 
 /** Expired rows are swept at most this often (reads already ignore them). */
@@ -98,6 +98,27 @@ export class SqliteBackend implements ResultBackend {
   async revokedIds(): Promise<Set<string>> {
     const rows = this.db.prepare('SELECT task_id FROM revoked WHERE expires_at > ?').all(Date.now()) as { task_id: string }[];
     return new Set(rows.map((r) => r.task_id));
+  }
+
+  async chordInit(groupId: string, size: number, options: { expiresMs: number }): Promise<void> {
+    this.db.prepare('INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)').run(`chord:${groupId}:size`, String(size), Date.now() + options.expiresMs);
+  }
+
+  async chordPartReturn(groupId: string, part: ChordPart, options: { expiresMs: number }): Promise<ChordPart[] | null> {
+    const now = Date.now();
+    const prefix = `chord:${groupId}:part:`;
+    return this.db
+      .transaction(() => {
+        const size = this.db.prepare('SELECT value FROM kv WHERE key = ? AND expires_at > ?').get(`chord:${groupId}:size`, now) as { value: string } | undefined;
+        if (!size) return null;
+        // INSERT OR IGNORE by index: a member that ran twice counts once.
+        this.db.prepare('INSERT OR IGNORE INTO kv (key, value, expires_at) VALUES (?, ?, ?)').run(`${prefix}${part.index}`, JSON.stringify(part), now + options.expiresMs);
+        const rows = this.db.prepare('SELECT value FROM kv WHERE key >= ? AND key < ?').all(prefix, `${prefix}\uffff`) as { value: string }[];
+        if (rows.length < Number(size.value)) return null;
+        this.db.prepare('DELETE FROM kv WHERE key = ? OR (key >= ? AND key < ?)').run(`chord:${groupId}:size`, prefix, `${prefix}\uffff`);
+        return rows.map((r) => JSON.parse(r.value) as ChordPart).sort((a, b) => a.index - b.index);
+      })
+      .immediate();
   }
 
   async close(): Promise<void> {

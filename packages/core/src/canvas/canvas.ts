@@ -1,0 +1,53 @@
+import type { SignatureLike } from '../protocol/schema.js';
+import { Signature } from './signature.js';
+
+/**
+ * Canvas builders. Like Celery's, they are values: a chain, group or chord is
+ * a signature whose task is the pseudo-name `celery.chain` / `celery.group` /
+ * `celery.chord` and whose parts are in `kwargs` — the shape Python encodes.
+ * `app.send(canvas)` sends it.
+ */
+
+/** A chain step must accept the previous step's result as its first (remaining) arg. */
+type Step<In, Out> = Signature<[In], Out> | Signature<[In?], Out> | Signature<[], Out>;
+
+export function chain<A extends readonly unknown[], R1, R2>(first: Signature<A, R1>, s2: Step<R1, R2>): Signature<A, R2>;
+export function chain<A extends readonly unknown[], R1, R2, R3>(first: Signature<A, R1>, s2: Step<R1, R2>, s3: Step<R2, R3>): Signature<A, R3>;
+export function chain<A extends readonly unknown[], R1, R2, R3, R4>(
+  first: Signature<A, R1>,
+  s2: Step<R1, R2>,
+  s3: Step<R2, R3>,
+  s4: Step<R3, R4>,
+): Signature<A, R4>;
+export function chain<A extends readonly unknown[], R1, R2, R3, R4, R5>(
+  first: Signature<A, R1>,
+  s2: Step<R1, R2>,
+  s3: Step<R2, R3>,
+  s4: Step<R3, R4>,
+  s5: Step<R4, R5>,
+): Signature<A, R5>;
+/** Longer chains are not checked step by step (chain them with `pipe` to keep the checks). */
+export function chain(s1: Signature, s2: Signature, s3: Signature, s4: Signature, s5: Signature, s6: Signature, ...rest: Signature[]): Signature;
+export function chain(...steps: SignatureLike[]): Signature {
+  return new Signature({ task: 'celery.chain', kwargs: { tasks: steps.map(plain) }, subtask_type: 'chain' });
+}
+
+/** A group: `app.send()` gives a GroupResult for it. */
+export type GroupSignature<R> = Signature<[], R[]> & { readonly subtask_type: 'group' };
+
+/** Run signatures in parallel: `group(add.s(1, 1), add.s(2, 2))` or `group(items.map(...))`. */
+export function group<R>(...members: (Signature<[], R> | readonly Signature<[], R>[])[]): GroupSignature<R> {
+  const flat = members.flatMap((m) => (Array.isArray(m) ? (m as readonly Signature<[], R>[]) : [m as Signature<[], R>]));
+  return new Signature<[], R[]>({ task: 'celery.group', kwargs: { tasks: flat.map(plain) }, subtask_type: 'group' }) as GroupSignature<R>;
+}
+
+/** Run `header` in parallel, then `body` once with the header's results in order. */
+export function chord<R, B>(header: Signature<[], R[]> | readonly Signature<[], R>[], body: Step<R[], B>): Signature<[], B> {
+  const members = Array.isArray(header) ? (header as readonly SignatureLike[]) : (((header as SignatureLike).kwargs.tasks ?? []) as SignatureLike[]);
+  return new Signature<[], B>({ task: 'celery.chord', kwargs: { header: members.map(plain), body: plain(body) }, subtask_type: 'chord' });
+}
+
+/** A signature as the plain JSON dict Celery writes. */
+export function plain(sig: SignatureLike): SignatureLike {
+  return sig instanceof Signature ? sig.toJSON() : sig;
+}

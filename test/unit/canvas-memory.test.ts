@@ -1,0 +1,4 @@
+import { canvasSuite } from '../conformance/canvas.js';
+import { memoryUrl } from '../helpers/wait.js';
+
+canvasSuite('memory', () => memoryUrl('canvas'));
