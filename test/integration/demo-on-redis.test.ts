@@ -16,7 +16,7 @@ describe('the README demo, pointed at Redis by one URL', () => {
     proc.stderr.on('data', (b: Buffer) => (out += b.toString()));
     const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
     expect(out).toContain('broker redis://');
-    for (const line of ['result: 5', 'broken_task raised Exception: failed', 'flaky: succeeded on attempt 3', 'link fired:', 'link_error fired:', 'all 1000 done', 'periodic task fired twice', 'workers and beat stopped cleanly', 'demo finished']) {
+    for (const line of ['result: 5', '→ [0,2,4,6,8,10,12,14,16,18]', 'mul(8)) → 64', 'xsum) → 90', 'broken_task raised Exception: failed', 'flaky: succeeded on attempt 3', 'link fired:', 'link_error fired:', 'all 1000 done', 'periodic task fired twice', 'workers and beat stopped cleanly', 'demo finished']) {
       expect(out).toContain(line);
     }
     expect(code).toBe(0);

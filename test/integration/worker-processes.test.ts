@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createApp, ErrorCodes, REDIS_KEYS, RedisTransport, SqliteTransport, TaskError, type CeleriacApp } from '@celeriac/core';
@@ -112,6 +113,50 @@ describe('celeriac worker CLI', () => {
     const short = await client.sendTask<number>('tasks.add', [1, 2]);
     expect(await short.get({ timeout: 3000 })).toBe(3);
     expect(await long.ready()).toBe(false);
+  });
+});
+
+/** CPU time (user + system, ms) a process has used so far, from /proc. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
+}
+
+describe('the embedded broker waits without burning CPU', () => {
+  it('an idle worker uses next to no CPU, and still picks up a new task at once', async () => {
+    const { env, client } = world('sqlite');
+    const w = await startWorker(['-A', FIXTURE_APP], env);
+    // Let start-up settle, then measure a quiet stretch (a busy-polling loop would use ~100 % of a core).
+    await waitFor(async () => (await (await client.sendTask<number>('tasks.add', [0, 0])).get({ timeout: 5000 })) === 0, 'worker serving');
+    const before = cpuMs(w.pid);
+    const started = Date.now();
+    await waitFor(() => Date.now() - started >= 3000, 'a quiet stretch', 5000, 250);
+    const used = cpuMs(w.pid) - before;
+    expect(used / (Date.now() - started)).toBeLessThan(0.1);
+    expect(await (await client.sendTask<number>('tasks.add', [5, 5])).get({ timeout: 2000 })).toBe(10);
+  });
+});
+
+describe('the embedded broker is durable', () => {
+  it('a restart of every process keeps queued and delayed tasks and stored results', async () => {
+    const { url, env, client } = world('sqlite');
+    const w1 = await startWorker(['-A', FIXTURE_APP], env);
+    const done = await client.sendTask<number>('tasks.add', [1, 2]);
+    expect(await done.get({ timeout: 10_000 })).toBe(3);
+    w1.proc.kill('SIGTERM');
+    await w1.exited;
+    const queued = [await client.sendTask<number>('tasks.add', [2, 2]), await client.sendTask<number>('tasks.add', [3, 3])];
+    const delayed = await client.sendTask<number>('tasks.add', [4, 4], {}, { countdown: 1500 });
+    await client.close();
+    // Every process is gone; new ones open the same file.
+    const again = createApp({ broker: url });
+    clients.push(again);
+    expect(await again.asyncResult(done.id).get({ timeout: 1000 })).toBe(3);
+    const transport = (await again.transport()) as SqliteTransport;
+    expect(await transport.length('celery')).toBe(2);
+    expect(await transport.delayedCount('celery')).toBe(1);
+    await startWorker(['-A', FIXTURE_APP], env);
+    expect(await Promise.all([...queued, delayed].map((r) => again.asyncResult<number>(r.id).get({ timeout: 10_000 })))).toEqual([4, 6, 8]);
   });
 });
 

@@ -9,8 +9,8 @@ import { rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TaskError } from '@celeriac/core';
-import { add, app, brokenTask, flaky, noop, onTaskError, onTaskSuccess, printTask } from './tasks.js';
+import { chain, chord, group, TaskError } from '@celeriac/core';
+import { add, app, brokenTask, flaky, mul, noop, onTaskError, onTaskSuccess, printTask, xsum } from './tasks.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cli = join(dirname(createRequire(import.meta.url).resolve('@celeriac/worker/package.json')), 'bin', 'celeriac.js');
@@ -69,6 +69,14 @@ async function main(): Promise<void> {
 
   step('A retry that succeeds');
   console.log(`  flaky: ${await (await flaky.delay()).get({ timeout: 20_000 })}`);
+
+  step('A group, a chain and a chord');
+  const squares = await app.send(group(Array.from({ length: 10 }, (_, i) => add.s(i, i))));
+  console.log(`  group(add(i, i) for i < 10) → ${JSON.stringify(await squares.get({ timeout: 10_000 }))}`);
+  const chained = await app.send(chain(add.s(4, 4), mul.s(8)));
+  console.log(`  chain(add(4, 4), mul(8)) → ${await chained.get({ timeout: 10_000 })}`);
+  const summed = await app.send(chord(Array.from({ length: 10 }, (_, i) => add.s(i, i)), xsum.s()));
+  console.log(`  chord(add(i, i) for i < 10, xsum) → ${await summed.get({ timeout: 10_000 })}`);
 
   step('link and link_error callbacks');
   const successId = crypto.randomUUID();
