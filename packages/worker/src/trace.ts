@@ -18,6 +18,9 @@ import {
   type TaskContext,
   type TaskMessage,
   type SignatureLike,
+  type TaskHeaders,
+  type TaskLogger,
+  type RetryOptions,
   type Transport,
   UnknownTaskError,
   PayloadTooLargeError,
@@ -101,7 +104,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   const { headers } = message;
   const [args, kwargs, embed] = message.body;
   const id = headers.id;
-  deps.events.emit('task-received', { id, name: headers.task });
+  if (deps.events.listenerCount('task-received')) deps.events.emit('task-received', { id, name: headers.task });
 
   const task = app.registry.get(headers.task);
   if (!task) return refuse(deps, delivery, id, headers.task, new UnknownTaskError(headers.task), message);
@@ -169,7 +172,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   if (task.options.trackStarted ?? cfg.trackStarted) {
     await backend.store(resultMeta(headers, 'STARTED', { pid: process.pid }), { expiresMs: cfg.resultExpires });
   }
-  deps.events.emit('task-started', { id, name: task.name });
+  if (deps.events.listenerCount('task-started')) deps.events.emit('task-started', { id, name: task.name });
   const started = performance.now();
   const softMs = headers.timelimit[1] !== null ? headers.timelimit[1] * 1000 : task.options.softTimeLimit;
   const softTimer = softMs !== undefined ? setTimeout(() => controller.abort(new SoftTimeLimitExceeded(softMs / 1000)), softMs) : undefined;
@@ -212,7 +215,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
     await backend.store(resultMeta(headers, 'SUCCESS', value ?? null), { expiresMs: cfg.resultExpires });
   }
   log.info({ taskId: id, task: task.name, runtime }, 'task succeeded');
-  deps.events.emit('task-succeeded', { id, name: task.name, result: value, runtime });
+  if (deps.events.listenerCount('task-succeeded')) deps.events.emit('task-succeeded', { id, name: task.name, result: value, runtime });
   for (const sig of embed.callbacks ?? []) {
     await applySignature(app, sig, { prepend: [value ?? null], parentId: id, rootId: headers.root_id ?? id });
   }
@@ -273,29 +276,53 @@ function followUp(message: TaskMessage, delivery: Delivery) {
 }
 
 function makeContext(deps: TraceDeps, task: RegisteredTask, message: TaskMessage, controller: LazyAbort): TaskContext {
-  const { headers } = message;
-  return {
-    id: headers.id,
-    name: task.name,
-    retries: headers.retries,
-    rootId: headers.root_id,
-    parentId: headers.parent_id,
-    groupId: headers.group,
-    get signal() {
-      return controller.signal;
-    },
-    // A pino child is built only when the task logs: most tasks never do.
-    get log() {
-      const log = taskLogger(deps.log, headers.id, task.name);
-      Object.defineProperty(this, 'log', { value: log });
-      return log;
-    },
-    updateState: (state, meta) =>
-      deps.backend.store(resultMeta(headers, state, meta ?? null), { expiresMs: deps.app.config.resultExpires }),
-    retry: (options = {}) => {
-      throw new RetryRequested(options.countdown, options.exc, options.maxRetries);
-    },
-  };
+  return new WorkerTaskContext(deps, task, message.headers, controller);
+}
+
+/**
+ * A running task's context. A class (methods and lazy getters on the
+ * prototype) because one is made per task: the signal and the pino child
+ * logger are only built when the task uses them.
+ */
+class WorkerTaskContext implements TaskContext {
+  readonly id: string;
+  readonly name: string;
+  readonly retries: number;
+  readonly rootId: string | null;
+  readonly parentId: string | null;
+  readonly groupId: string | null;
+  private logger: TaskLogger | undefined;
+
+  constructor(
+    private readonly deps: TraceDeps,
+    task: RegisteredTask,
+    private readonly headers: TaskHeaders,
+    private readonly controller: LazyAbort,
+  ) {
+    this.id = headers.id;
+    this.name = task.name;
+    this.retries = headers.retries;
+    this.rootId = headers.root_id;
+    this.parentId = headers.parent_id;
+    this.groupId = headers.group;
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get log(): TaskLogger {
+    this.logger ??= taskLogger(this.deps.log, this.id, this.name);
+    return this.logger;
+  }
+
+  updateState(state: string, meta?: unknown): Promise<void> {
+    return this.deps.backend.store(resultMeta(this.headers, state, meta ?? null), { expiresMs: this.deps.app.config.resultExpires });
+  }
+
+  retry(options: RetryOptions = {}): never {
+    throw new RetryRequested(options.countdown, options.exc, options.maxRetries);
+  }
 }
 
 async function onFailure(
