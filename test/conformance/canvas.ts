@@ -55,6 +55,12 @@ export function canvasSuite(name: string, url: () => string): void {
       expect(await g.ready()).toBe(true);
       expect(await g.successful()).toBe(true);
       expect(await g.failed()).toBe(false);
+      // save() / restore(): the group can be found again by its id.
+      await g.save();
+      const restored = await GroupResult.restore<number>(app, g.id);
+      expect(restored?.results.map((r) => r.id)).toEqual(g.results.map((r) => r.id));
+      expect(await restored!.get({ timeout: 1000 })).toEqual([0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
+      expect(await GroupResult.restore(app, 'no-such-group')).toBeUndefined();
     });
 
     it('chord: the body gets the header results in order, once; an empty header calls the body with []', async () => {

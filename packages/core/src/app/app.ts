@@ -216,6 +216,11 @@ export class CeleriacApp implements ResultHost {
     return sendSignature(this, sig, options);
   }
 
+  /** Result TTL (ms), as configured. */
+  get resultExpires(): number {
+    return this.config.resultExpires;
+  }
+
   /** A handle on a task's result by id. */
   asyncResult<R = unknown>(taskId: string): AsyncResult<R> {
     return new AsyncResult<R>(taskId, this);

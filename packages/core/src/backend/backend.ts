@@ -49,6 +49,10 @@ export interface ResultBackend {
    * message costs no round trip.
    */
   revokedIds(): Promise<Set<string>>;
+  /** Save a group's member ids (Celery's `GroupResult.save()`: `celery-taskset-meta-<gid>` on Redis). */
+  saveGroup(groupId: string, taskIds: readonly string[], options: { expiresMs: number }): Promise<void>;
+  /** The member ids of a saved group, or undefined. */
+  restoreGroup(groupId: string): Promise<string[] | undefined>;
   /** Record a chord's header size before its members are sent (Redis: `celery-taskset-meta-<gid>.s`). */
   chordInit(groupId: string, size: number, options: { expiresMs: number }): Promise<void>;
   /**

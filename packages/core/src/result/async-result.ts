@@ -6,6 +6,8 @@ import type { TaskError } from '../errors.js';
 /** What an AsyncResult needs from its app: the backend, and revocation. */
 export interface ResultHost {
   backend(): Promise<ResultBackend>;
+  /** How long saved results (and saved groups) are kept, ms. */
+  readonly resultExpires: number;
   revoke(taskIds: readonly string[], options?: { terminate?: boolean }): Promise<void>;
 }
 

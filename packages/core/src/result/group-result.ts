@@ -1,4 +1,4 @@
-import type { AsyncResult, GetOptions, ResultHost } from './async-result.js';
+import { AsyncResult, type GetOptions, type ResultHost } from './async-result.js';
 
 /** The results of a group, in the group's order (Celery's `GroupResult`). */
 export class GroupResult<R = unknown> {
@@ -32,6 +32,22 @@ export class GroupResult<R = unknown> {
 
   async failed(): Promise<boolean> {
     return (await Promise.all(this.results.map((r) => r.failed()))).some(Boolean);
+  }
+
+  /** Save the member ids in the result backend, so `GroupResult.restore(app, id)` can find the group later. */
+  async save(): Promise<void> {
+    const backend = await this.host.backend();
+    await backend.saveGroup(
+      this.id,
+      this.results.map((r) => r.id),
+      { expiresMs: this.host.resultExpires },
+    );
+  }
+
+  /** A saved group by id, or undefined when none was saved (or it expired). */
+  static async restore<R = unknown>(host: ResultHost, groupId: string): Promise<GroupResult<R> | undefined> {
+    const ids = await (await host.backend()).restoreGroup(groupId);
+    return ids && new GroupResult<R>(groupId, ids.map((id) => new AsyncResult<R>(id, host)), host);
   }
 
   async revoke(options: { terminate?: boolean } = {}): Promise<void> {

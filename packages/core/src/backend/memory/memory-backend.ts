@@ -111,6 +111,15 @@ export class MemoryBackend implements ResultBackend {
     return new Set([...this.state.revoked].filter(([, until]) => until > now).map(([id]) => id));
   }
 
+  async saveGroup(groupId: string, taskIds: readonly string[], options: { expiresMs: number }): Promise<void> {
+    this.state.records.set(`group:${groupId}`, { text: JSON.stringify(taskIds), expiresAt: Date.now() + options.expiresMs });
+  }
+
+  async restoreGroup(groupId: string): Promise<string[] | undefined> {
+    const rec = this.state.records.get(`group:${groupId}`);
+    return rec && rec.expiresAt > Date.now() ? (JSON.parse(rec.text) as string[]) : undefined;
+  }
+
   async chordInit(groupId: string, size: number): Promise<void> {
     this.state.chords.set(groupId, { size, parts: new Map() });
   }

@@ -137,6 +137,19 @@ export class RedisBackend implements ResultBackend {
     return new Set(await this.redis.zrangebyscore(REVOKED, Date.now(), '+inf'));
   }
 
+  /** Celery's saved group: `{"result": [[gid, null], [[[id, null], null], ...]]}` — Python's `GroupResult.restore` reads it. */
+  async saveGroup(groupId: string, taskIds: readonly string[], options: { expiresMs: number }): Promise<void> {
+    const value = { result: [[groupId, null], taskIds.map((id) => [[id, null], null])] };
+    await this.redis.set(tasksetKey(groupId), JSON.stringify(value), 'PX', options.expiresMs);
+  }
+
+  async restoreGroup(groupId: string): Promise<string[] | undefined> {
+    const text = await this.redis.get(tasksetKey(groupId));
+    if (!text) return undefined;
+    const { result } = JSON.parse(text) as { result: [unknown, [[string, unknown], unknown][]] };
+    return result[1].map(([[id]]) => id);
+  }
+
   /** Celery's chord size key: `celery-taskset-meta-<gid>.s`. */
   async chordInit(groupId: string, size: number, options: { expiresMs: number }): Promise<void> {
     await this.redis.set(`${tasksetKey(groupId)}.s`, String(size), 'PX', options.expiresMs);

@@ -100,6 +100,15 @@ export class SqliteBackend implements ResultBackend {
     return new Set(rows.map((r) => r.task_id));
   }
 
+  async saveGroup(groupId: string, taskIds: readonly string[], options: { expiresMs: number }): Promise<void> {
+    this.db.prepare('INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)').run(`group:${groupId}`, JSON.stringify(taskIds), Date.now() + options.expiresMs);
+  }
+
+  async restoreGroup(groupId: string): Promise<string[] | undefined> {
+    const row = this.db.prepare('SELECT value FROM kv WHERE key = ? AND expires_at > ?').get(`group:${groupId}`, Date.now()) as { value: string } | undefined;
+    return row ? (JSON.parse(row.value) as string[]) : undefined;
+  }
+
   async chordInit(groupId: string, size: number, options: { expiresMs: number }): Promise<void> {
     this.db.prepare('INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)').run(`chord:${groupId}:size`, String(size), Date.now() + options.expiresMs);
   }
