@@ -18,7 +18,7 @@ export * from './errors.js';
 export { task } from './task/decorator.js';
 export type { TaskHandle, RemoteTaskHandle } from './task/task.js';
 export type { TaskOptions, ResolvedTaskOptions, ApplyOptions, SignatureLike } from './task/options.js';
-export { currentTask, contextStorage, type TaskContext, type TaskLogger, type RetryOptions } from './task/context.js';
+export { currentTask, requestRetry, contextStorage, type TaskContext, type TaskLogger, type RetryOptions } from './task/context.js';
 export type { PrefixOf, DropPrefix, SuffixOf, DropSuffix } from './task/types.js';
 
 export { Signature, signatureList, type SignatureOptions } from './canvas/signature.js';

@@ -8,6 +8,7 @@ import {
   parseCeleryIso,
   resolveCallArgs,
   RetryRequested,
+  requestRetry,
   SoftTimeLimitExceeded,
   tracebackOf,
   wireSize,
@@ -321,7 +322,7 @@ class WorkerTaskContext implements TaskContext {
   }
 
   retry(options: RetryOptions = {}): never {
-    throw new RetryRequested(options.countdown, options.exc, options.maxRetries);
+    return requestRetry(options);
   }
 }
 

@@ -42,8 +42,8 @@ export class CeleriacApp implements ResultHost {
   /** This client's id; sent as `reply_to` on every message, as Celery does. */
   readonly oid = newId();
   private readonly routeOf: (taskName: string) => Route;
-  private transportPromise: Promise<Transport> | undefined;
-  private backendPromise: Promise<ResultBackend> | undefined;
+  private readonly transportConnection = new SharedConnection(() => TRANSPORT_FACTORIES[this.config.broker.scheme]!(this.config.broker, this.config));
+  private readonly backendConnection = new SharedConnection(() => BACKEND_FACTORIES[this.config.backend.scheme]!(this.config.backend, this.config));
 
   constructor(options: AppOptions) {
     this.config = resolveConfig(options);
@@ -100,26 +100,12 @@ export class CeleriacApp implements ResultHost {
 
   /** The transport, connected on first use (a failed connection is tried afresh next time). */
   transport(): Promise<Transport> {
-    if (!this.transportPromise) {
-      const opening = TRANSPORT_FACTORIES[this.config.broker.scheme]!(this.config.broker, this.config);
-      this.transportPromise = opening;
-      opening.catch(() => {
-        if (this.transportPromise === opening) this.transportPromise = undefined;
-      });
-    }
-    return this.transportPromise;
+    return this.transportConnection.get();
   }
 
   /** The result backend, connected on first use (a failed connection is tried afresh next time). */
   backend(): Promise<ResultBackend> {
-    if (!this.backendPromise) {
-      const opening = BACKEND_FACTORIES[this.config.backend.scheme]!(this.config.backend, this.config);
-      this.backendPromise = opening;
-      opening.catch(() => {
-        if (this.backendPromise === opening) this.backendPromise = undefined;
-      });
-    }
-    return this.backendPromise;
+    return this.backendConnection.get();
   }
 
   /** Queue and priority for a task name: call options, then task options, then routes, then defaults. */
@@ -244,10 +230,33 @@ export class CeleriacApp implements ResultHost {
 
   /** Close the broker and backend connections this app opened. */
   async close(): Promise<void> {
-    const [t, b] = [this.transportPromise, this.backendPromise];
-    this.transportPromise = undefined;
-    this.backendPromise = undefined;
+    const [t, b] = [this.transportConnection.take(), this.backendConnection.take()];
     await Promise.all([t?.then((x) => x.close()), b?.then((x) => x.close())]);
+  }
+}
+
+/** A connection opened on first use and shared; a failed opening is forgotten, so the next use tries again. */
+class SharedConnection<T> {
+  private current: Promise<T> | undefined;
+
+  constructor(private readonly open: () => Promise<T>) {}
+
+  get(): Promise<T> {
+    if (!this.current) {
+      const opening = this.open();
+      this.current = opening;
+      opening.catch(() => {
+        if (this.current === opening) this.current = undefined;
+      });
+    }
+    return this.current;
+  }
+
+  /** Hand over the connection (to close it) and forget it. */
+  take(): Promise<T> | undefined {
+    const current = this.current;
+    this.current = undefined;
+    return current;
   }
 }
 

@@ -1,5 +1,4 @@
-import { RetryRequested } from '../errors.js';
-import type { TaskContext, TaskLogger } from '../task/context.js';
+import { requestRetry, type TaskContext, type TaskLogger } from '../task/context.js';
 import { newId } from '../util/ids.js';
 import type { RegisteredTask } from './registry.js';
 
@@ -18,8 +17,6 @@ export function localContext(task: RegisteredTask): TaskContext {
     signal: new AbortController().signal,
     log: quietLogger,
     updateState: async () => {},
-    retry: (options = {}) => {
-      throw new RetryRequested(options.countdown, options.exc, options.maxRetries);
-    },
+    retry: requestRetry,
   };
 }

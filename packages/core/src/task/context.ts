@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { TaskState } from '../protocol/schema.js';
+import { RetryRequested } from '../errors.js';
 
 /** The logger a task gets: every line carries its task id and name. */
 export interface TaskLogger {
@@ -43,4 +44,9 @@ export const contextStorage = new AsyncLocalStorage<TaskContext>();
 /** The context of the task running in this async scope, if any. */
 export function currentTask(): TaskContext | undefined {
   return contextStorage.getStore();
+}
+
+/** What every `ctx.retry()` does: throw the request the worker turns into a delayed re-run. */
+export function requestRetry(options: RetryOptions = {}): never {
+  throw new RetryRequested(options.countdown, options.exc, options.maxRetries);
 }

@@ -7,6 +7,7 @@ import {
   contextStorage,
   encodeException,
   RetryRequested,
+  requestRetry,
   SoftTimeLimitExceeded,
   tracebackOf,
   type TaskContext,
@@ -52,9 +53,7 @@ async function run(app: Awaited<ReturnType<typeof loadApp>>['app'], msg: Extract
       signal: controller.signal,
       log: taskLogger(log, msg.ctx.id, msg.ctx.name),
       updateState: async (state, meta) => send({ type: 'update-state', jobId: msg.jobId, state, meta: meta ?? null }),
-      retry: (options = {}) => {
-        throw new RetryRequested(options.countdown, options.exc, options.maxRetries);
-      },
+      retry: requestRetry,
     };
     const value = await contextStorage.run(ctx, () => task.fn.apply(ctx, msg.args));
     send({ type: 'done', jobId: msg.jobId, rss: rss(), ok: true, value: value ?? null });

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { TimeoutError } from '../../errors.js';
+import { abortReason } from '../../util/abort.js';
 import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/schema.js';
 import type { BackendCapabilities, ChordPart, ResultBackend, WaitOptions } from '../backend.js';
 
@@ -12,11 +13,6 @@ interface Store {
 
 const stores = new Map<string, Store>();
 
-/** The reason an AbortSignal carries, as an Error. */
-export function abortReason(signal: AbortSignal | undefined): Error {
-  const reason: unknown = signal?.reason;
-  return reason instanceof Error ? reason : new Error(typeof reason === 'string' ? reason : 'aborted');
-}
 
 function storeNamed(name: string): Store {
   let store = stores.get(name);

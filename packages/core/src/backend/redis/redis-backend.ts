@@ -4,7 +4,7 @@ import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/sc
 import { connectRedis, type RedisSettings } from '../../transport/redis/connection.js';
 import { CHORD_PART_RETURN, STORE_RESULT } from '../../transport/redis/scripts.js';
 import type { BackendCapabilities, ChordPart, ResultBackend, WaitOptions } from '../backend.js';
-import { abortReason } from '../memory/memory-backend.js';
+import { abortReason } from '../../util/abort.js';
 
 /** Celery's result key. */
 export const metaKey = (taskId: string): string => `celery-task-meta-${taskId}`;

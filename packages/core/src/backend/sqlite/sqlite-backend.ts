@@ -3,7 +3,7 @@ import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/sc
 import { ChangeHints, openDb, type Db } from '../../transport/sqlite/db.js';
 import { PollBackoff } from '../../util/backoff.js';
 import type { BackendCapabilities, ChordPart, ResultBackend, WaitOptions } from '../backend.js';
-import { abortReason } from '../memory/memory-backend.js';
+import { abortReason } from '../../util/abort.js';
 
 /** Expired rows are swept at most this often (reads already ignore them). */
 const SWEEP_EVERY_MS = 60_000;
