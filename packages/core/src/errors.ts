@@ -20,6 +20,9 @@ export const ErrorCodes = {
   TIMEOUT: 'TIMEOUT',
   TRANSPORT_CLOSED: 'TRANSPORT_CLOSED',
   BROKER_UNAVAILABLE: 'BROKER_UNAVAILABLE',
+  BROKER_BLOCKED: 'BROKER_BLOCKED',
+  UNROUTABLE: 'UNROUTABLE',
+  QUEUE_MISMATCH: 'QUEUE_MISMATCH',
   TASK_REVOKED: 'TASK_REVOKED',
   SOFT_TIME_LIMIT: 'SOFT_TIME_LIMIT',
   TIME_LIMIT: 'TIME_LIMIT',
@@ -141,6 +144,14 @@ export class SoftTimeLimitExceeded extends CeleriacError {
 }
 
 /** The transport or backend was closed while an operation needed it. */
+/**
+ * The broker refused or could not take a message or a declaration: unreachable
+ * (`BROKER_UNAVAILABLE`), under a resource alarm past the wait deadline
+ * (`BROKER_BLOCKED`), no queue bound for it (`UNROUTABLE`), or a queue that
+ * exists with other arguments (`QUEUE_MISMATCH`).
+ */
+export class BrokerError extends CeleriacError {}
+
 export class TransportClosedError extends CeleriacError {
   constructor(what: string) {
     super(ErrorCodes.TRANSPORT_CLOSED, `${what} is closed`);

@@ -43,7 +43,7 @@ export type {
   PublishOptions,
   DeadLetterRecord,
 } from './transport/transport.js';
-export type { ResultBackend, BackendCapabilities, WaitOptions, ChordPart } from './backend/backend.js';
+export type { ResultBackend, BackendCapabilities, StoreOptions, WaitOptions, ChordPart } from './backend/backend.js';
 export { MemoryTransport } from './transport/memory/memory-transport.js';
 export { MemoryBackend } from './backend/memory/memory-backend.js';
 export { SqliteTransport, type SqliteTransportOptions } from './transport/sqlite/sqlite-transport.js';

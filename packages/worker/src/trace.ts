@@ -14,6 +14,7 @@ import {
   wireSize,
   type CeleriacApp,
   type Delivery,
+  type StoreOptions,
   type RegisteredTask,
   type ResultBackend,
   type TaskContext,
@@ -114,7 +115,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
     // Each earlier delivery ended without an ack: its worker died (or was killed) running it.
     const detail = `Worker exited prematurely: delivered ${delivery.deliveryCount - 1} times without finishing (maxDeliveries ${cfg.maxDeliveries})`;
     const exc = CELERY_EXCEPTIONS.workerLost(detail);
-    await backend.store(resultMeta(headers, 'FAILURE', exc), { expiresMs: cfg.resultExpires });
+    await backend.store(resultMeta(headers, 'FAILURE', exc), storeOptions(deps, delivery));
     await dispatchErrbacks(deps, message);
     await joinChord(deps, message, 'FAILURE', exc);
     await deps.transport.deadLetter(delivery, {
@@ -169,9 +170,9 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
 
   const controller = new LazyAbort();
   deps.running.set(id, controller);
-  const ctx = makeContext(deps, task, message, controller);
+  const ctx = makeContext(deps, task, message, controller, delivery);
   if (task.options.trackStarted ?? cfg.trackStarted) {
-    await backend.store(resultMeta(headers, 'STARTED', { pid: process.pid }), { expiresMs: cfg.resultExpires });
+    await backend.store(resultMeta(headers, 'STARTED', { pid: process.pid }), storeOptions(deps, delivery));
   }
   if (deps.events.listenerCount('task-started')) deps.events.emit('task-started', { id, name: task.name });
   const started = performance.now();
@@ -192,7 +193,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
       return;
     }
     if (err instanceof TimeLimitExceeded) {
-      await backend.store(resultMeta(headers, 'FAILURE', CELERY_EXCEPTIONS.timeLimit(err.seconds)), { expiresMs: cfg.resultExpires });
+      await backend.store(resultMeta(headers, 'FAILURE', CELERY_EXCEPTIONS.timeLimit(err.seconds)), storeOptions(deps, delivery));
       log.error({ taskId: id, task: task.name }, `hard time limit (${err.seconds} s) exceeded: child killed`);
       deps.events.emit('task-failed', { id, name: task.name, exception: CELERY_EXCEPTIONS.timeLimit(err.seconds) });
       await dispatchErrbacks(deps, message);
@@ -213,7 +214,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   deps.running.delete(id);
   const runtime = (performance.now() - started) / 1000;
   if (!(headers.ignore_result || task.options.ignoreResult)) {
-    await backend.store(resultMeta(headers, 'SUCCESS', value ?? null), { expiresMs: cfg.resultExpires });
+    await backend.store(resultMeta(headers, 'SUCCESS', value ?? null), storeOptions(deps, delivery));
   }
   log.info({ taskId: id, task: task.name, runtime }, 'task succeeded');
   if (deps.events.listenerCount('task-succeeded')) deps.events.emit('task-succeeded', { id, name: task.name, result: value, runtime });
@@ -250,6 +251,12 @@ async function settle(step: () => Promise<void>, log: Logger): Promise<void> {
   }
 }
 
+/** Where and for how long a state is stored: `rpc://` replies to the message's `reply_to`. */
+function storeOptions(deps: Pick<TraceDeps, 'app'>, delivery: Delivery): StoreOptions {
+  const replyTo = delivery.message.properties.reply_to;
+  return { expiresMs: deps.app.config.resultExpires, replyTo: typeof replyTo === 'string' ? replyTo : undefined };
+}
+
 /** Options that keep a message's identity and follow-ups when it is sent again (retry, parked ETA). */
 function followUp(message: TaskMessage, delivery: Delivery) {
   const { headers } = message;
@@ -276,8 +283,8 @@ function followUp(message: TaskMessage, delivery: Delivery) {
   };
 }
 
-function makeContext(deps: TraceDeps, task: RegisteredTask, message: TaskMessage, controller: LazyAbort): TaskContext {
-  return new WorkerTaskContext(deps, task, message.headers, controller);
+function makeContext(deps: TraceDeps, task: RegisteredTask, message: TaskMessage, controller: LazyAbort, delivery: Delivery): TaskContext {
+  return new WorkerTaskContext(deps, task, message.headers, controller, delivery);
 }
 
 /**
@@ -299,6 +306,7 @@ class WorkerTaskContext implements TaskContext {
     task: RegisteredTask,
     private readonly headers: TaskHeaders,
     private readonly controller: LazyAbort,
+    private readonly delivery: Delivery,
   ) {
     this.id = headers.id;
     this.name = task.name;
@@ -318,7 +326,7 @@ class WorkerTaskContext implements TaskContext {
   }
 
   updateState(state: string, meta?: unknown): Promise<void> {
-    return this.deps.backend.store(resultMeta(this.headers, state, meta ?? null), { expiresMs: this.deps.app.config.resultExpires });
+    return this.deps.backend.store(resultMeta(this.headers, state, meta ?? null), storeOptions(this.deps, this.delivery));
   }
 
   retry(options: RetryOptions = {}): never {
@@ -352,7 +360,7 @@ async function onFailure(
         parentId: id,
         countdown,
       });
-      await backend.store(resultMeta(headers, 'RETRY', encodeException(cause), tracebackOf(cause)), { expiresMs: app.config.resultExpires });
+      await backend.store(resultMeta(headers, 'RETRY', encodeException(cause), tracebackOf(cause)), storeOptions(deps, delivery));
       log.info({ taskId: id, task: task.name, retries: headers.retries + 1, countdown }, 'task retry scheduled');
       deps.events.emit('task-retried', { id, name: task.name, retries: headers.retries + 1 });
       await ack();
@@ -360,7 +368,7 @@ async function onFailure(
     }
   }
   const exc = encodeException(cause);
-  await backend.store(resultMeta(headers, 'FAILURE', exc, tracebackOf(cause)), { expiresMs: app.config.resultExpires });
+  await backend.store(resultMeta(headers, 'FAILURE', exc, tracebackOf(cause)), storeOptions(deps, delivery));
   log.warn({ taskId: id, task: task.name, excType: exc.exc_type, err: cause }, 'task failed');
   deps.events.emit('task-failed', { id, name: task.name, exception: exc });
   await dispatchErrbacks(deps, message);
@@ -412,7 +420,7 @@ async function joinChord(deps: TraceDeps, message: TaskMessage, state: string, r
 
 async function skip(deps: TraceDeps, delivery: Delivery, message: TaskMessage, reason: 'revoked' | 'expired'): Promise<void> {
   const { headers } = message;
-  await deps.backend.store(resultMeta(headers, 'REVOKED', CELERY_EXCEPTIONS.revoked(reason)), { expiresMs: deps.app.config.resultExpires });
+  await deps.backend.store(resultMeta(headers, 'REVOKED', CELERY_EXCEPTIONS.revoked(reason)), storeOptions(deps, delivery));
   await joinChord(deps, message, 'REVOKED', CELERY_EXCEPTIONS.revoked(reason));
   deps.log.info({ taskId: headers.id, task: headers.task, reason }, 'task skipped');
   deps.events.emit('task-revoked', { id: headers.id, name: headers.task, reason });
@@ -436,9 +444,7 @@ async function refuse(
   const text = err instanceof Error ? err.message : String(err);
   if (id) {
     const headers = message?.headers ?? { id, group: null, parent_id: null };
-    await deps.backend.store(resultMeta(headers, 'FAILURE', encodeException(err), tracebackOf(err)), {
-      expiresMs: deps.app.config.resultExpires,
-    });
+    await deps.backend.store(resultMeta(headers, 'FAILURE', encodeException(err), tracebackOf(err)), storeOptions(deps, delivery));
     if (message) {
       await dispatchErrbacks(deps, message);
       await joinChord(deps, message, 'FAILURE', encodeException(err));

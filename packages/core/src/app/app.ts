@@ -3,7 +3,7 @@ import type { ResultBackend } from '../backend/backend.js';
 import { ConfigError, CapabilityError, PayloadTooLargeError } from '../errors.js';
 import { buildTaskMessage, toWire, wireSize } from '../protocol/message.js';
 import { AsyncResult, type ResultHost } from '../result/async-result.js';
-import { BACKEND_FACTORIES, TRANSPORT_FACTORIES } from '../transport/registry.js';
+import { BACKEND_FACTORIES, REPLY_BACKENDS, TRANSPORT_FACTORIES, type FactoryContext } from '../transport/registry.js';
 import type { Transport } from '../transport/transport.js';
 import { signatureList, type Signature } from '../canvas/signature.js';
 import { sendSignature } from '../canvas/send.js';
@@ -42,8 +42,8 @@ export class CeleriacApp implements ResultHost {
   /** This client's id; sent as `reply_to` on every message, as Celery does. */
   readonly oid = newId();
   private readonly routeOf: (taskName: string) => Route;
-  private readonly transportConnection = new SharedConnection(() => TRANSPORT_FACTORIES[this.config.broker.scheme]!(this.config.broker, this.config));
-  private readonly backendConnection = new SharedConnection(() => BACKEND_FACTORIES[this.config.backend.scheme]!(this.config.backend, this.config));
+  private readonly transportConnection = new SharedConnection(() => TRANSPORT_FACTORIES[this.config.broker.scheme]!(this.config.broker, this.factoryContext()));
+  private readonly backendConnection = new SharedConnection(() => BACKEND_FACTORIES[this.config.backend.scheme]!(this.config.backend, this.factoryContext()));
 
   constructor(options: AppOptions) {
     this.config = resolveConfig(options);
@@ -109,13 +109,23 @@ export class CeleriacApp implements ResultHost {
   }
 
   /** Queue and priority for a task name: call options, then task options, then routes, then defaults. */
-  routeFor(taskName: string, options: ApplyOptions = {}): { queue: string; priority: number | undefined } {
+  routeFor(taskName: string, options: ApplyOptions = {}): { queue: string; priority: number | undefined; exchange?: string; routingKey?: string } {
     const def = this.registry.get(taskName)?.options;
     const route = this.routeOf(taskName);
+    const explicitQueue = options.queue ?? def?.queue;
     return {
-      queue: options.queue ?? def?.queue ?? route.queue ?? this.config.defaultQueue,
+      queue: explicitQueue ?? route.queue ?? this.config.defaultQueue,
       priority: options.priority ?? def?.priority ?? route.priority,
+      // A route's exchange applies when the route chose the destination (an explicit queue goes straight there).
+      ...(explicitQueue === undefined && route.exchange !== undefined ? { exchange: route.exchange } : {}),
+      ...(explicitQueue === undefined && route.routingKey !== undefined ? { routingKey: route.routingKey } : {}),
     };
+  }
+
+  /** What a transport or backend factory gets besides its URL. */
+  private factoryContext(): FactoryContext {
+    const { visibilityTimeout, queues, defaultQueue, broker } = this.config;
+    return { visibilityTimeout, queues, defaultQueue, broker, oid: this.oid };
   }
 
   /** Send a task by name (Celery's `send_task`): the task may be registered here or anywhere else. */
@@ -126,7 +136,7 @@ export class CeleriacApp implements ResultHost {
     options: ApplyOptions = {},
   ): Promise<AsyncResult<R>> {
     const def = this.registry.get(name)?.options;
-    const { queue, priority } = this.routeFor(name, options);
+    const { queue, priority, exchange, routingKey } = this.routeFor(name, options);
     const now = Date.now();
     const etaMs = options.eta !== undefined ? +options.eta : options.countdown !== undefined ? now + options.countdown : null;
     const expires = options.expires ?? def?.expires;
@@ -165,9 +175,12 @@ export class CeleriacApp implements ResultHost {
     if (notBefore !== undefined && !transport.capabilities.delayedDelivery) {
       throw new CapabilityError(`The ${transport.kind} transport cannot delay delivery (countdown/eta)`, { transport: transport.kind });
     }
+    if (REPLY_BACKENDS.has(this.config.backend.scheme)) await (await this.backend()).prepareSend?.();
     await transport.publish(queue, wire, {
       ...(priority !== undefined ? { priority } : {}),
       ...(notBefore !== undefined ? { notBefore } : {}),
+      ...(exchange !== undefined ? { exchange } : {}),
+      ...(routingKey !== undefined ? { routingKey } : {}),
     });
     return new AsyncResult<R>(id, this);
   }

@@ -10,7 +10,45 @@ export const ENV_RESULT_BACKEND = 'CELERIAC_RESULT_BACKEND';
 /** Used when neither the option nor the env var names a broker. */
 export const DEFAULT_BROKER_URL = 'sqlite://./.celeriac/celeriac.db';
 
-const routeSchema = z.strictObject({ queue: z.string().min(1).optional(), priority: z.number().int().min(0).max(255).optional() });
+const routeSchema = z.strictObject({
+  queue: z.string().min(1).optional(),
+  priority: z.number().int().min(0).max(255).optional(),
+  /** AMQP: publish to this exchange (topic, fanout) instead of straight to the queue. Ignored by other brokers. */
+  exchange: z.string().optional(),
+  /** AMQP: the routing key to publish with (default: the queue's). */
+  routingKey: z.string().optional(),
+});
+
+/**
+ * How a queue is declared on an AMQP broker (kombu's `Queue(name, Exchange(...), routing_key)`).
+ * Without an entry, a queue is declared as Celery declares it: durable, bound to a durable
+ * direct exchange of the same name with its name as routing key, no arguments — so Python
+ * Celery and celeriac declare the same thing. Redis and SQLite ignore these.
+ */
+export const queueSchema = z
+  .strictObject({
+    /** Exchange the queue is bound to; default the queue's name. */
+    exchange: z.string().min(1).optional(),
+    exchangeType: z.enum(['direct', 'topic', 'fanout']).default('direct'),
+    /** Binding key (topic patterns allowed); default the queue's name. */
+    routingKey: z.string().optional(),
+    durable: z.boolean().default(true),
+    /** `x-max-priority`: makes priorities work on this queue (1–255; 10 is plenty). */
+    maxPriority: z.number().int().min(1).max(255).optional(),
+    /** `x-queue-type`: `quorum` for replicated queues with broker-side delivery counting. */
+    type: z.enum(['classic', 'quorum']).optional(),
+    /** `x-delivery-limit` (quorum only): deliveries before the broker dead-letters a message. */
+    deliveryLimit: z.number().int().min(1).optional(),
+    /** `x-dead-letter-exchange` (and routing key) for messages the broker rejects or expires. */
+    deadLetterExchange: z.string().optional(),
+    deadLetterRoutingKey: z.string().optional(),
+    /** Any other `x-` argument, passed as given. */
+    arguments: z.record(z.string(), z.unknown()).optional(),
+  })
+  .refine((q) => q.deliveryLimit === undefined || q.type === 'quorum', { message: 'deliveryLimit needs type: "quorum"' })
+  .refine((q) => !(q.type === 'quorum' && q.durable === false), { message: 'a quorum queue is always durable' });
+
+export type QueueDeclaration = z.output<typeof queueSchema>;
 
 /**
  * Every app option. Durations are milliseconds throughout (JS convention),
@@ -27,6 +65,8 @@ export const configSchema = z.strictObject({
   defaultQueue: z.string().min(1).default('celery'),
   /** `{ 'email.*': { queue: 'emails' } }`: exact names or `*` globs, first match wins. */
   routes: z.record(z.string(), routeSchema).default({}),
+  /** AMQP queue declarations by queue name (exchange, type, arguments); see {@link queueSchema}. */
+  queues: z.record(z.string(), queueSchema).default({}),
   /** How long results are kept (Celery's `result_expires`, 1 day). */
   resultExpires: z.number().int().positive().default(86_400_000),
   /** How long a revocation is remembered. */
@@ -64,10 +104,11 @@ export const configSchema = z.strictObject({
 
 export type AppOptions = z.input<typeof configSchema>;
 
-export interface ResolvedConfig extends Readonly<Omit<z.output<typeof configSchema>, 'routes' | 'broker' | 'backend'>> {
+export interface ResolvedConfig extends Readonly<Omit<z.output<typeof configSchema>, 'routes' | 'queues' | 'broker' | 'backend'>> {
   readonly broker: ParsedUrl;
   readonly backend: ParsedUrl;
   readonly routes: Readonly<Record<string, Readonly<z.output<typeof routeSchema>>>>;
+  readonly queues: Readonly<Record<string, Readonly<QueueDeclaration>>>;
 }
 
 function deepFreeze<T>(value: T): T {
@@ -111,11 +152,19 @@ export function resolveConfig(options: AppOptions, env: NodeJS.ProcessEnv = proc
     backend = parseUrl(cfg.backend ? 'backend' : ENV_RESULT_BACKEND, backendRaw, backendSchemes);
   } else if (backendSchemes.includes(broker.scheme)) {
     backend = broker;
+  } else if (broker.scheme === 'amqp' || broker.scheme === 'amqps') {
+    // What Celery users of RabbitMQ reach for: results as replies to the caller, over the broker's own connection.
+    backend = parseUrl('backend', 'rpc://', backendSchemes);
   } else {
     throw new ConfigError(
       `No result backend configured and the broker scheme ${JSON.stringify(broker.scheme)} cannot store results; set "backend" or ${ENV_RESULT_BACKEND} to one of: ${backendSchemes.join(', ')}`,
       { accepted: backendSchemes },
     );
+  }
+  if (backend.scheme === 'rpc' && broker.scheme !== 'amqp' && broker.scheme !== 'amqps') {
+    throw new ConfigError(`backend rpc:// sends results as replies over an AMQP broker, but the broker is ${broker.redacted}; use an amqp:// broker or another backend`, {
+      broker: broker.redacted,
+    });
   }
   return deepFreeze({ ...cfg, broker, backend });
 }

@@ -3,6 +3,8 @@ import type { ResolvedConfig } from './config.js';
 export interface Route {
   readonly queue?: string | undefined;
   readonly priority?: number | undefined;
+  readonly exchange?: string | undefined;
+  readonly routingKey?: string | undefined;
 }
 
 function globToRegExp(glob: string): RegExp {

@@ -16,6 +16,21 @@ export interface BackendCapabilities {
   readonly durable: boolean;
   /** Several processes can share it. */
   readonly crossProcess: boolean;
+  /** Has the atomic chord join (`chordInit` / `chordPartReturn`); without it a chord is refused when sent. */
+  readonly chords: boolean;
+  /** Keeps revocations for workers that start later (`revoke` / `revokedIds`); otherwise they live only in broadcasts. */
+  readonly revocations: boolean;
+  /** `saveGroup` / `restoreGroup` work. */
+  readonly savedGroups: boolean;
+  /** Any client can read any task's result; false when results travel only to the client that sent the task (`rpc://`). */
+  readonly sharedResults: boolean;
+}
+
+/** What `store` needs besides the record. */
+export interface StoreOptions {
+  readonly expiresMs: number;
+  /** The task message's `reply_to` (the sender's reply queue): where `rpc://` sends the state. */
+  readonly replyTo?: string | undefined;
 }
 
 export interface WaitOptions {
@@ -35,7 +50,7 @@ export interface ResultBackend {
    * Store a state for a task. A stored SUCCESS is final: a later store for the
    * same id is ignored (a redelivered duplicate must not overwrite it).
    */
-  store(meta: ResultMeta, options: { expiresMs: number }): Promise<void>;
+  store(meta: ResultMeta, options: StoreOptions): Promise<void>;
   get(taskId: string): Promise<ResultMeta | undefined>;
   getMany(taskIds: readonly string[]): Promise<(ResultMeta | undefined)[]>;
   /** Resolve with the task's record once it is in a ready state (SUCCESS, FAILURE, REVOKED). */
@@ -62,5 +77,10 @@ export interface ResultBackend {
    * are deleted then (and expire otherwise).
    */
   chordPartReturn(groupId: string, part: ChordPart, options: { expiresMs: number }): Promise<ChordPart[] | null>;
+  /**
+   * Make sure replies can reach this client before a task is sent (`rpc://` declares
+   * its reply queue). Called by the app before each send for schemes in `REPLY_BACKENDS`.
+   */
+  prepareSend?(): Promise<void>;
   close(): Promise<void>;
 }

@@ -49,6 +49,11 @@ export async function sendSignature(app: CeleriacApp, sig: SignatureLike, option
       }
       const groupId = newId();
       const backend = await app.backend();
+      if (!backend.capabilities.chords) {
+        throw new CapabilityError(`A chord needs a result backend that can join its header; the ${backend.kind} backend cannot. Use a redis:// or sqlite:// result backend.`, {
+          backend: backend.kind,
+        });
+      }
       await backend.chordInit(groupId, header.length, { expiresMs: app.config.resultExpires });
       await Promise.all(
         header.map((m, i) => applySignature(app, { ...m, options: { ...m.options, group_id: groupId, group_index: i, chord: body } }, extra)),

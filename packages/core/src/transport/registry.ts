@@ -1,4 +1,5 @@
 import type { ParsedUrl } from '../util/url.js';
+import type { QueueDeclaration } from '../app/config.js';
 import type { Transport } from './transport.js';
 import type { ResultBackend } from '../backend/backend.js';
 import { MemoryTransport } from './memory/memory-transport.js';
@@ -9,7 +10,19 @@ import { sqlitePath } from './sqlite/db.js';
 export interface FactoryContext {
   /** ms a claimed message stays invisible without renewal (transports with `visibilityTimeout`). */
   readonly visibilityTimeout: number;
+  /** AMQP queue declarations by name; queues not listed are declared as Celery declares them. */
+  readonly queues: Readonly<Record<string, Readonly<QueueDeclaration>>>;
+  readonly defaultQueue: string;
+  /** The broker URL (`rpc://` replies travel over the broker). */
+  readonly broker: ParsedUrl;
+  /** The app's client id: its `reply_to`, and the `rpc://` reply queue's name. */
+  readonly oid: string;
 }
+
+const amqpTransport = async (url: ParsedUrl, ctx: FactoryContext): Promise<Transport> => {
+  const [{ AmqpTransport }, { amqpSettings }] = await Promise.all([import('./amqp/amqp-transport.js'), import('./amqp/connection.js')]);
+  return AmqpTransport.open(amqpSettings(url), { queues: ctx.queues });
+};
 
 const redisTransport = async (url: ParsedUrl, ctx: FactoryContext): Promise<Transport> => {
   const [{ RedisTransport }, { redisSettings }] = await Promise.all([import('./redis/redis-transport.js'), import('./redis/connection.js')]);
@@ -34,6 +47,8 @@ export const TRANSPORT_FACTORIES: Readonly<Record<string, (url: ParsedUrl, ctx: 
   redis: redisTransport,
   rediss: redisTransport,
   'redis+sentinel': redisTransport,
+  amqp: amqpTransport,
+  amqps: amqpTransport,
 });
 
 export const BACKEND_FACTORIES: Readonly<Record<string, (url: ParsedUrl, ctx: FactoryContext) => Promise<ResultBackend>>> = Object.freeze({
@@ -45,7 +60,15 @@ export const BACKEND_FACTORIES: Readonly<Record<string, (url: ParsedUrl, ctx: Fa
   redis: redisBackend,
   rediss: redisBackend,
   'redis+sentinel': redisBackend,
+  // The config refuses rpc:// unless the broker is AMQP.
+  rpc: async (_url, ctx) => {
+    const [{ RpcBackend }, { amqpSettings }] = await Promise.all([import('../backend/rpc/rpc-backend.js'), import('./amqp/connection.js')]);
+    return RpcBackend.open(amqpSettings(ctx.broker), ctx.oid);
+  },
 });
+
+/** Backends whose replies travel to the sending client only: the app lets them prepare before each send. */
+export const REPLY_BACKENDS: ReadonlySet<string> = new Set(['rpc']);
 
 /** `memory://` and `memory://name` name an in-process broker/store; the empty name is `default`. */
 function memoryName(url: ParsedUrl): string {

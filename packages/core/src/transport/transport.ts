@@ -27,6 +27,10 @@ export interface PublishOptions {
   readonly priority?: number;
   /** Epoch ms before which the message must not be delivered (broker-side delay). */
   readonly notBefore?: number;
+  /** AMQP: publish to this exchange (a route's `exchange`) rather than straight to `queue`. Others ignore it. */
+  readonly exchange?: string;
+  /** AMQP: routing key to use with `exchange`. */
+  readonly routingKey?: string;
 }
 
 /** One delivered message, owned by the consumer until it acks or rejects it. */

@@ -31,7 +31,7 @@ function storeNamed(name: string): Store {
  */
 export class MemoryBackend implements ResultBackend {
   readonly kind = 'memory';
-  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: false, crossProcess: false });
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: false, crossProcess: false, chords: true, revocations: true, savedGroups: true, sharedResults: true });
   private readonly state: Store;
 
   constructor(name: string) {

@@ -21,7 +21,7 @@ const REVOKED = 'celeriac.revoked';
  */
 export class RedisBackend implements ResultBackend {
   readonly kind = 'redis';
-  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: true, crossProcess: true });
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true });
   /** Channel -> waiters and its SUBSCRIBE; one subscription per channel however many wait on it. */
   private readonly waiters = new Map<string, { set: Set<(meta: ResultMeta) => void>; subscribed: Promise<unknown> }>();
 

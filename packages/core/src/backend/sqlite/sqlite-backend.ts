@@ -15,7 +15,7 @@ const SWEEP_EVERY_MS = 60_000;
  */
 export class SqliteBackend implements ResultBackend {
   readonly kind = 'sqlite';
-  readonly capabilities: BackendCapabilities = Object.freeze({ push: false, durable: true, crossProcess: true });
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: false, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true });
   private lastSweep = 0;
   private readonly waiters = new Set<PollBackoff>();
   private readonly onChange = (): void => {
