@@ -14,8 +14,10 @@ import { join } from 'node:path';
  */
 const SYSTEM_DEPS = [
   { pkg: 'redis-server', check: ['redis-server', '--version'] },
+  { pkg: 'rabbitmq-server', check: ['sh', '-c', 'command -v rabbitmq-server && command -v rabbitmqctl'] },
   { pkg: 'python3-celery', check: ['/usr/bin/python3', '-c', 'import celery'] },
   { pkg: 'python3-redis', check: ['/usr/bin/python3', '-c', 'import redis'] },
+  { pkg: 'python3-amqp', check: ['/usr/bin/python3', '-c', 'import amqp'] },
 ];
 
 function run(cmd, args, opts = {}) {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCodes, TimeoutError, type ResultBackend, type ResultMeta } from '@celeriac/core';
+import { ErrorCodes, TimeoutError, type CeleriacError, type ResultBackend, type ResultMeta } from '@celeriac/core';
 import { waitFor } from '../helpers/wait.js';
 
 const meta = (id: string, status: string, result: unknown = null): ResultMeta => ({
@@ -12,7 +12,14 @@ const meta = (id: string, status: string, result: unknown = null): ResultMeta =>
 });
 
 /** The ResultBackend conformance suite: every backend runs it. */
-export function backendConformance(name: string, setup: () => Promise<{ make: () => Promise<ResultBackend> }>): void {
+export function backendConformance(
+  name: string,
+  setup: () => Promise<{
+    make: () => Promise<ResultBackend>;
+    /** Backends without `sharedResults` (rpc://) deliver a state to the reply queue named in `store`: the reader's. */
+    replyTo?: (reader: ResultBackend) => string;
+  }>,
+): void {
   describe(`ResultBackend conformance: ${name}`, () => {
     const open: ResultBackend[] = [];
     const client = async (make: () => Promise<ResultBackend>) => {
@@ -25,36 +32,45 @@ export function backendConformance(name: string, setup: () => Promise<{ make: ()
     });
     const day = { expiresMs: 86_400_000 };
 
+    /** Store options addressed to `reader` (its reply queue where the backend needs one). */
+    const ctx = async () => {
+      const { make, replyTo } = await setup();
+      return { make, to: (reader: ResultBackend, expiresMs = day.expiresMs) => ({ expiresMs, replyTo: replyTo?.(reader) }) };
+    };
+
     it('stores and reads records, one or many; unknown ids are undefined', async () => {
-      const b = await client((await setup()).make);
-      await b.store(meta('a', 'SUCCESS', 2), day);
-      await b.store(meta('b', 'FAILURE', { exc_type: 'Exception', exc_message: ['x'], exc_module: 'builtins' }), day);
-      expect(await b.get('a')).toEqual(meta('a', 'SUCCESS', 2));
+      const { make, to } = await ctx();
+      const b = await client(make);
+      await b.store(meta('a', 'SUCCESS', 2), to(b));
+      await b.store(meta('b', 'FAILURE', { exc_type: 'Exception', exc_message: ['x'], exc_module: 'builtins' }), to(b));
+      expect(await b.get('a')).toMatchObject({ task_id: 'a', status: 'SUCCESS', result: 2, traceback: null });
       expect((await b.getMany(['a', 'nope', 'b'])).map((m) => m?.status)).toEqual(['SUCCESS', undefined, 'FAILURE']);
     });
 
     it('never overwrites a stored SUCCESS', async () => {
-      const b = await client((await setup()).make);
-      await b.store(meta('s', 'SUCCESS', 1), day);
-      await b.store(meta('s', 'FAILURE', 'late duplicate'), day);
-      await b.store(meta('s', 'STARTED'), day);
+      const { make, to } = await ctx();
+      const b = await client(make);
+      await b.store(meta('s', 'SUCCESS', 1), to(b));
+      await b.store(meta('s', 'FAILURE', 'late duplicate'), to(b));
+      await b.store(meta('s', 'STARTED'), to(b));
       expect((await b.get('s'))?.result).toBe(1);
     });
 
     it('wait resolves when a ready state is stored later, from another client, ignoring non-ready states', async () => {
-      const { make } = await setup();
+      const { make, to } = await ctx();
       const waiter = await client(make);
       const writer = await client(make);
       const waiting = waiter.wait('w', { timeoutMs: 10_000 });
-      await writer.store(meta('w', 'STARTED'), day);
-      await writer.store(meta('w', 'RETRY'), day);
-      await writer.store(meta('w', 'SUCCESS', 'done'), day);
+      await writer.store(meta('w', 'STARTED'), to(waiter));
+      await writer.store(meta('w', 'RETRY'), to(waiter));
+      await writer.store(meta('w', 'SUCCESS', 'done'), to(waiter));
       expect((await waiting).result).toBe('done');
     });
 
     it('wait resolves at once for an already ready record', async () => {
-      const b = await client((await setup()).make);
-      await b.store(meta('r', 'REVOKED'), day);
+      const { make, to } = await ctx();
+      const b = await client(make);
+      await b.store(meta('r', 'REVOKED'), to(b));
       expect((await b.wait('r', { timeoutMs: 5000 })).status).toBe('REVOKED');
     });
 
@@ -75,23 +91,38 @@ export function backendConformance(name: string, setup: () => Promise<{ make: ()
     });
 
     it('forget removes a record', async () => {
-      const b = await client((await setup()).make);
-      await b.store(meta('f', 'SUCCESS', 1), day);
+      const { make, to } = await ctx();
+      const b = await client(make);
+      await b.store(meta('f', 'SUCCESS', 1), to(b));
       await b.forget('f');
       expect(await b.get('f')).toBeUndefined();
     });
 
-    it('records expire', async () => {
-      const b = await client((await setup()).make);
-      await b.store(meta('e', 'SUCCESS', 1), { expiresMs: 1000 });
+    it('records expire, or (without shared results) reach only the client they are addressed to', async () => {
+      const { make, to } = await ctx();
+      const b = await client(make);
+      if (!b.capabilities.sharedResults) {
+        const other = await client(make);
+        await b.store(meta('mine', 'SUCCESS', 1), to(other));
+        expect(await b.get('mine')).toBeUndefined();
+        expect((await other.get('mine'))?.result).toBe(1);
+        return;
+      }
+      await b.store(meta('e', 'SUCCESS', 1), to(b, 1000));
       expect(await b.get('e')).toBeDefined();
       await waitFor(async () => (await b.get('e')) === undefined, 'expiry', 5000, 50);
     });
 
-    it('joins a chord atomically: distinct members counted once, exactly one caller gets the parts in order', async () => {
+    it('joins a chord atomically (distinct members counted once, one caller gets the parts in order), or refuses by name', async () => {
       const { make } = await setup();
       const a = await client(make);
       const b = await client(make);
+      if (!a.capabilities.chords) {
+        const err = await a.chordInit('g1', 3, day).catch((e: unknown) => e);
+        expect((err as CeleriacError).code).toBe(ErrorCodes.CAPABILITY_MISSING);
+        expect((err as Error).message).toMatch(/redis:\/\/ or sqlite:\/\//);
+        return;
+      }
       await a.chordInit('g1', 3, day);
       const part = (index: number) => ({ index, taskId: `t${index}`, state: 'SUCCESS', result: index * 10 });
       expect(await a.chordPartReturn('g1', part(2), day)).toBeNull();
@@ -104,12 +135,16 @@ export function backendConformance(name: string, setup: () => Promise<{ make: ()
       expect(await a.chordPartReturn('g1', part(1), day)).toBeNull();
     });
 
-    it('remembers revocations for their TTL, across clients', async () => {
+    it('remembers revocations for their TTL, across clients (or declares it does not)', async () => {
       const { make } = await setup();
       const a = await client(make);
       const c = await client(make);
       await a.revoke(['x1', 'x2'], { expiresMs: 1000 });
       const revoked = await c.revokedIds();
+      if (!a.capabilities.revocations) {
+        expect(revoked.size).toBe(0);
+        return;
+      }
       expect(revoked.has('x1')).toBe(true);
       expect(revoked.has('x2')).toBe(true);
       expect(revoked.has('x3')).toBe(false);

@@ -22,6 +22,21 @@ export interface RabbitServer {
   stop(): Promise<void>;
 }
 
+/** `rabbitmqctl -n <node> <args>` against a running node (stdout). */
+export async function rabbitCtl(node: string, ...args: string[]): Promise<string> {
+  return (await run('rabbitmqctl', ['-n', node, ...args], { timeout: 60_000 })).stdout;
+}
+
+/**
+ * A fresh virtual host on the node, open to `guest`, as an `amqp://` URL: a test
+ * file's own namespace of queues and exchanges on the shared server.
+ */
+export async function freshVhost(baseUrl: string, node: string, name: string): Promise<string> {
+  await rabbitCtl(node, 'add_vhost', name);
+  await rabbitCtl(node, 'set_permissions', '-p', name, 'guest', '.*', '.*', '.*');
+  return `${baseUrl}/${encodeURIComponent(name)}`;
+}
+
 /** The uid/gid of Debian's `rabbitmq` user: rabbitmq-server started as root drops to it. */
 async function rabbitmqIds(): Promise<{ uid: number; gid: number } | undefined> {
   if (userInfo().uid !== 0) return undefined;

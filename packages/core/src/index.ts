@@ -51,9 +51,12 @@ export { SqliteBackend } from './backend/sqlite/sqlite-backend.js';
 export { RedisTransport, KEYS as REDIS_KEYS, queueKey as redisQueueKey } from './transport/redis/redis-transport.js';
 export { RedisBackend } from './backend/redis/redis-backend.js';
 export { redisSettings, connectRedis, type RedisSettings } from './transport/redis/connection.js';
+export { AmqpTransport, DEAD_LETTERS as AMQP_DEAD_LETTERS } from './transport/amqp/amqp-transport.js';
+export { amqpSettings, type AmqpSettings } from './transport/amqp/connection.js';
+export { RpcBackend } from './backend/rpc/rpc-backend.js';
 export { RELEASE_LOCK as REDIS_RELEASE_LOCK_SCRIPT } from './transport/redis/scripts.js';
 export { DEFAULT_SQLITE_URL, openDb, sqlitePath, type Db } from './transport/sqlite/db.js';
-export { TRANSPORT_FACTORIES, BACKEND_FACTORIES, type FactoryContext } from './transport/registry.js';
+export { TRANSPORT_FACTORIES, BACKEND_FACTORIES, REPLY_BACKENDS, type FactoryContext } from './transport/registry.js';
 
 export { redactUrl, parseUrl, type ParsedUrl } from './util/url.js';
 export { toCeleryIso, toNaiveUtcIso, parseCeleryIso } from './util/time.js';

@@ -40,7 +40,9 @@ export class RpcBackend implements ResultBackend {
   ) {}
 
   static async open(settings: AmqpSettings, replyQueue: string): Promise<RpcBackend> {
-    return new RpcBackend(await AmqpSession.open(settings), replyQueue);
+    const backend = new RpcBackend(await AmqpSession.open(settings), replyQueue);
+    await backend.prepareSend();
+    return backend;
   }
 
   /** Declare the reply queue (once per connection) so a fast worker's reply is never dropped. */
@@ -100,10 +102,19 @@ export class RpcBackend implements ResultBackend {
     if (READY_STATES.has(meta.status as TaskState)) for (const w of this.waiters.get(body.task_id) ?? []) w(meta);
   }
 
-  /** Replies that are already in the queue have arrived once a round trip on the reply channel has completed. */
+  /**
+   * Let every reply already queued arrive. The queue hands messages to the
+   * consumer's channel before it answers a declare on that channel, so once a
+   * check on the reply channel reports an empty queue, everything sent before it
+   * (a confirmed `store` included) has been heard.
+   */
   private async settle(): Promise<void> {
     await this.listen();
-    await this.replyChannel?.checkQueue(this.replyQueue).catch(() => undefined);
+    for (let i = 0; i < 50; i++) {
+      const count = await this.replyChannel?.checkQueue(this.replyQueue).then((r) => r.messageCount, () => 0);
+      if (!count) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   async get(taskId: string): Promise<ResultMeta | undefined> {
@@ -120,6 +131,7 @@ export class RpcBackend implements ResultBackend {
     await this.listen();
     const known = this.states.get(taskId);
     if (known && READY_STATES.has(known.status as TaskState)) return known;
+    options.signal?.throwIfAborted();
     return new Promise<ResultMeta>((resolve, reject) => {
       let set = this.waiters.get(taskId);
       if (!set) this.waiters.set(taskId, (set = new Set()));
@@ -144,6 +156,7 @@ export class RpcBackend implements ResultBackend {
   }
 
   async forget(taskId: string): Promise<void> {
+    await this.settle();
     this.states.delete(taskId);
   }
 
@@ -160,19 +173,19 @@ export class RpcBackend implements ResultBackend {
     });
   }
 
-  saveGroup(): Promise<void> {
+  async saveGroup(): Promise<void> {
     this.refuse('save a group');
   }
 
-  restoreGroup(): Promise<string[] | undefined> {
+  async restoreGroup(): Promise<string[] | undefined> {
     this.refuse('restore a group');
   }
 
-  chordInit(): Promise<void> {
+  async chordInit(): Promise<void> {
     this.refuse('join a chord');
   }
 
-  chordPartReturn(_groupId: string, _part: ChordPart): Promise<ChordPart[] | null> {
+  async chordPartReturn(_groupId: string, _part: ChordPart): Promise<ChordPart[] | null> {
     this.refuse('join a chord');
   }
 

@@ -364,8 +364,8 @@ class AmqpConsumer implements Consumer {
       reject: async ({ requeue, delayMs }) => {
         if (!this.isCurrent(ch, generation)) return; // The broker has already put it back.
         if (!requeue) return ch.reject(msg, false);
-        // Sent again as a copy (confirmed first), keeping its delivery count; then this one is acked.
-        await this.transport.publish(q.name, wire, delayMs ? { notBefore: Date.now() + delayMs } : {}, { [DELIVERIES_HEADER]: count - (delayMs ? 0 : 1) });
+        // Sent again as a copy that carries its delivery count (confirmed first); then this one is acked.
+        await this.transport.publish(q.name, wire, delayMs ? { notBefore: Date.now() + delayMs } : {}, { [DELIVERIES_HEADER]: count });
         ch.ack(msg);
       },
     };
