@@ -1,7 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { createApp, ErrorCodes, REDIS_KEYS, RedisTransport, SqliteTransport, TaskError, type CeleriacApp } from '@celeriac/core';
+import { AmqpTransport, createApp, ErrorCodes, REDIS_KEYS, RedisTransport, SqliteTransport, TaskError, type CeleriacApp } from '@celeriac/core';
 import { celeriac, FIXTURE_APP, HARD_LIMIT_APP, startWorker } from '../helpers/processes.js';
 import { freePort, startRedisOn } from '../servers/redis.js';
 import { readEffects } from '../helpers/effects.js';
@@ -12,18 +13,21 @@ const dir = tempDir('celeriac-proc-');
 let n = 0;
 const clients: CeleriacApp[] = [];
 
-type Kind = 'sqlite' | 'redis';
+type Kind = 'sqlite' | 'redis' | 'amqp';
 
 /**
  * A fresh broker shared by the test's client and its worker processes: a SQLite
- * file, or a key prefix of its own on the run's redis-server.
+ * file, a key prefix of its own on the run's redis-server, or a vhost of its own
+ * on the run's RabbitMQ node (results then in Redis, the usual Celery pairing).
  */
 function world(kind: Kind = 'sqlite', extraEnv: Record<string, string> = {}) {
   const id = ++n;
-  const url = kind === 'sqlite' ? `sqlite://${join(dir, `w${id}.db`)}` : `${inject('redisUrl')}?keyPrefix=w${process.pid}-${id}:`;
+  const redisUrl = `${inject('redisUrl')}?keyPrefix=w${process.pid}-${id}:`;
+  const url = kind === 'sqlite' ? `sqlite://${join(dir, `w${id}.db`)}` : kind === 'redis' ? redisUrl : freshVhostSync(`w${process.pid}-${id}`);
+  const backend = kind === 'amqp' ? redisUrl : url;
   const effects = join(dir, `effects-${id}.jsonl`);
-  const env = { CELERIAC_BROKER_URL: url, EFFECTS_FILE: effects, CELERIAC_LOGLEVEL: 'info', ...extraEnv };
-  const client = createApp({ broker: url, visibilityTimeout: Number(extraEnv.FIXTURE_VISIBILITY_MS ?? 30_000) });
+  const env = { CELERIAC_BROKER_URL: url, CELERIAC_RESULT_BACKEND: backend, EFFECTS_FILE: effects, CELERIAC_LOGLEVEL: 'info', ...extraEnv };
+  const client = createApp({ broker: url, backend, visibilityTimeout: Number(extraEnv.FIXTURE_VISIBILITY_MS ?? 30_000) });
   clients.push(client);
   return { url, env, effects, client };
 }
@@ -32,9 +36,22 @@ afterEach(async () => {
   for (const c of clients.splice(0)) await c.close();
 });
 
+/** A vhost of its own on the run's RabbitMQ node (synchronous, so `world` stays a plain function). */
+function freshVhostSync(name: string): string {
+  const node = inject('amqpNode');
+  execFileSync('rabbitmqctl', ['-n', node, 'add_vhost', name], { stdio: 'ignore' });
+  execFileSync('rabbitmqctl', ['-n', node, 'set_permissions', '-p', name, 'guest', '.*', '.*', '.*'], { stdio: 'ignore' });
+  return `${inject('amqpUrl')}/${name}`;
+}
+
 /** Messages delivered and not yet acknowledged, read from the broker's own records. */
 async function unackedCount(client: CeleriacApp): Promise<number> {
   const transport = await client.transport();
+  if (transport instanceof AmqpTransport) {
+    const vhost = decodeURIComponent(new URL(client.config.broker.url.href).pathname.slice(1));
+    const out = execFileSync('rabbitmqctl', ['-n', inject('amqpNode'), 'list_queues', '-p', vhost, '-q', '--no-table-headers', 'messages_unacknowledged'], { encoding: 'utf8' });
+    return out.split('\n').filter(Boolean).reduce((n, l) => n + Number(l.trim()), 0);
+  }
   if (transport instanceof SqliteTransport) {
     return (transport.db.prepare('SELECT COUNT(*) AS n FROM messages WHERE owner IS NOT NULL').get() as { n: number }).n;
   }
@@ -160,7 +177,7 @@ describe('the embedded broker is durable', () => {
   });
 });
 
-describe.each(['sqlite', 'redis'] as const)('worker faults over %s', (kind) => {
+describe.each(['sqlite', 'redis', 'amqp'] as const)('worker faults over %s', (kind) => {
   it('kill -9 of a worker mid-task: the task completes exactly once afterwards, nothing lost (T02 at CI size)', async () => {
     const { env, client, effects } = world(kind, { FIXTURE_VISIBILITY_MS: '1500' });
     const a = await startWorker(['-A', FIXTURE_APP, '-c', '4'], env);
@@ -305,7 +322,7 @@ describe.each(['sqlite', 'redis'] as const)('worker faults over %s', (kind) => {
   });
 });
 
-describe.each(['sqlite', 'redis'] as const)('process pool over %s', (kind) => {
+describe.each(['sqlite', 'redis', 'amqp'] as const)('process pool over %s', (kind) => {
   it('a crashing child is replaced, its task redelivered, and a poison message dead-lettered after maxDeliveries (T07 at CI size)', async () => {
     const { env, client, effects } = world(kind, { FIXTURE_MAX_DELIVERIES: '3' });
     const w = await startWorker(['-A', HARD_LIMIT_APP, '--pool', 'process', '-c', '2'], env);

@@ -49,12 +49,15 @@ export function workerCommand(): Command {
       // -B: the same scheduler as `celeriac beat`, with the same lease and per-slot claims.
       const embedded = opts.beat ? await startEmbeddedBeat(app, log) : undefined;
       let signals = 0;
-      const exit = async (): Promise<never> => {
-        await embedded?.();
-        await app.close();
-        // Exit 0 after a clean warm shutdown; 1 when it was cut short by a second signal.
-        process.exit(signals > 1 ? 1 : 0);
-      };
+      // Once: after a cold shutdown the warm one also finishes, and must not exit while the first close still flushes acks.
+      let exiting: Promise<never> | undefined;
+      const exit = (): Promise<never> =>
+        (exiting ??= (async () => {
+          await embedded?.();
+          await app.close();
+          // Exit 0 after a clean warm shutdown; 1 when it was cut short by a second signal.
+          process.exit(signals > 1 ? 1 : 0);
+        })());
       const onSignal = (signal: NodeJS.Signals): void => {
         signals++;
         if (signals === 1) {

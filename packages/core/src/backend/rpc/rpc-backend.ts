@@ -190,6 +190,7 @@ export class RpcBackend implements ResultBackend {
   }
 
   async close(): Promise<void> {
+    await this.replyChannel?.close().catch(() => undefined);
     await this.session.close();
   }
 }

@@ -130,11 +130,6 @@ export class AmqpTransport implements Transport {
     return consumer;
   }
 
-  /** Forget a cancelled consumer. */
-  dropConsumer(consumer: AmqpConsumer): void {
-    this.consumers.delete(consumer);
-  }
-
   private async query<T>(queue: string, run: (ch: Channel) => Promise<T>, missing: T): Promise<T> {
     this.assertOpen();
     const ch = await this.session.adminChannel();
@@ -261,7 +256,7 @@ export class AmqpTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const c of [...this.consumers]) await c.cancel().catch(() => undefined);
+    for (const c of [...this.consumers]) await c.close();
     for (const u of [...this.subscriptions]) await u();
     await this.session.close();
   }
@@ -381,11 +376,21 @@ class AmqpConsumer implements Consumer {
     void this.channel?.prefetch(count, true).catch(() => undefined);
   }
 
+  /**
+   * Close the channel (after cancelling). amqplib writes each channel's frames
+   * on its own stream, so an ack written just before the connection closes can
+   * be overtaken by the close and lost; a channel close is ordered after that
+   * channel's acks, so closing channels first keeps every ack.
+   */
+  async close(): Promise<void> {
+    await this.cancel();
+    await this.channel?.close().catch(() => undefined);
+  }
+
   async cancel(): Promise<void> {
     if (this.cancelled) return;
     this.cancelled = true;
     this.removeHook?.();
-    this.transport.dropConsumer(this);
     const ch = this.channel;
     // Stop receiving; unacked deliveries stay owned (and ackable) on this channel. Whatever is still
     // unacked when the transport closes goes back to its queue: the broker requeues it.

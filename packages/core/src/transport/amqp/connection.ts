@@ -273,6 +273,8 @@ export class AmqpSession {
     clearTimeout(this.reconnectTimer);
     this.wakeWaiters();
     const model = this.model;
+    // Channels first: each close is ordered after that channel's pending frames (acks), the connection's is not.
+    await Promise.all([this.publisher?.close(), this.admin?.close()].map((p) => p?.catch(() => undefined)));
     this.model = undefined;
     await model?.close().catch(() => undefined);
   }
