@@ -268,11 +268,12 @@ function readDeadLetter(msg: { content: Buffer; properties: { headers?: Record<s
   if (headers['x-celeriac-dead-letter'] !== undefined) return JSON.parse(msg.content.toString('utf8')) as DeadLetterRecord;
   const wire = wireOf(msg as ConsumeMessage);
   const deaths = (headers['x-death'] as { reason?: string; queue?: string; count?: number }[] | undefined) ?? [];
-  const reason = String(headers['x-first-death-reason'] ?? deaths[0]?.reason ?? 'unknown');
+  const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : undefined);
+  const reason = text(headers['x-first-death-reason']) ?? deaths[0]?.reason ?? 'unknown';
   return {
     id: typeof wire.headers.id === 'string' ? wire.headers.id : `broker-${Date.now()}`,
     taskName: typeof wire.headers.task === 'string' ? wire.headers.task : null,
-    queue: String(headers['x-first-death-queue'] ?? deaths[0]?.queue ?? ''),
+    queue: text(headers['x-first-death-queue']) ?? deaths[0]?.queue ?? '',
     reason: reason === 'delivery_limit' ? ErrorCodes.WORKER_LOST : `BROKER_${reason.toUpperCase()}`,
     message: `dead-lettered by the broker (${reason})`,
     traceback: null,
@@ -353,7 +354,7 @@ class AmqpConsumer implements Consumer {
       redelivered: msg.fields.redelivered || count > 1,
       deliveryCount: count,
       ack: async () => {
-        if (!this.isCurrent(ch, generation)) throw new LeaseLostError(`ack of ${String(wire.headers.id ?? 'a message')} on ${q.name}`);
+        if (!this.isCurrent(ch, generation)) throw new LeaseLostError(`ack of ${typeof wire.headers.id === 'string' ? wire.headers.id : 'a message'} on ${q.name}`);
         ch.ack(msg);
       },
       reject: async ({ requeue, delayMs }) => {

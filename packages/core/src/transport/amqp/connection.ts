@@ -274,7 +274,7 @@ export class AmqpSession {
     this.wakeWaiters();
     const model = this.model;
     // Channels first: each close is ordered after that channel's pending frames (acks), the connection's is not.
-    await Promise.all([this.publisher?.close(), this.admin?.close()].map((p) => p?.catch(() => undefined)));
+    for (const ch of [this.publisher, this.admin]) await ch?.close().catch(() => undefined);
     this.model = undefined;
     await model?.close().catch(() => undefined);
   }
