@@ -263,9 +263,10 @@ function followUp(message: TaskMessage, delivery: Delivery) {
   const embed = message.body[2];
   const custom = Object.fromEntries(Object.entries(headers).filter(([k]) => !PROTOCOL_HEADERS.has(k) && k !== RATE_SLOT_HEADER));
   const expires = headers.expires ? parseCeleryIso(headers.expires) : NaN;
-  const priority = delivery.message.properties.priority;
+  const { priority, reply_to: replyTo } = delivery.message.properties;
   return {
     queue: delivery.queue,
+    ...(typeof replyTo === 'string' ? { replyTo } : {}),
     rootId: headers.root_id ?? headers.id,
     ...(headers.parent_id ? { parentId: headers.parent_id } : {}),
     ...(typeof priority === 'number' ? { priority } : {}),

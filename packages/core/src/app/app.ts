@@ -162,7 +162,7 @@ export class CeleriacApp implements ResultHost {
       group: options.groupId ?? null,
       groupIndex: options.groupIndex ?? null,
       ignoreResult: options.ignoreResult ?? def?.ignoreResult ?? false,
-      replyTo: this.oid,
+      replyTo: options.replyTo ?? this.oid,
       now,
       ...(priority !== undefined ? { priority } : {}),
       ...(options.headers ? { headers: options.headers } : {}),

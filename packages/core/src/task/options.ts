@@ -63,6 +63,11 @@ export interface ApplyOptions {
   readonly headers?: Readonly<Record<string, unknown>>;
   /** Use this id instead of a fresh uuid. */
   readonly taskId?: string;
+  /**
+   * Where `rpc://` results go (the message's `reply_to`); default this app's own id.
+   * Workers keep the original sender's when they send a task again (retry, parked ETA).
+   */
+  readonly replyTo?: string;
   readonly link?: SignatureLike | readonly SignatureLike[];
   readonly linkError?: SignatureLike | readonly SignatureLike[];
   readonly ignoreResult?: boolean;
