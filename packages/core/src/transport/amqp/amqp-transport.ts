@@ -289,7 +289,8 @@ function readDeadLetter(msg: { content: Buffer; properties: { headers?: Record<s
  */
 class AmqpConsumer implements Consumer {
   private channel: Channel | undefined;
-  private tags: string[] = [];
+  private tags: { tag: string; queue: ResolvedQueue }[] = [];
+  private global = true;
   private removeHook: (() => void) | undefined;
   private cancelled = false;
 
@@ -316,16 +317,22 @@ class AmqpConsumer implements Consumer {
         this.transport.session.ready('consume').then((m) => this.attach(m), () => undefined);
       }, 200);
     });
-    await ch.prefetch(this.prefetch, true);
     const generation = this.transport.session.currentGeneration;
+    const queues: ResolvedQueue[] = [];
+    for (const name of this.queues) queues.push(await this.transport.declare(name));
+    // Channel-wide prefetch bounds all the queues together and can change while consuming (what Celery
+    // uses); quorum queues refuse it, so with one of them the bound is per queue, set before consuming.
+    this.global = !queues.some((q) => q.quorum);
+    await ch.prefetch(this.prefetch, this.global);
     this.channel = ch;
     this.tags = [];
-    for (const name of this.queues) {
-      const q = await this.transport.declare(name);
-      // A null message: the broker cancelled us (queue deleted); a fresh channel re-declares and consumes again.
-      const { consumerTag } = await ch.consume(name, (msg) => (msg ? this.deliver(ch, generation, q, msg) : void ch.close().catch(() => undefined)), { noAck: false });
-      this.tags.push(consumerTag);
-    }
+    for (const q of queues) await this.consumeOne(ch, generation, q);
+  }
+
+  private async consumeOne(ch: Channel, generation: number, q: ResolvedQueue): Promise<void> {
+    // A null message: the broker cancelled us (queue deleted); a fresh channel re-declares and consumes again.
+    const { consumerTag } = await ch.consume(q.name, (msg) => (msg ? this.deliver(ch, generation, q, msg) : void ch.close().catch(() => undefined)), { noAck: false });
+    this.tags.push({ tag: consumerTag, queue: q });
   }
 
   private deliver(ch: Channel, generation: number, q: ResolvedQueue, msg: ConsumeMessage): void {
@@ -374,7 +381,19 @@ class AmqpConsumer implements Consumer {
 
   setPrefetch(count: number): void {
     this.prefetch = count;
-    void this.channel?.prefetch(count, true).catch(() => undefined);
+    const ch = this.channel;
+    if (!ch) return;
+    const generation = this.transport.session.currentGeneration;
+    const tags = this.tags.splice(0);
+    void (async () => {
+      await ch.prefetch(count, this.global);
+      if (this.global) return void this.tags.push(...tags);
+      // A per-consumer bound applies to new consumers: consume again (unacked deliveries stay owned).
+      for (const { tag, queue } of tags) {
+        await ch.cancel(tag);
+        await this.consumeOne(ch, generation, queue);
+      }
+    })().catch(() => undefined);
   }
 
   /**
@@ -395,6 +414,6 @@ class AmqpConsumer implements Consumer {
     const ch = this.channel;
     // Stop receiving; unacked deliveries stay owned (and ackable) on this channel. Whatever is still
     // unacked when the transport closes goes back to its queue: the broker requeues it.
-    for (const tag of this.tags) await ch?.cancel(tag).catch(() => undefined);
+    for (const { tag } of this.tags) await ch?.cancel(tag).catch(() => undefined);
   }
 }
