@@ -15,8 +15,10 @@ export interface RabbitServer {
   ctl(...args: string[]): Promise<string>;
   /** `rabbitmqctl list_queues name messages_ready messages_unacknowledged consumers` as rows. */
   queues(): Promise<{ name: string; ready: number; unacked: number; consumers: number }[]>;
-  /** kill -9 the beam process, leaving its data dir as it is. */
-  kill9(): Promise<void>;
+  /** The beam process id (to kill it at an exact moment). */
+  pid(): Promise<number>;
+  /** kill -9 the beam process (or wait for `pid`, already killed), leaving its data dir as it is. */
+  kill9(killed?: number): Promise<void>;
   /** Start it again on the same ports and data dir. */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -100,9 +102,10 @@ export async function startRabbit(): Promise<RabbitServer> {
           return { name, ready: Number(ready), unacked: Number(unacked), consumers: Number(consumers) };
         });
     },
-    async kill9() {
-      const pid = await beamPid();
-      process.kill(pid, 'SIGKILL');
+    pid: beamPid,
+    async kill9(killed?: number) {
+      const pid = killed ?? (await beamPid());
+      if (killed === undefined) process.kill(pid, 'SIGKILL');
       const deadline = Date.now() + 20_000;
       while (Date.now() < deadline) {
         try {

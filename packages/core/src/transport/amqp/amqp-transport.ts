@@ -309,12 +309,17 @@ class AmqpConsumer implements Consumer {
     if (this.cancelled) return;
     const ch = await model.createChannel();
     ch.on('error', () => undefined);
+    const opened = this.transport.session.currentGeneration;
     ch.on('close', () => {
       if (this.channel !== ch || this.cancelled) return;
       this.channel = undefined;
-      // A channel error (not a lost connection, which reconnects everything): open another on the same connection.
+      // A channel error on a live connection: open another channel on it. A lost connection is not ours
+      // to mend: the reconnect runs `attach` for every consumer (doing it here too would consume twice).
       setTimeout(() => {
-        this.transport.session.ready('consume').then((m) => this.attach(m), () => undefined);
+        this.transport.session.ready('consume').then((m) => {
+          if (this.cancelled || this.channel || this.transport.session.currentGeneration !== opened) return;
+          return this.attach(m);
+        }, () => undefined);
       }, 200);
     });
     const generation = this.transport.session.currentGeneration;

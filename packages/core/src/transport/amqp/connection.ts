@@ -231,19 +231,34 @@ export class AmqpSession {
    * same task id).
    */
   async publish(exchange: string, routingKey: string, content: Buffer, options: Options.Publish): Promise<void> {
+    // Nothing is written while disconnected or blocked: it waits here, up to the deadline, then fails by name.
+    await this.ready('publish');
     const ch = await this.publisherChannel();
     const pending: Pending = { exchange, routingKey, correlationId: options.correlationId, returned: undefined };
     this.pending.add(pending);
     try {
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          reject(
-            new BrokerError(
-              this.blocked ? ErrorCodes.BROKER_BLOCKED : ErrorCodes.BROKER_UNAVAILABLE,
-              `publish to ${exchange || '(default exchange)'}/${routingKey}: not confirmed by the broker within ${this.settings.publishTimeoutMs} ms${this.blocked ? ` (blocked: ${this.blocked})` : ''}`,
-            ),
-          );
-        }, this.settings.publishTimeoutMs);
+        let timer: NodeJS.Timeout | undefined;
+        const arm = (): void => {
+          timer = setTimeout(() => {
+            // Written while the broker blocks us: it holds the message and will confirm once the alarm clears,
+            // so keep waiting (failing now could report as lost a task that later runs).
+            if (this.blocked && this.publisher === ch) return arm();
+            // A confirm that never comes (e.g. a queue that is not accepting) must not stall every later publish
+            // behind it: retire this channel; its other unconfirmed publishes fail as unknown too, and are retried.
+            if (this.publisher === ch) {
+              this.publisher = undefined;
+              ch.close().catch(() => undefined);
+            }
+            reject(
+              new BrokerError(
+                ErrorCodes.BROKER_UNAVAILABLE,
+                `publish to ${exchange || '(default exchange)'}/${routingKey}: not confirmed by the broker within ${this.settings.publishTimeoutMs} ms; the outcome is unknown, send again with the same task id`,
+              ),
+            );
+          }, this.settings.publishTimeoutMs);
+        };
+        arm();
         try {
           ch.publish(exchange, routingKey, content, options, (err) => {
             clearTimeout(timer);
