@@ -6,7 +6,7 @@ import time
 
 from celery import Celery
 
-app = Celery('celery_bench', broker=os.environ['CELERY_BROKER_URL'], backend=os.environ['CELERY_BROKER_URL'])
+app = Celery('celery_bench', broker=os.environ['CELERY_BROKER_URL'], backend=os.environ.get('CELERY_RESULT_BACKEND', os.environ['CELERY_BROKER_URL']))
 app.conf.update(accept_content=['json'], worker_hijack_root_logger=False, broker_connection_retry_on_startup=True)
 
 

@@ -36,7 +36,14 @@ function amqpProperties(wire: WireMessage, extraHeaders: Record<string, unknown>
 /** The wire message inside a delivered AMQP message (broker-added headers removed). */
 function wireOf(msg: ConsumeMessage): WireMessage {
   const p = msg.properties;
-  const headers = Object.fromEntries(Object.entries((p.headers ?? {}) as Record<string, unknown>).filter(([k]) => !BROKER_HEADERS.has(k)));
+  const raw = (p.headers ?? {}) as Record<string, unknown>;
+  let headers = raw;
+  for (const k in raw) {
+    if (BROKER_HEADERS.has(k)) {
+      headers = Object.fromEntries(Object.entries(raw).filter(([key]) => !BROKER_HEADERS.has(key)));
+      break;
+    }
+  }
   return {
     body: msg.content.toString('utf8'),
     contentType: (p.contentType as string | undefined) ?? 'application/json',
@@ -367,6 +374,7 @@ class AmqpConsumer implements Consumer {
       deliveryCount: count,
       ack: async () => {
         if (!this.isCurrent(ch, generation)) throw new LeaseLostError(`ack of ${typeof wire.headers.id === 'string' ? wire.headers.id : 'a message'} on ${q.name}`);
+        this.transport.session.coalesceWrites();
         ch.ack(msg);
       },
       reject: async ({ requeue, delayMs }) => {

@@ -100,6 +100,25 @@ export class AmqpSession {
     return session;
   }
 
+  private corked: { uncork(): void } | undefined;
+
+  /**
+   * Gather the frames written until the event loop turns into one socket write.
+   * amqplib writes every frame (each ack, each publish) on its own; under load
+   * that is one syscall per frame, and acks come in bursts.
+   */
+  coalesceWrites(): void {
+    if (this.corked) return;
+    const socket = (this.model as unknown as { connection?: { stream?: { cork?(): void; uncork(): void } } } | undefined)?.connection?.stream;
+    if (!socket?.cork) return;
+    socket.cork();
+    this.corked = socket;
+    setImmediate(() => {
+      this.corked = undefined;
+      socket.uncork();
+    });
+  }
+
   /** A number that changes on every reconnect: deliveries from an older one cannot be acked any more. */
   get currentGeneration(): number {
     return this.generation;
