@@ -58,6 +58,10 @@ describe('AMQP topology, as Celery declares it', () => {
     expect(Number(msg.properties.expiration)).toBeGreaterThan(55_000);
     expect(Object.keys(msg.properties.headers ?? {}).sort()).toEqual(Object.keys(fixture.headers).sort());
     expect(JSON.parse(msg.content.toString())).toEqual([[1, 1], {}, { callbacks: null, errbacks: null, chain: null, chord: null }]);
+    // Heartbeats on: the client asks for 10 s, the node (test config) for 5: the smaller is agreed.
+    const heartbeats = (await list(name, 'connections', 'timeout')).flat().map(Number);
+    expect(heartbeats.length).toBeGreaterThan(0);
+    expect(heartbeats.every((h) => h === 5)).toBe(true);
   });
 
   it('routes by name or glob to named queues, through direct, topic and fanout exchanges', async () => {
