@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { chain, chord, createApp, ErrorCodes, group, GroupResult, TaskError, type CeleriacApp } from '@celeriac/core';
+import { chain, chord, createApp, ErrorCodes, group, GroupResult, TaskError, type CeleriacApp, type TaskContext } from '@celeriac/core';
 import { Worker } from '@celeriac/worker';
 import { waitFor } from '../helpers/wait.js';
 
 /** Canvas behaviour through the real worker loop, on any broker/backend URL (one fresh namespace per call). */
-export function canvasSuite(name: string, url: () => string): void {
+export function canvasSuite(name: string, url: () => string | { broker: string; backend: string }): void {
   describe(`canvas on ${name}`, () => {
     const apps: CeleriacApp[] = [];
     const workers: Worker[] = [];
@@ -14,7 +14,8 @@ export function canvasSuite(name: string, url: () => string): void {
     });
 
     async function setup() {
-      const app = createApp({ broker: url() });
+      const where = url();
+      const app = createApp(typeof where === 'string' ? { broker: where } : where);
       apps.push(app);
       const errbacks: unknown[][] = [];
       const tasks = {
@@ -25,6 +26,11 @@ export function canvasSuite(name: string, url: () => string): void {
           throw new Error('failed');
         }),
         onError: app.task({ name: 'tasks.on_chord_error' }, (...args: unknown[]) => void errbacks.push(args)),
+        /** Retries (10 ms apart) until its `succeedOn`-th attempt, then returns its input. */
+        flaky: app.task({ name: 'tasks.flaky_step', maxRetries: 5 }, function (this: TaskContext, x: number, succeedOn: number) {
+          if (this.retries + 1 < succeedOn) this.retry({ countdown: 10 });
+          return x;
+        }),
       };
       const worker = new Worker(app, { logLevel: 'silent', concurrency: 8 });
       workers.push(worker);
@@ -39,13 +45,55 @@ export function canvasSuite(name: string, url: () => string): void {
       expect(await (await app.send(chain(add.si(1, 1), add.si(2, 2)))).get({ timeout: 10_000 })).toBe(4);
     });
 
-    it('a failing step stops the chain and its failure is the chain result', async () => {
-      const { app, add, broken, mul } = await setup();
-      const r = await app.send(chain(add.s(1, 1), broken.s(), mul.s(2)));
+    it("a failing step stops the chain, its failure is the chain's result, and the step's errbacks run", async () => {
+      const { app, add, broken, mul, onError, errbacks } = await setup();
+      const r = await app.send(chain(add.s(1, 1), broken.s().set({ link_error: [onError.s('broken')] }), mul.s(2)));
       const err = (await r.get({ timeout: 10_000 }).catch((e: unknown) => e)) as TaskError;
-      // The last step never runs: its id stays PENDING, so wait on the failed step's outcome instead.
-      expect(err).toBeInstanceOf(Error);
+      expect(err).toBeInstanceOf(TaskError);
+      expect(err.excType).toBe('Exception');
+      expect(err.excMessage).toBe('failed');
+      await waitFor(() => errbacks.length === 1, 'the failed step errback');
+      expect(errbacks[0]![1]).toBe('broken');
     }, 15_000);
+
+    it('nesting: groups and chords inside chains, chord bodies that are chains, chords and groups of chains', async () => {
+      const { app, add, mul, xsum } = await setup();
+      const get = async (sig: Parameters<typeof app.send>[0]) => (await app.send(sig)).get({ timeout: 15_000 });
+      // add(1,1)=2 → group mul(2,1), mul(2,2), mul(2,3) → xsum = 12
+      expect(await get(chain(add.s(1, 1), group(mul.s(1), mul.s(2), mul.s(3)), xsum.s()))).toBe(12);
+      // group then tasks: a chord whose body is the chain xsum | mul(2): (0+2+4)*2 = 12
+      expect(await get(chain(group(add.s(0, 0), add.s(1, 1), add.s(2, 2)), xsum.s(), mul.s(2)))).toBe(12);
+      // a chord whose body is a chain: (0+2+4) + 90 = 96
+      expect(await get(chord([add.s(0, 0), add.s(1, 1), add.s(2, 2)], xsum.s().pipe(add.s(90))))).toBe(96);
+      // a chord of chains: (1+1)*3 + (2+2)*3 = 18
+      expect(await get(chord([chain(add.s(1, 1), mul.s(3)), chain(add.s(2, 2), mul.s(3))], xsum.s()))).toBe(18);
+      // a group of chains: [(1+1)*2, (2+2)*4]
+      expect(await get(group(chain(add.s(1, 1), mul.s(2)), chain(add.s(2, 2), mul.s(4))))).toEqual([4, 16]);
+      // a group then a chord in a chain: [2, 4] → each header xsum gets [2, 4] → [6, 6] → 12
+      expect(await get(chain(group(add.s(1, 1), add.s(2, 2)), chord([xsum.s(), xsum.s()], xsum.s())))).toBe(12);
+    }, 30_000);
+
+    it('T19 at CI size: failures inside nested canvases end in FAILURE with the errback run; a retrying middle step still completes', async () => {
+      const { app, add, broken, xsum, flaky, onError, errbacks } = await setup();
+      for (let i = 0; i < 5; i++) {
+        errbacks.length = 0;
+        // chain(group(chain(ok, fail, ok)), ok) with link_error E: the chord the group becomes must not hang.
+        const nested = chain(group(chain(add.s(i, 1), broken.s(), add.s(1))), xsum.s()).set({ link_error: [onError.s('E')] });
+        const err = (await (await app.send(nested)).get({ timeout: 15_000 }).catch((e: unknown) => e)) as TaskError;
+        expect(err.excType).toBe('ChordError');
+        // E runs for the failed step and for the chord body it stopped (a ChordError).
+        await waitFor(() => errbacks.filter((a) => a[1] === 'E').length === 2, 'E ran for the step and the body');
+        // chord([ok×50, fail], body) with an errback on the chord.
+        errbacks.length = 0;
+        const members = [...Array.from({ length: 50 }, (_, k) => add.s(k, i)), broken.s(1)];
+        const r = await app.send(chord(members, xsum.s()).set({ link_error: [onError.s('body')] }));
+        expect(((await r.get({ timeout: 15_000 }).catch((e: unknown) => e)) as TaskError).code).toBe(ErrorCodes.CHORD_ERROR);
+        await waitFor(() => errbacks.some((a) => a[1] === 'body'), 'the chord errback');
+        expect(errbacks.filter((a) => a[1] === 'body')).toEqual([[r.id, 'body']]);
+        // A middle step that retries twice, then succeeds.
+        expect(await (await app.send(chain(add.s(i, 1), flaky.s(3), add.s(10)))).get({ timeout: 15_000 })).toBe(i + 11);
+      }
+    }, 60_000);
 
     it('group: results in order, with completedCount, ready, successful and failed', async () => {
       const { app, add } = await setup();

@@ -1,5 +1,6 @@
 import {
-  applySignature,
+  applyCanvas,
+  finalTaskIds,
   checkResult,
   CeleriacError,
   encodeException,
@@ -117,7 +118,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
     const exc = CELERY_EXCEPTIONS.workerLost(detail);
     await backend.store(resultMeta(headers, 'FAILURE', exc), storeOptions(deps, delivery));
     await dispatchErrbacks(deps, message);
-    await joinChord(deps, message, 'FAILURE', exc);
+    await settleFollowUps(deps, message, 'FAILURE', exc);
     await deps.transport.deadLetter(delivery, {
       id, taskName: headers.task, reason: ErrorCodes.WORKER_LOST, message: detail, traceback: null, failedAt: Date.now(),
     });
@@ -197,7 +198,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
       log.error({ taskId: id, task: task.name }, `hard time limit (${err.seconds} s) exceeded: child killed`);
       deps.events.emit('task-failed', { id, name: task.name, exception: CELERY_EXCEPTIONS.timeLimit(err.seconds) });
       await dispatchErrbacks(deps, message);
-      await joinChord(deps, message, 'FAILURE', CELERY_EXCEPTIONS.timeLimit(err.seconds));
+      await settleFollowUps(deps, message, 'FAILURE', CELERY_EXCEPTIONS.timeLimit(err.seconds));
       await ack();
       return;
     }
@@ -219,14 +220,14 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   log.info({ taskId: id, task: task.name, runtime }, 'task succeeded');
   if (deps.events.listenerCount('task-succeeded')) deps.events.emit('task-succeeded', { id, name: task.name, result: value, runtime });
   for (const sig of embed.callbacks ?? []) {
-    await applySignature(app, sig, { prepend: [value ?? null], parentId: id, rootId: headers.root_id ?? id });
+    await applyCanvas(app, sig, { prepend: [value ?? null], parentId: id, rootId: headers.root_id ?? id });
   }
   const chain = embed.chain ?? [];
   const next = chain[chain.length - 1];
   if (next) {
-    await applySignature(app, next, { prepend: [value ?? null], parentId: id, rootId: headers.root_id ?? id, chain: chain.slice(0, -1) });
+    await applyCanvas(app, next, { prepend: [value ?? null], parentId: id, rootId: headers.root_id ?? id, chain: chain.slice(0, -1) });
   }
-  await joinChord(deps, message, 'SUCCESS', value ?? null);
+  await settleFollowUps(deps, message, 'SUCCESS', value ?? null);
   await ack();
 }
 
@@ -373,7 +374,7 @@ async function onFailure(
   log.warn({ taskId: id, task: task.name, excType: exc.exc_type, err: cause }, 'task failed');
   deps.events.emit('task-failed', { id, name: task.name, exception: exc });
   await dispatchErrbacks(deps, message);
-  await joinChord(deps, message, 'FAILURE', exc);
+  await settleFollowUps(deps, message, 'FAILURE', exc);
   await ack();
 }
 
@@ -381,8 +382,49 @@ async function onFailure(
 async function dispatchErrbacks(deps: TraceDeps, message: TaskMessage): Promise<void> {
   const { headers } = message;
   for (const sig of message.body[2].errbacks ?? []) {
-    await applySignature(deps.app, { ...sig, immutable: false }, { prepend: [headers.id], parentId: headers.id, rootId: headers.root_id ?? headers.id });
+    await applyCanvas(deps.app, { ...sig, immutable: false }, { prepend: [headers.id], parentId: headers.id, rootId: headers.root_id ?? headers.id });
   }
+}
+
+/**
+ * What follows a task once its outcome is known, besides links: a chain stopped
+ * by a failure or a revocation gives that outcome to every step that will now
+ * never run (so whoever waits on the chain's result hears it), and a chord
+ * header member joins its chord.
+ */
+async function settleFollowUps(deps: TraceDeps, message: TaskMessage, state: string, result: unknown): Promise<void> {
+  if (state !== 'SUCCESS') {
+    const ids = (message.body[2].chain ?? []).flatMap(finalTaskIds);
+    for (const id of ids) {
+      await deps.backend.store(resultMeta({ id, group: null, parent_id: message.headers.id }, state, result), {
+        expiresMs: deps.app.config.resultExpires,
+        replyTo: typeof message.properties.reply_to === 'string' ? message.properties.reply_to : undefined,
+      });
+    }
+  }
+  const { headers } = message;
+  const chain = message.body[2].chain ?? [];
+  const body = message.body[2].chord;
+  if (body && headers.group && headers.group_index !== null) {
+    await joinChord(deps, { group: headers.group, index: headers.group_index, taskId: headers.id, rootId: headers.root_id ?? headers.id, body }, state, result);
+  } else if (state !== 'SUCCESS' && chain.length) {
+    // A chain that is a chord header member carries the membership on its last step, which will now never
+    // run: join for it, with this outcome, or the chord would wait forever.
+    const last = chain[0]!;
+    const o = last.options;
+    if (o.chord && typeof o.group_id === 'string' && typeof o.group_index === 'number' && typeof o.task_id === 'string') {
+      await joinChord(deps, { group: o.group_id, index: o.group_index, taskId: o.task_id, rootId: headers.root_id ?? headers.id, body: o.chord as SignatureLike }, state, result);
+    }
+  }
+}
+
+/** A chord header member, as its message (or, for a chain member, its last step's options) describes it. */
+interface ChordMember {
+  readonly group: string;
+  readonly index: number;
+  readonly taskId: string;
+  readonly rootId: string;
+  readonly body: SignatureLike;
 }
 
 /**
@@ -391,17 +433,16 @@ async function dispatchErrbacks(deps: TraceDeps, message: TaskMessage): Promise<
  * when a member did not succeed, stores the body's FAILURE (Celery's
  * ChordError naming that member) and runs the body's errbacks. A chord never hangs.
  */
-async function joinChord(deps: TraceDeps, message: TaskMessage, state: string, result: unknown): Promise<void> {
-  const { headers } = message;
-  const body = message.body[2].chord;
-  if (!body || !headers.group || headers.group_index === null) return;
+async function joinChord(deps: TraceDeps, m: ChordMember, state: string, result: unknown): Promise<void> {
+  const { body } = m;
   const expiresMs = deps.app.config.resultExpires;
-  const parts = await deps.backend.chordPartReturn(headers.group, { index: headers.group_index, taskId: headers.id, state, result }, { expiresMs });
+  const parts = await deps.backend.chordPartReturn(m.group, { index: m.index, taskId: m.taskId, state, result }, { expiresMs });
   if (!parts) return;
   const failed = parts.find((p) => p.state !== 'SUCCESS');
-  const bodyId = typeof body.options.task_id === 'string' ? body.options.task_id : undefined;
+  const bodyIds = finalTaskIds(body);
+  const bodyId = bodyIds[0];
   if (!failed) {
-    await applySignature(deps.app, body, { prepend: [parts.map((p) => p.result)], parentId: headers.id, rootId: headers.root_id ?? headers.id });
+    await applyCanvas(deps.app, body, { prepend: [parts.map((p) => p.result)], parentId: m.taskId, rootId: m.rootId });
     return;
   }
   const cause = failed.result as { exc_type?: string; exc_message?: unknown[] } | null;
@@ -410,19 +451,17 @@ async function joinChord(deps: TraceDeps, message: TaskMessage, state: string, r
     exc_message: [`Dependency ${failed.taskId} raised ${cause?.exc_type ?? failed.state}(${JSON.stringify(cause?.exc_message?.[0] ?? '')})`],
     exc_module: 'celery.exceptions',
   };
-  if (bodyId) {
-    await deps.backend.store(resultMeta({ id: bodyId, group: null, parent_id: headers.id }, 'FAILURE', exc), { expiresMs });
-  }
-  deps.log.warn({ chord: headers.group, failedMember: failed.taskId }, 'chord body not run: a header task failed');
+  for (const id of bodyIds) await deps.backend.store(resultMeta({ id, group: null, parent_id: m.taskId }, 'FAILURE', exc), { expiresMs });
+  deps.log.warn({ chord: m.group, failedMember: failed.taskId }, 'chord body not run: a header task failed');
   for (const errback of (body.options.link_error as SignatureLike[] | undefined) ?? []) {
-    await applySignature(deps.app, { ...errback, immutable: false }, { prepend: [bodyId ?? headers.group], parentId: headers.id });
+    await applyCanvas(deps.app, { ...errback, immutable: false }, { prepend: [bodyId ?? m.group], parentId: m.taskId });
   }
 }
 
 async function skip(deps: TraceDeps, delivery: Delivery, message: TaskMessage, reason: 'revoked' | 'expired'): Promise<void> {
   const { headers } = message;
   await deps.backend.store(resultMeta(headers, 'REVOKED', CELERY_EXCEPTIONS.revoked(reason)), storeOptions(deps, delivery));
-  await joinChord(deps, message, 'REVOKED', CELERY_EXCEPTIONS.revoked(reason));
+  await settleFollowUps(deps, message, 'REVOKED', CELERY_EXCEPTIONS.revoked(reason));
   deps.log.info({ taskId: headers.id, task: headers.task, reason }, 'task skipped');
   deps.events.emit('task-revoked', { id: headers.id, name: headers.task, reason });
   await delivery.ack();
@@ -448,7 +487,7 @@ async function refuse(
     await deps.backend.store(resultMeta(headers, 'FAILURE', encodeException(err), tracebackOf(err)), storeOptions(deps, delivery));
     if (message) {
       await dispatchErrbacks(deps, message);
-      await joinChord(deps, message, 'FAILURE', encodeException(err));
+      await settleFollowUps(deps, message, 'FAILURE', encodeException(err));
     }
   }
   if (reason === ErrorCodes.TASK_UNKNOWN && taskName !== null) {

@@ -6,7 +6,7 @@ import { AsyncResult, type ResultHost } from '../result/async-result.js';
 import { BACKEND_FACTORIES, REPLY_BACKENDS, TRANSPORT_FACTORIES, type FactoryContext } from '../transport/registry.js';
 import type { Transport } from '../transport/transport.js';
 import { signatureList, type Signature } from '../canvas/signature.js';
-import { sendSignature } from '../canvas/send.js';
+import { sendCanvas } from '../canvas/run.js';
 import type { GroupSignature } from '../canvas/canvas.js';
 import type { GroupResult } from '../result/group-result.js';
 import type { SignatureLike } from '../protocol/schema.js';
@@ -212,7 +212,7 @@ export class CeleriacApp implements ResultHost {
   send<R>(sig: Signature<[], R>, options?: ApplyOptions): Promise<AsyncResult<R>>;
   send(sig: SignatureLike, options?: ApplyOptions): Promise<AsyncResult | GroupResult>;
   send(sig: SignatureLike, options: ApplyOptions = {}): Promise<AsyncResult | GroupResult> {
-    return sendSignature(this, sig, options);
+    return sendCanvas(this, sig, options);
   }
 
   /** Result TTL (ms), as configured. */

@@ -1,5 +1,3 @@
-import type { CeleriacApp } from '../app/app.js';
-import type { AsyncResult } from '../result/async-result.js';
 import type { ApplyOptions, SignatureLike } from '../task/options.js';
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
@@ -29,24 +27,4 @@ export function applyOptionsOf(options: Readonly<Record<string, unknown>>): Appl
   set('groupIndex', num(options.group_index));
   set('chord', options.chord && typeof options.chord === 'object' ? options.chord : undefined);
   return o;
-}
-
-/**
- * Send a signature (a link, errback or chain step). `prepend` is the parent's
- * result (or, for errbacks, the failed task's id): prepended to the args unless
- * the signature is immutable.
- */
-export function applySignature(
-  app: CeleriacApp,
-  sig: SignatureLike,
-  extra: { prepend?: readonly unknown[]; parentId?: string; rootId?: string; chain?: readonly SignatureLike[] } = {},
-): Promise<AsyncResult> {
-  const args = sig.immutable || !extra.prepend ? [...sig.args] : [...extra.prepend, ...sig.args];
-  const options: ApplyOptions = {
-    ...applyOptionsOf(sig.options),
-    ...(extra.parentId ? { parentId: extra.parentId } : {}),
-    ...(extra.rootId ? { rootId: extra.rootId } : {}),
-    ...(extra.chain && extra.chain.length > 0 ? { chain: extra.chain } : {}),
-  };
-  return app.sendTask(sig.task, args, sig.kwargs, options);
 }

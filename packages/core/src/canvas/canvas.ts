@@ -32,19 +32,26 @@ export function chain(...steps: SignatureLike[]): Signature {
   return new Signature({ task: 'celery.chain', kwargs: { tasks: steps.map(plain) }, subtask_type: 'chain' });
 }
 
-/** A group: `app.send()` gives a GroupResult for it. */
-export type GroupSignature<R> = Signature<[], R[]> & { readonly subtask_type: 'group' };
+/**
+ * A group: `app.send()` gives a GroupResult for it. `In` is what every member
+ * still takes: `[]` for a group sent on its own, the previous step's result for
+ * a group inside a chain (each member gets it prepended).
+ */
+export type GroupSignature<R, In extends readonly unknown[] = []> = Signature<In, R[]> & { readonly subtask_type: 'group' };
 
 /** Run signatures in parallel: `group(add.s(1, 1), add.s(2, 2))` or `group(items.map(...))`. */
-export function group<R>(...members: (Signature<[], R> | readonly Signature<[], R>[])[]): GroupSignature<R> {
-  const flat = members.flatMap((m) => (Array.isArray(m) ? (m as readonly Signature<[], R>[]) : [m as Signature<[], R>]));
-  return new Signature<[], R[]>({ task: 'celery.group', kwargs: { tasks: flat.map(plain) }, subtask_type: 'group' }) as GroupSignature<R>;
+export function group<R, In extends readonly unknown[] = []>(...members: (Signature<In, R> | readonly Signature<In, R>[])[]): GroupSignature<R, In> {
+  const flat = members.flatMap((m) => (Array.isArray(m) ? (m as readonly Signature<In, R>[]) : [m as Signature<In, R>]));
+  return new Signature<In, R[]>({ task: 'celery.group', kwargs: { tasks: flat.map(plain) }, subtask_type: 'group' }) as GroupSignature<R, In>;
 }
 
-/** Run `header` in parallel, then `body` once with the header's results in order. */
-export function chord<R, B>(header: Signature<[], R[]> | readonly Signature<[], R>[], body: Step<R[], B>): Signature<[], B> {
+/**
+ * Run `header` in parallel, then `body` once with the header's results in order.
+ * Inside a chain, every header member gets the previous step's result first.
+ */
+export function chord<R, B, In extends readonly unknown[] = []>(header: Signature<In, R[]> | readonly Signature<In, R>[], body: Step<R[], B>): Signature<In, B> {
   const members = Array.isArray(header) ? (header as readonly SignatureLike[]) : (((header as SignatureLike).kwargs.tasks ?? []) as SignatureLike[]);
-  return new Signature<[], B>({ task: 'celery.chord', kwargs: { header: members.map(plain), body: plain(body) }, subtask_type: 'chord' });
+  return new Signature<In, B>({ task: 'celery.chord', kwargs: { header: members.map(plain), body: plain(body) }, subtask_type: 'chord' });
 }
 
 /** A signature as the plain JSON dict Celery writes. */
