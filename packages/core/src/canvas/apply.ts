@@ -15,6 +15,7 @@ export function applyOptionsOf(options: Readonly<Record<string, unknown>>): Appl
     if (value !== undefined) o[key] = value;
   };
   set('taskId', str(options.task_id));
+  set('replyTo', str(options.reply_to));
   set('queue', str(options.queue));
   set('priority', num(options.priority));
   const countdown = num(options.countdown);

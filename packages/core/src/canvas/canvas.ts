@@ -51,7 +51,9 @@ export function group<R, In extends readonly unknown[] = []>(...members: (Signat
  */
 export function chord<R, B, In extends readonly unknown[] = []>(header: Signature<In, R[]> | readonly Signature<In, R>[], body: Step<R[], B>): Signature<In, B> {
   const members = Array.isArray(header) ? (header as readonly SignatureLike[]) : (((header as SignatureLike).kwargs.tasks ?? []) as SignatureLike[]);
-  return new Signature<In, B>({ task: 'celery.chord', kwargs: { header: members.map(plain), body: plain(body) }, subtask_type: 'chord' });
+  // Celery's shape: the header is a `celery.group` signature, and the chord's own kwargs travel in `kwargs.kwargs`.
+  const headerGroup = { task: 'celery.group', args: [], kwargs: { tasks: members.map(plain) }, options: {}, subtask_type: 'group', immutable: false };
+  return new Signature<In, B>({ task: 'celery.chord', kwargs: { kwargs: {}, header: headerGroup, body: plain(body) }, subtask_type: 'chord' });
 }
 
 /** A signature as the plain JSON dict Celery writes. */

@@ -35,7 +35,8 @@ function make(task: string, subtask_type: 'chain' | 'chord', kwargs: Record<stri
   return { task, args: [], kwargs, options: {}, subtask_type, immutable: false };
 }
 const chainOf = (steps: SignatureLike[]): SignatureLike => (steps.length === 1 ? steps[0]! : make('celery.chain', 'chain', { tasks: steps }));
-const chordOf = (header: SignatureLike[], body: SignatureLike): SignatureLike => make('celery.chord', 'chord', { header, body });
+const groupOf = (tasks: SignatureLike[]): SignatureLike => ({ task: 'celery.group', args: [], kwargs: { tasks }, options: {}, subtask_type: 'group', immutable: false });
+const chordOf = (header: SignatureLike[], body: SignatureLike): SignatureLike => make('celery.chord', 'chord', { kwargs: {}, header: groupOf(header), body });
 
 /**
  * A chain's steps as Celery runs them: nested chains flattened; a group followed
@@ -59,17 +60,26 @@ export function chainSteps(steps: readonly SignatureLike[]): SignatureLike[] {
  * task and group before anything is sent — the ids travel inside other messages
  * (chain steps, chord bodies), and the caller's result handles use them.
  */
-export function prepare(input: SignatureLike): SignatureLike {
-  const id = (s: SignatureLike): SignatureLike => (typeof s.options.task_id === 'string' ? s : { ...s, options: { ...s.options, task_id: newId() } });
+export function prepare(input: SignatureLike, replyTo?: string): SignatureLike {
+  // Celery stamps every task with the sender's reply queue too, so rpc:// results of later steps find their way back.
+  const id = (s: SignatureLike): SignatureLike =>
+    typeof s.options.task_id === 'string' && (!replyTo || s.options.reply_to) ? s : { ...s, options: { ...s.options, task_id: s.options.task_id ?? newId(), ...(replyTo && !s.options.reply_to ? { reply_to: replyTo } : {}) } };
   const sig = pushLinksDown(input);
   switch (sig.subtask_type) {
     case 'chain':
-      return { ...sig, kwargs: { ...sig.kwargs, tasks: chainSteps(tasksOf(sig)).map(prepare) } };
+      return { ...sig, kwargs: { ...sig.kwargs, tasks: chainSteps(tasksOf(sig)).map((t) => prepare(t, replyTo)) } };
     case 'group':
-      return id({ ...sig, kwargs: { ...sig.kwargs, tasks: tasksOf(sig).map(prepare) } });
+      return id({ ...sig, kwargs: { ...sig.kwargs, tasks: tasksOf(sig).map((t) => prepare(t, replyTo)) } });
     case 'chord': {
+      // As Celery freezes a chord: the group id is the chord's id; each member knows its index and the body.
       const groupId = headerGroupId(sig) ?? newId();
-      return { ...sig, options: { ...sig.options, task_id: groupId }, kwargs: { ...sig.kwargs, header: headerOf(sig).map(prepare), body: prepare(sig.kwargs.body as SignatureLike) } };
+      const body = prepare(sig.kwargs.body as SignatureLike, replyTo);
+      const members = headerOf(sig).map((m, i) => {
+        const p = prepare(m, replyTo);
+        return p.subtask_type ? p : { ...p, options: { ...p.options, group_index: i, chord: body } };
+      });
+      const header = { ...groupOf(members), options: { task_id: groupId, chord: body } };
+      return { ...sig, options: { ...sig.options, task_id: groupId }, kwargs: { kwargs: {}, ...sig.kwargs, header, body } };
     }
     default:
       return id(sig);
@@ -135,11 +145,11 @@ export function finalTaskIds(sig: SignatureLike): string[] {
 }
 
 /** Put membership on the task that finishes `sig`: itself, a chain's last step, or a chord's body. */
-function withMember(sig: SignatureLike, member: NonNullable<CanvasContext['member']>): SignatureLike {
+function withMember(sig: SignatureLike, member: NonNullable<CanvasContext['member']>, inChain = false): SignatureLike {
   switch (sig.subtask_type) {
     case 'chain': {
       const steps = tasksOf(sig);
-      return { ...sig, kwargs: { ...sig.kwargs, tasks: [...steps.slice(0, -1), withMember(steps[steps.length - 1]!, member)] } };
+      return { ...sig, kwargs: { ...sig.kwargs, tasks: [...steps.slice(0, -1), withMember(steps[steps.length - 1]!, member, true)] } };
     }
     case 'chord':
       return { ...sig, kwargs: { ...sig.kwargs, body: withMember(sig.kwargs.body as SignatureLike, member) } };
@@ -148,7 +158,13 @@ function withMember(sig: SignatureLike, member: NonNullable<CanvasContext['membe
     default:
       return {
         ...sig,
-        options: { ...sig.options, group_id: member.groupId, group_index: member.groupIndex, ...(member.chord ? { chord: member.chord } : {}) },
+        // A plain group's chain member carries only the group id (as Celery writes it); chord members also their index.
+        options: {
+          ...sig.options,
+          group_id: member.groupId,
+          ...(!inChain || member.chord ? { group_index: member.groupIndex } : {}),
+          ...(member.chord ? { chord: member.chord } : {}),
+        },
       };
   }
 }
@@ -209,7 +225,7 @@ export async function applyCanvas(app: CeleriacApp, input: SignatureLike, ctx: C
 
 /** Send a canvas from a client: prepared once (ids fixed), applied, and its result handle returned. */
 export async function sendCanvas(app: CeleriacApp, sig: SignatureLike, options: ApplyOptions = {}): Promise<AsyncResult | GroupResult> {
-  const prepared = prepare(sig);
+  const prepared = prepare(sig, app.oid);
   await applyCanvas(app, prepared, { ...(options.parentId ? { parentId: options.parentId } : {}), ...(options.rootId ? { rootId: options.rootId } : {}) });
   return resultOf(app, prepared);
 }
