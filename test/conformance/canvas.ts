@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { chain, chord, createApp, ErrorCodes, group, GroupResult, TaskError, type CeleriacApp, type TaskContext } from '@celeriac/core';
+import { chain, chord, chunks, createApp, ErrorCodes, group, xmap, xstarmap, GroupResult, TaskError, type CeleriacApp, type TaskContext } from '@celeriac/core';
 import { Worker } from '@celeriac/worker';
 import { waitFor } from '../helpers/wait.js';
 
@@ -72,6 +72,14 @@ export function canvasSuite(name: string, url: () => string | { broker: string; 
       // a group then a chord in a chain: [2, 4] → each header xsum gets [2, 4] → [6, 6] → 12
       expect(await get(chain(group(add.s(1, 1), add.s(2, 2)), chord([xsum.s(), xsum.s()], xsum.s())))).toBe(12);
     }, 30_000);
+
+    it('map, starmap and chunks run through the celery.map / celery.starmap builtins', async () => {
+      const { app, add, xsum } = await setup();
+      expect(await (await app.send(xmap(xsum, [[1, 2], [3], []]))).get({ timeout: 10_000 })).toEqual([3, 3, 0]);
+      expect(await (await app.send(xstarmap(add, [[1, 2], [3, 4]]))).get({ timeout: 10_000 })).toEqual([3, 7]);
+      const pairs = [1, 2, 3, 4, 5].map((i) => [i, i] as [number, number]);
+      expect(await (await app.send(chunks(add, pairs, 2))).get({ timeout: 10_000 })).toEqual([[2, 4], [6, 8], [10]]);
+    });
 
     it('T19 at CI size: failures inside nested canvases end in FAILURE with the errback run; a retrying middle step still completes', async () => {
       const { app, add, broken, xsum, flaky, onError, errbacks } = await setup();

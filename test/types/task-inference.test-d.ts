@@ -1,6 +1,6 @@
 import { describe, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
-import { chain, chord, createApp, group, type AsyncResult, type GroupResult, type Signature, type TaskContext } from '@celeriac/core';
+import { chain, chord, chunks, createApp, group, xmap, xstarmap, type AsyncResult, type GroupResult, type Signature, type TaskContext } from '@celeriac/core';
 
 const app = createApp({ broker: 'memory://types' });
 
@@ -104,5 +104,18 @@ describe('canvas typing', () => {
     expectTypeOf(chord([add.s(1, 1)], xsum.s())).toEqualTypeOf<Signature<[], number>>();
     // @ts-expect-error the body gets number[], not a string
     chord([add.s(1, 1)], upper.s());
+  });
+  it('nested: a group or chord inside a chain takes the previous result in every member', () => {
+    expectTypeOf(chain(add.s(1, 1), group(add.s(1), add.s(2)), xsum.s())).toEqualTypeOf<Signature<[], number>>();
+    expectTypeOf(chain(add.s(1, 1), chord([add.s(1), add.s(2)], xsum.s()))).toEqualTypeOf<Signature<[], number>>();
+    // @ts-expect-error upper takes a string, not the number add(1, 1) returns
+    chain(add.s(1, 1), group(upper.s(), upper.s()));
+  });
+  it('map, starmap and chunks are typed by the task', async () => {
+    expectTypeOf(xmap(upper, ['a', 'b'])).toEqualTypeOf<Signature<[], string[]>>();
+    expectTypeOf(xstarmap(add, [[1, 2]])).toEqualTypeOf<Signature<[], number[]>>();
+    expectTypeOf(await app.send(chunks(add, [[1, 2], [3, 4]], 1))).toEqualTypeOf<GroupResult<number[]>>();
+    // @ts-expect-error add takes two numbers
+    xstarmap(add, [['a', 'b']]);
   });
 });

@@ -25,7 +25,7 @@ describe('@task() TC39 method decorators', () => {
   it('register methods into the same registry, bound to the instance', async () => {
     const app = createApp({ broker: memoryUrl('decorator') });
     const { scale, negate } = app.register(new MathTasks());
-    expect(app.registry.names()).toEqual(['MathTasks.negate', 'tasks.scale']);
+    expect(app.registry.names().filter((n) => !n.startsWith('celery.'))).toEqual(['MathTasks.negate', 'tasks.scale']);
     expect(app.registry.get('helper')).toBeUndefined();
     expect(await scale(4)).toBe(40);
     const worker = new Worker(app, { logLevel: 'silent' });

@@ -24,7 +24,7 @@ export type { PrefixOf, DropPrefix, SuffixOf, DropSuffix } from './task/types.js
 export { Signature, signatureList, type SignatureOptions } from './canvas/signature.js';
 export { applyOptionsOf } from './canvas/apply.js';
 export { applyCanvas, sendCanvas, prepare as prepareCanvas, chainSteps, finalTaskIds, type CanvasContext } from './canvas/run.js';
-export { chain, group, chord, type GroupSignature } from './canvas/canvas.js';
+export { chain, group, chord, xmap, xstarmap, chunks, type GroupSignature } from './canvas/canvas.js';
 export { GroupResult } from './result/group-result.js';
 export { AsyncResult, type GetOptions, type ResultHost } from './result/async-result.js';
 

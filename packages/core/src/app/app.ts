@@ -7,6 +7,7 @@ import { BACKEND_FACTORIES, REPLY_BACKENDS, TRANSPORT_FACTORIES, type FactoryCon
 import type { Transport } from '../transport/transport.js';
 import { signatureList, type Signature } from '../canvas/signature.js';
 import { sendCanvas } from '../canvas/run.js';
+import { registerBuiltins } from './builtins.js';
 import type { GroupSignature } from '../canvas/canvas.js';
 import type { GroupResult } from '../result/group-result.js';
 import type { SignatureLike } from '../protocol/schema.js';
@@ -50,6 +51,7 @@ export class CeleriacApp implements ResultHost {
     this.routeOf = compileRoutes(this.config.routes);
     if (this.config.timezone) this.beat.timezone = this.config.timezone;
     if (this.config.beatSchedule) this.beat.schedule(this.config.beatSchedule as unknown as BeatEntryInput[]);
+    registerBuiltins(this);
   }
 
   /**

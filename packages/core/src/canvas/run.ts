@@ -66,6 +66,13 @@ export function prepare(input: SignatureLike, replyTo?: string): SignatureLike {
     typeof s.options.task_id === 'string' && (!replyTo || s.options.reply_to) ? s : { ...s, options: { ...s.options, task_id: s.options.task_id ?? newId(), ...(replyTo && !s.options.reply_to ? { reply_to: replyTo } : {}) } };
   const sig = pushLinksDown(input);
   switch (sig.subtask_type) {
+    case 'chunks': {
+      // As Celery applies chunks: a group of starmaps over slices of `n`.
+      const { task, it, n } = sig.kwargs as { task: SignatureLike; it: unknown[][]; n: number };
+      const parts = Array.from({ length: Math.ceil(it.length / n) }, (_, i) => it.slice(i * n, i * n + n));
+      const members = parts.map((part): SignatureLike => ({ task: 'celery.starmap', args: [], kwargs: { task, it: part }, options: {}, subtask_type: 'xstarmap', immutable: true }));
+      return prepare({ task: 'celery.group', args: [], kwargs: { tasks: members }, options: sig.options, subtask_type: 'group', immutable: false }, replyTo);
+    }
     case 'chain':
       return { ...sig, kwargs: { ...sig.kwargs, tasks: chainSteps(tasksOf(sig)).map((t) => prepare(t, replyTo)) } };
     case 'group':
@@ -179,7 +186,7 @@ function withMember(sig: SignatureLike, member: NonNullable<CanvasContext['membe
 export async function applyCanvas(app: CeleriacApp, input: SignatureLike, ctx: CanvasContext = {}): Promise<void> {
   const sig = ctx.member ? withMember(prepare(input), ctx.member) : prepare(input);
   const base = { ...(ctx.prepend ? { prepend: ctx.prepend } : {}), ...(ctx.parentId ? { parentId: ctx.parentId } : {}), ...(ctx.rootId ? { rootId: ctx.rootId } : {}) };
-  if (sig.subtask_type && ctx.chain?.length) {
+  if ((sig.subtask_type === 'chain' || sig.subtask_type === 'group' || sig.subtask_type === 'chord') && ctx.chain?.length) {
     // A canvas with steps after it: one chain, normalised (a group then steps becomes a chord).
     return applyCanvas(app, make('celery.chain', 'chain', { tasks: [sig, ...[...ctx.chain].reverse()] }), base);
   }
