@@ -1,4 +1,5 @@
 import type { SignatureLike } from '../protocol/schema.js';
+import type { AsyncResult } from '../result/async-result.js';
 import { Signature } from './signature.js';
 
 /**
@@ -59,32 +60,30 @@ export function chord<R, B, In extends readonly unknown[] = []>(header: Signatur
 /** Anything that names a task: a task handle (`add`) or a remote declaration. */
 interface TaskRef<Args extends readonly unknown[], R> {
   readonly taskName: string;
-  delay(...args: Args): Promise<unknown>;
-  /** Phantom: carries the result type. */
-  (...args: Args): Promise<R>;
+  delay(...args: Args): Promise<AsyncResult<R>>;
 }
 
 const bare = (task: { readonly taskName: string }): SignatureLike => ({ task: task.taskName, args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false });
 
 /** Celery's `task.map(items)`: one message; the worker calls the task on each item and returns the list. */
-export function xmap<A, R>(task: TaskRef<[A], R>, items: readonly A[]): Signature<[], Awaited<R>[]> {
-  return new Signature<[], Awaited<R>[]>({ task: 'celery.map', kwargs: { task: bare(task), it: [...items] }, subtask_type: 'xmap', immutable: true });
+export function xmap<A, R>(task: TaskRef<[A], R>, items: readonly A[]): Signature<[], R[]> {
+  return new Signature<[], R[]>({ task: 'celery.map', kwargs: { task: bare(task), it: [...items] }, subtask_type: 'xmap', immutable: true });
 }
 
 /** Celery's `task.starmap(argsList)`: like `xmap`, spreading each entry as the task's arguments. */
-export function xstarmap<A extends readonly unknown[], R>(task: TaskRef<A, R>, argsList: readonly A[]): Signature<[], Awaited<R>[]> {
-  return new Signature<[], Awaited<R>[]>({ task: 'celery.starmap', kwargs: { task: bare(task), it: argsList.map((a) => [...a]) }, subtask_type: 'xstarmap', immutable: true });
+export function xstarmap<A extends readonly unknown[], R>(task: TaskRef<A, R>, argsList: readonly A[]): Signature<[], R[]> {
+  return new Signature<[], R[]>({ task: 'celery.starmap', kwargs: { task: bare(task), it: argsList.map((a) => [...a]) }, subtask_type: 'xstarmap', immutable: true });
 }
 
 /** Celery's `task.chunks(argsList, n)`: a group of `xstarmap` messages of `n` calls each; `app.send` gives a GroupResult. */
-export function chunks<A extends readonly unknown[], R>(task: TaskRef<A, R>, argsList: readonly A[], n: number): GroupSignature<Awaited<R>[]> {
+export function chunks<A extends readonly unknown[], R>(task: TaskRef<A, R>, argsList: readonly A[], n: number): GroupSignature<R[]> {
   if (!Number.isInteger(n) || n < 1) throw new RangeError('chunks(): the chunk size must be a positive integer');
-  return new Signature<[], Awaited<R>[][]>({
+  return new Signature<[], R[][]>({
     task: 'celery.chunks',
     kwargs: { task: bare(task), it: argsList.map((a) => [...a]), n },
     subtask_type: 'chunks',
     immutable: true,
-  }) as GroupSignature<Awaited<R>[]>;
+  }) as GroupSignature<R[]>;
 }
 
 /** A signature as the plain JSON dict Celery writes. */
