@@ -8,11 +8,11 @@
  * marks the end; the clock runs from the moment the broker shows the worker's
  * consumer to that result (with c=100 a few no-ops may still be finishing).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { AmqpTransport, buildTaskMessage, createApp, newId, toWire, type CeleriacApp } from '@celeriac/core';
 import { startRabbit } from '../test/servers/rabbitmq.js';
-import { CLI, N, PY, ROOT, RT, pct, printTable, roundTrips, stop, treeRssMb, type Row } from './util.js';
+import { CLI, N, PY, ROOT, RT, celeryClient, pct, printTable, recordDrain, roundTrips, stop, type Row } from './util.js';
 
 const ONE = Math.min(N, 5000);
 
@@ -54,13 +54,7 @@ async function benchCeleriac(url: string): Promise<Row> {
         stdio: 'inherit',
       }),
     );
-    if (c === 1) {
-      row.c1 = rate;
-      Object.assign(row, await roundTrips(async (i) => void (await (await app.sendTask('bench.echo', [i])).get({ timeout: 30_000 }))));
-    } else {
-      row.c100 = rate;
-      row.rssMb = treeRssMb(worker.pid!);
-    }
+    await recordDrain(row, c, rate, worker, () => roundTrips(async (i) => void (await (await app.sendTask('bench.echo', [i])).get({ timeout: 30_000 }))));
     await stop(worker);
   }
   await app.close();
@@ -69,11 +63,7 @@ async function benchCeleriac(url: string): Promise<Row> {
 
 async function benchCelery(url: string): Promise<Row> {
   const env = { CELERY_BROKER_URL: url, CELERY_RESULT_BACKEND: 'rpc://', PYTHONDONTWRITEBYTECODE: '1' };
-  const py = (args: string[]): { seconds?: number; latencies?: number[] } => {
-    const r = spawnSync(PY, ['celery_bench.py', ...args], { cwd: join(ROOT, 'bench'), env: { ...process.env, ...env }, encoding: 'utf8', timeout: 600_000 });
-    if (r.status !== 0) throw new Error(`celery client failed: ${r.stderr}`);
-    return JSON.parse(r.stdout) as { seconds?: number; latencies?: number[] };
-  };
+  const py = celeryClient(env);
   const app = createApp({ broker: url, backend: 'rpc://' });
   const transport = (await app.transport()) as AmqpTransport;
   const row: Row = { system: 'Celery 5.2.6 (solo / threads)', enqueueOne: 0, enqueueBulk: null, c1: 0, c100: 0, p50: 0, p99: 0, rssMb: 0 };
@@ -88,15 +78,10 @@ async function benchCelery(url: string): Promise<Row> {
         stdio: 'inherit',
       }),
     );
-    if (c === 1) {
-      row.c1 = rate;
+    await recordDrain(row, c, rate, worker, async () => {
       const lat = py(['roundtrip', String(RT)]).latencies!;
-      row.p50 = pct(lat, 50);
-      row.p99 = pct(lat, 99);
-    } else {
-      row.c100 = rate;
-      row.rssMb = treeRssMb(worker.pid!);
-    }
+      return { p50: pct(lat, 50), p99: pct(lat, 99) };
+    });
     await stop(worker);
   }
   await app.close();

@@ -4,14 +4,14 @@
  * BENCH_N sets the task count (default 10,000). Numbers move 20–40 % between runs
  * on a 2-core machine: compare the systems within a run, as ratios.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createApp } from '@celeriac/core';
 import { startRedis } from '../test/servers/redis.js';
 
-import { CLI, N, PY, ROOT, RT, pct, printTable, roundTrips, spawnUntil, stop, treeRssMb, waitUntil, type Row } from './util.js';
+import { CLI, N, PY, ROOT, RT, celeryClient, pct, printTable, recordDrain, roundTrips, spawnUntil, stop, treeRssMb, waitUntil, type Row } from './util.js';
 
 
 /** kombu-layout systems (celeriac, Celery): drained when the queue list and the unacked hash are empty. */
@@ -101,11 +101,7 @@ async function benchBullmq(url: string, raw: Redis): Promise<Row> {
 
 async function benchCelery(url: string, raw: Redis): Promise<Row> {
   const env = { CELERY_BROKER_URL: url, PYTHONDONTWRITEBYTECODE: '1' };
-  const py = (args: string[]): { seconds?: number; latencies?: number[] } => {
-    const r = spawnSync(PY, ['celery_bench.py', ...args], { cwd: join(ROOT, 'bench'), env: { ...process.env, ...env }, encoding: 'utf8', timeout: 600_000 });
-    if (r.status !== 0) throw new Error(`celery client failed: ${r.stderr}`);
-    return JSON.parse(r.stdout) as { seconds?: number; latencies?: number[] };
-  };
+  const py = celeryClient(env);
   const row: Row = { system: 'Celery 5.2.6 (solo / threads)', enqueueOne: 0, enqueueBulk: null, c1: 0, c100: 0, p50: 0, p99: 0, rssMb: 0 };
   const ONE = Math.min(N, 5000);
   await raw.flushdb();
@@ -123,15 +119,10 @@ async function benchCelery(url: string, raw: Redis): Promise<Row> {
     await raw.rename('staging', 'celery');
     await waitUntil(kombuDrained(raw), 'Celery drain');
     const rate = N / ((performance.now() - t) / 1000);
-    if (c === 1) {
-      row.c1 = rate;
+    await recordDrain(row, c, rate, worker, async () => {
       const lat = py(['roundtrip', String(RT)]).latencies!;
-      row.p50 = pct(lat, 50);
-      row.p99 = pct(lat, 99);
-    } else {
-      row.c100 = rate;
-      row.rssMb = treeRssMb(worker.pid!);
-    }
+      return { p50: pct(lat, 50), p99: pct(lat, 99) };
+    });
     await stop(worker);
   }
   return row;

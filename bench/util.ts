@@ -80,6 +80,26 @@ export async function waitUntil(check: () => Promise<boolean>, what: string, tim
 }
 
 
+/** Run the Python Celery bench client (`celery_bench.py enqueue|roundtrip ...`) and read its JSON answer. */
+export function celeryClient(env: Record<string, string>): (args: string[]) => { seconds?: number; latencies?: number[] } {
+  return (args) => {
+    const r = spawnSync(PY, ['celery_bench.py', ...args], { cwd: join(ROOT, 'bench'), env: { ...process.env, ...env }, encoding: 'utf8', timeout: 600_000 });
+    if (r.status !== 0) throw new Error(`celery client failed: ${r.stderr}`);
+    return JSON.parse(r.stdout) as { seconds?: number; latencies?: number[] };
+  };
+}
+
+/** Fill a row's throughput (and, at c=1, round trip through `roundTrip`; at c=100, the worker's RSS). */
+export async function recordDrain(row: Row, c: 1 | 100, rate: number, worker: ChildProcess, roundTrip: () => Promise<{ p50: number; p99: number }>): Promise<void> {
+  if (c === 1) {
+    row.c1 = rate;
+    Object.assign(row, await roundTrip());
+  } else {
+    row.c100 = rate;
+    row.rssMb = treeRssMb(worker.pid!);
+  }
+}
+
 export function printTable(title: string, rows: Row[]): void {
   const f = (n: number | null, d = 0): string => (n === null ? '—' : n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
   console.log(`\n${title}\n`);

@@ -166,6 +166,41 @@ describe('AMQP topology, as Celery declares it', () => {
   });
 });
 
+describe('bad input over AMQP', () => {
+  it('malformed, pickled and unknown-task messages are dead-lettered with their code and requeued after a fix; the worker keeps serving', async () => {
+    const { url } = await vhost();
+    const a = app({ broker: url });
+    a.task({ name: 'tasks.add' }, (x: number, y: number) => x + y);
+    const t = (await a.transport()) as AmqpTransport;
+    await t.declare('celery');
+    const raw = (id: string, body: string, contentType = 'application/json', task = 'tasks.add') =>
+      t.session.publish('', 'celery', Buffer.from(body), { contentType, contentEncoding: 'utf-8', correlationId: id, headers: { id, task, lang: 'py' } });
+    await raw('not-json', '{"body": nope');
+    await raw('pickled', '\x80\x04K\x01.', 'application/x-python-serialize');
+    await raw('v1-dict', '{"task": "tasks.add", "args": [1, 1]}');
+    const unknown = await a.sendTask('tasks.later', [1]);
+    const worker = new Worker(a, { concurrency: 2, logger: createLogger('silent') });
+    open.push({ close: () => worker.stop() });
+    await worker.start();
+    const dead = await waitFor(async () => {
+      const list = await t.listDeadLetters();
+      return list.length === 4 ? list : undefined;
+    }, 'four dead letters');
+    expect(Object.fromEntries(dead.map((d) => [d.id, d.reason]))).toEqual({
+      'not-json': 'MESSAGE_MALFORMED',
+      pickled: 'CONTENT_TYPE_REJECTED',
+      'v1-dict': 'MESSAGE_MALFORMED',
+      [unknown.id]: 'TASK_UNKNOWN',
+    });
+    expect(await (await a.sendTask<number>('tasks.add', [2, 2])).get({ timeout: 10_000 })).toBe(4);
+    // Deploy the missing task, requeue its dead letter: it runs on its original queue.
+    a.task({ name: 'tasks.later' }, (x: number) => x * 10);
+    expect(await a.requeueDeadLetters([unknown.id])).toBe(1);
+    expect(await unknown.get({ timeout: 10_000 })).toBe(10);
+    expect((await t.listDeadLetters()).map((d) => d.id).sort()).toEqual(['not-json', 'pickled', 'v1-dict']);
+  });
+});
+
 describe('rpc:// result backend', () => {
   it('works for delay/get, and refuses a chord with a named error naming the backends that can join', async () => {
     const { url } = await vhost();

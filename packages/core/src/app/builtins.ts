@@ -41,7 +41,7 @@ export function registerBuiltins(app: BuiltinHost): void {
   app.task({ name: 'celery.starmap', params: ['task', 'it'] }, (task: SignatureLike, it: unknown[][]) =>
     Promise.all(it.map((item) => callLocal(app, task, [...item]))),
   );
-  app.task({ name: 'celery.accumulate', params: ['args', 'index'] }, (...args: unknown[]) => {
+  app.task({ name: 'celery.accumulate' }, (...args: unknown[]) => {
     // Called as accumulate(*args, index=None): kwargs arrive as a trailing object.
     const last = args[args.length - 1] as { index?: unknown } | undefined;
     const index = last && typeof last === 'object' && !Array.isArray(last) && 'index' in last ? (args.pop(), last.index) : undefined;
