@@ -85,7 +85,8 @@ export async function startRabbit(): Promise<RabbitServer> {
       await new Promise((r) => setTimeout(r, 300));
     }
   };
-  const beamPid = async (): Promise<number> => Number((await ctl('eval', 'list_to_integer(os:getpid()).')).trim());
+  const beamPid = async (): Promise<number> =>
+    Number((await run('rabbitmqctl', ['-n', node, 'eval', 'list_to_integer(os:getpid()).'], { env, timeout: 20_000 })).stdout.trim());
   await launch();
   return {
     node,
@@ -121,7 +122,16 @@ export async function startRabbit(): Promise<RabbitServer> {
       await launch();
     },
     async stop() {
-      await ctl('stop').catch(() => undefined);
+      // A node in a bad state may not answer `stop`: its beam process is killed then, so no node outlives the run.
+      const pid = await beamPid().catch(() => undefined);
+      await run('rabbitmqctl', ['-n', node, 'stop'], { env, timeout: 30_000 }).catch(() => undefined);
+      if (pid !== undefined) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
       // epmd may stay (it is shared by every node on the machine); the node itself is gone now.
       rmSync(dir, { recursive: true, force: true });
     },
