@@ -53,8 +53,10 @@ describe('chords under faults, on Redis', () => {
       const bodies = readEffects(effects).filter((e) => e.kind === 'body');
       expect(bodies).toHaveLength(1);
       expect(bodies[0]).toMatchObject({ sum: 499_500, length: size, ordered: true });
-      // The join keys are gone once the chord completed (and carry a TTL while it runs).
-      expect(await raw.keys(`${prefix}celery-taskset-meta-*`)).toEqual([]);
+      // The join keys are deleted when the chord completes. A member that ran twice and reports after that
+      // recreates the members key as Celery's own backend does (a Python client may set the size key only
+      // after its members started, so a member is always recorded) — with a TTL, so nothing leaks.
+      for (const key of await raw.keys(`${prefix}celery-taskset-meta-*`)) expect(await raw.pttl(key), key).toBeGreaterThan(0);
     } finally {
       raw.disconnect();
     }

@@ -158,13 +158,11 @@ export const CHORD_PART_RETURN = `
 -- KEYS[1] celery-taskset-meta-<gid>.j (zset: JSON [1, id, state, result] scored by group_index)
 -- KEYS[2] celery-taskset-meta-<gid>.s (header size); KEYS[3] ...t (members added by add_to_chord)
 -- ARGV[1] group_index; ARGV[2] member JSON; ARGV[3] expiry ms of the join keys
--- returns the members with their scores (flat: member, score, ...) when complete, else false.
--- No size key means the chord already completed (or expired): a late duplicate member writes nothing,
--- so the join keys never come back once they are deleted.
-local size = redis.call('GET', KEYS[2])
-if not size then return false end
+-- returns the members with their scores (flat: member, score, ...) when complete, else false
 if redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]) == 0 then redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local size = redis.call('GET', KEYS[2])
+if not size then return false end
 local total = tonumber(size) + tonumber(redis.call('GET', KEYS[3]) or '0')
 if redis.call('ZCARD', KEYS[1]) < total then return false end
 local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
