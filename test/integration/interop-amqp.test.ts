@@ -1,8 +1,8 @@
 import { join } from 'node:path';
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import { createApp, TaskError, type CeleriacApp } from '@celeriac/core';
-import { ROOT, startWorker } from '../helpers/processes.js';
-import { pythonClient, startPythonWorker } from '../helpers/python.js';
+import { afterEach, describe, inject } from 'vitest';
+import type { CeleriacApp } from '@celeriac/core';
+import { ROOT } from '../helpers/processes.js';
+import { delayGetInteropCases } from '../helpers/interop-cases.js';
 import { freshVhost } from '../servers/rabbitmq.js';
 
 const LECTURE = join(ROOT, 'test', 'fixtures', 'apps', 'lecture.ts');
@@ -22,36 +22,5 @@ async function world(results: 'redis' | 'rpc') {
 }
 
 describe.each(['redis', 'rpc'] as const)('interop with Python Celery 5.2.6 over RabbitMQ, results in %s', (results) => {
-  it('a Python client delay/get on a celeriac worker: values, state, a failure with its exception, a countdown, kwargs', async () => {
-    const { env } = await world(results);
-    await startWorker(['-A', LECTURE, '-c', '4'], env);
-    const [sum, failed, later, kw] = pythonClient(env, [
-      { task: 'tasks.add', args: [1, 1] },
-      { task: 'tasks.broken_task' },
-      { task: 'tasks.add', args: [2, 3], countdown: 1 },
-      { task: 'tasks.add', args: ['héllo '], kwargs: { y: 'wörld 世界 🚀' } },
-    ]);
-    expect(sum).toMatchObject({ value: 2, state: 'SUCCESS', ready: true });
-    expect(failed).toMatchObject({ error: { type: 'Exception', message: 'failed' }, state: 'FAILURE', ready: true });
-    expect(later).toMatchObject({ value: 5, state: 'SUCCESS' });
-    expect(kw).toMatchObject({ value: 'héllo wörld 世界 🚀', state: 'SUCCESS' });
-  });
-
-  it('a celeriac client delay/get on a Python worker: values, a failure with its exception, a countdown', async () => {
-    const { url, backend, env } = await world(results);
-    await startPythonWorker(env);
-    const app = createApp({ broker: url, backend });
-    clients.push(app);
-    expect(await (await app.sendTask<number>('tasks.add', [1, 1])).get({ timeout: 20_000 })).toBe(2);
-    const err = (await (await app.sendTask('tasks.broken_task', [])).get({ timeout: 20_000 }).catch((e: unknown) => e)) as TaskError;
-    expect(err).toBeInstanceOf(TaskError);
-    expect(err.excType).toBe('Exception');
-    expect(err.excMessage).toBe('failed');
-    expect(err.remoteTraceback).toContain("raise Exception('failed')");
-    const sent = Date.now();
-    const later = await app.sendTask<number>('tasks.mul', [6, 7], {}, { countdown: 1000 });
-    expect(await later.get({ timeout: 20_000 })).toBe(42);
-    expect(Date.now() - sent).toBeGreaterThanOrEqual(950);
-    expect(await later.state()).toBe('SUCCESS');
-  });
+  delayGetInteropCases(() => world(results), LECTURE, clients);
 });
