@@ -208,11 +208,7 @@ export class AmqpSession {
   private async publisherChannel(): Promise<ConfirmChannel> {
     if (this.publisher) return this.publisher;
     const model = await this.ready('publish');
-    const ch = await model.createConfirmChannel();
-    ch.on('error', () => undefined);
-    ch.on('close', () => {
-      if (this.publisher === ch) this.publisher = undefined;
-    });
+    const ch = this.hold('publisher', await model.createConfirmChannel());
     ch.on('return', (msg: Message) => {
       // Returns arrive before the ack of the same publish, in order: the oldest matching pending publish is it.
       for (const p of this.pending) {
@@ -223,7 +219,17 @@ export class AmqpSession {
         }
       }
     });
-    this.publisher = ch;
+    return ch;
+  }
+
+  /** Keep `ch` in `slot` until it closes; its errors surface as that close, never as a thrown 'error' event. */
+  private hold<T extends Channel>(slot: 'publisher' | 'admin', ch: T): T {
+    ch.on('error', () => undefined);
+    ch.on('close', () => {
+      if (this[slot] === ch) this[slot] = undefined;
+    });
+    if (slot === 'publisher') this.publisher = ch as unknown as ConfirmChannel;
+    else this.admin = ch;
     return ch;
   }
 
@@ -234,13 +240,7 @@ export class AmqpSession {
   async adminChannel(): Promise<Channel> {
     if (this.admin) return this.admin;
     const model = await this.ready('declare');
-    const ch = await model.createChannel();
-    ch.on('error', () => undefined);
-    ch.on('close', () => {
-      if (this.admin === ch) this.admin = undefined;
-    });
-    this.admin = ch;
-    return ch;
+    return this.hold('admin', await model.createChannel());
   }
 
   /**
