@@ -149,17 +149,43 @@ export function transportConformance(name: string, setup: () => Promise<{ make: 
       expect(await t.listDeadLetters()).toEqual([]);
     });
 
-    it('broadcasts to every subscriber', async () => {
+    it('fans a notice out to every listener, with its headers', async () => {
       const { make } = await setup();
       const a = await client(make);
       const b = await client(make);
       const seen: unknown[] = [];
-      await a.subscribe('bc', (p) => seen.push(['a', p]));
-      await b.subscribe('bc', (p) => seen.push(['b', p]));
-      await a.broadcast('bc', { method: 'ping' });
-      await waitFor(() => seen.length === 2, 'both subscribers');
-      expect(seen).toContainEqual(['a', { method: 'ping' }]);
-      expect(seen).toContainEqual(['b', { method: 'ping' }]);
+      const fanout = { name: 'conf.fanout', type: 'fanout', durable: false } as const;
+      await a.listen(fanout, '', (n) => seen.push(['a', n.payload, n.headers.clock]));
+      await b.listen(fanout, '', (n) => seen.push(['b', n.payload, n.headers.clock]));
+      await a.notify(fanout, '', { method: 'ping' }, { headers: { clock: 7 } });
+      await waitFor(() => seen.length === 2, 'both listeners');
+      expect(seen).toContainEqual(['a', { method: 'ping' }, 7]);
+      expect(seen).toContainEqual(['b', { method: 'ping' }, 7]);
+    });
+
+    it('routes direct notices by exact key and topic notices by word pattern', async () => {
+      const { make } = await setup();
+      const a = await client(make);
+      const b = await client(make);
+      const direct = { name: 'conf.reply', type: 'direct', durable: false } as const;
+      const topic = { name: 'conf.events', type: 'topic', durable: true } as const;
+      const got: string[] = [];
+      const stopMine = await a.listen(direct, 'oid-1', (n) => got.push(`mine:${String(n.payload)}`), { queue: `oid-1.${direct.name}` });
+      await a.listen(direct, 'oid-2', (n) => got.push(`other:${String(n.payload)}`), { queue: `oid-2.${direct.name}` });
+      await a.listen(topic, 'task.#', (n) => got.push(`task:${n.routingKey}`));
+      await a.listen(topic, '*.heartbeat', (n) => got.push(`hb:${n.routingKey}`));
+      await b.notify(direct, 'oid-1', 'r1');
+      await b.notify(topic, 'task.succeeded', { type: 'task-succeeded' });
+      await b.notify(topic, 'worker.heartbeat', { type: 'worker-heartbeat' });
+      await waitFor(() => got.length === 3, 'three routed notices');
+      expect(got.sort()).toEqual(['hb:worker.heartbeat', 'mine:r1', 'task:task.succeeded']);
+      // Once unbound, a direct queue receives nothing more (and nothing is left behind for it).
+      await stopMine();
+      await b.notify(direct, 'oid-1', 'r2');
+      await b.notify(direct, 'oid-2', 'r3');
+      await waitFor(() => got.length === 4, 'the other queue\'s notice');
+      expect(got).toContain('other:r3');
+      expect(got).not.toContain('mine:r2');
     });
 
     it('shares a queue between consumers: each message goes to exactly one', async () => {

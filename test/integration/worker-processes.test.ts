@@ -171,7 +171,7 @@ describe('the embedded broker is durable', () => {
     expect(await again.asyncResult(done.id).get({ timeout: 1000 })).toBe(3);
     const transport = (await again.transport()) as SqliteTransport;
     expect(await transport.length('celery')).toBe(2);
-    expect(await transport.delayedCount('celery')).toBe(1);
+    expect(await transport.delayedCount()).toBe(1);
     await startWorker(['-A', FIXTURE_APP], env);
     expect(await Promise.all([...queued, delayed].map((r) => again.asyncResult<number>(r.id).get({ timeout: 10_000 })))).toEqual([4, 6, 8]);
   });

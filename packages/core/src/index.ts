@@ -59,6 +59,10 @@ export { RELEASE_LOCK as REDIS_RELEASE_LOCK_SCRIPT } from './transport/redis/scr
 export { DEFAULT_SQLITE_URL, openDb, sqlitePath, type Db } from './transport/sqlite/db.js';
 export { TRANSPORT_FACTORIES, BACKEND_FACTORIES, REPLY_BACKENDS, type FactoryContext } from './transport/registry.js';
 
+export { Control, type BroadcastOptions, type ControlReply, type ControlCommand } from './control/control.js';
+export { EventDispatcher, listenEvents, type CeleryEvent } from './control/events.js';
+export { LamportClock } from './control/clock.js';
+export { PIDBOX, PIDBOX_REPLY, EVENTS, bindingMatches, type Notice, type NoticeExchange, type NotifyOptions, type ListenOptions } from './transport/notice.js';
 export { redactUrl, parseUrl, type ParsedUrl } from './util/url.js';
 export { toCeleryIso, toNaiveUtcIso, parseCeleryIso } from './util/time.js';
 export { newId } from './util/ids.js';

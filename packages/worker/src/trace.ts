@@ -69,8 +69,30 @@ export interface TraceDeps {
   readonly rateLimiter: RateLimiter;
   /** Unknown task names seen, with counts (logged once per name). */
   readonly unknownTasks: Map<string, number>;
-  /** Abort controllers of running tasks, for revoke with terminate and cold shutdown. */
-  readonly running: Map<string, LazyAbort>;
+  /** Running tasks: their abort controller (revoke with terminate, cold shutdown) and what remote control reports. */
+  readonly running: Map<string, RunningTask>;
+  /** Time limits set at run time by remote control (`time_limit`), ms; null lifts one. */
+  readonly timeLimits: Map<string, { hard?: number | null; soft?: number | null }>;
+}
+
+/** A task this worker is running now (`inspect active`). */
+export interface RunningTask {
+  readonly controller: LazyAbort;
+  readonly name: string;
+  readonly headers: TaskHeaders;
+  readonly queue: string;
+  /** Epoch ms. */
+  readonly startedAt: number;
+}
+
+/** The task with the time limits remote control set for it, if any. */
+function withRunTimeLimits(task: RegisteredTask, limits: TraceDeps['timeLimits']): RegisteredTask {
+  const set = limits.get(task.name);
+  if (!set) return task;
+  const options = { ...task.options };
+  if (set.hard !== undefined) options.timeLimit = set.hard ?? undefined;
+  if (set.soft !== undefined) options.softTimeLimit = set.soft ?? undefined;
+  return { ...task, options: Object.freeze(options) };
 }
 
 /**
@@ -107,10 +129,11 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   const { headers } = message;
   const [args, kwargs, embed] = message.body;
   const id = headers.id;
-  if (deps.events.listenerCount('task-received')) deps.events.emit('task-received', { id, name: headers.task });
+  if (deps.events.listenerCount('task-received')) deps.events.emit('task-received', { id, name: headers.task, headers });
 
-  const task = app.registry.get(headers.task);
-  if (!task) return refuse(deps, delivery, id, headers.task, new UnknownTaskError(headers.task), message);
+  const found = app.registry.get(headers.task);
+  if (!found) return refuse(deps, delivery, id, headers.task, new UnknownTaskError(headers.task), message);
+  const task = deps.timeLimits.size ? withRunTimeLimits(found, deps.timeLimits) : found;
 
   if (delivery.deliveryCount > cfg.maxDeliveries) {
     // Each earlier delivery ended without an ack: its worker died (or was killed) running it.
@@ -170,14 +193,14 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   }
 
   const controller = new LazyAbort();
-  deps.running.set(id, controller);
+  deps.running.set(id, { controller, name: task.name, headers, queue: delivery.queue, startedAt: Date.now() });
   const ctx = makeContext(deps, task, message, controller, delivery);
   if (task.options.trackStarted ?? cfg.trackStarted) {
     await backend.store(resultMeta(headers, 'STARTED', { pid: process.pid }), storeOptions(deps, delivery));
   }
   if (deps.events.listenerCount('task-started')) deps.events.emit('task-started', { id, name: task.name });
   const started = performance.now();
-  const softMs = headers.timelimit[1] !== null ? headers.timelimit[1] * 1000 : task.options.softTimeLimit;
+  const softMs = deps.timeLimits.get(task.name)?.soft !== undefined || headers.timelimit[1] === null ? task.options.softTimeLimit : headers.timelimit[1] * 1000;
   const softTimer = softMs !== undefined ? setTimeout(() => controller.abort(new SoftTimeLimitExceeded(softMs / 1000)), softMs) : undefined;
   let value: unknown;
   try {
@@ -196,7 +219,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
     if (err instanceof TimeLimitExceeded) {
       await backend.store(resultMeta(headers, 'FAILURE', CELERY_EXCEPTIONS.timeLimit(err.seconds)), storeOptions(deps, delivery));
       log.error({ taskId: id, task: task.name }, `hard time limit (${err.seconds} s) exceeded: child killed`);
-      deps.events.emit('task-failed', { id, name: task.name, exception: CELERY_EXCEPTIONS.timeLimit(err.seconds) });
+      deps.events.emit('task-failed', { id, name: task.name, exception: CELERY_EXCEPTIONS.timeLimit(err.seconds), traceback: null });
       await dispatchErrbacks(deps, message);
       await settleFollowUps(deps, message, 'FAILURE', CELERY_EXCEPTIONS.timeLimit(err.seconds));
       await ack();
@@ -364,7 +387,7 @@ async function onFailure(
       });
       await backend.store(resultMeta(headers, 'RETRY', encodeException(cause), tracebackOf(cause)), storeOptions(deps, delivery));
       log.info({ taskId: id, task: task.name, retries: headers.retries + 1, countdown }, 'task retry scheduled');
-      deps.events.emit('task-retried', { id, name: task.name, retries: headers.retries + 1 });
+      deps.events.emit('task-retried', { id, name: task.name, retries: headers.retries + 1, exception: encodeException(cause), traceback: tracebackOf(cause) });
       await ack();
       return;
     }
@@ -372,7 +395,7 @@ async function onFailure(
   const exc = encodeException(cause);
   await backend.store(resultMeta(headers, 'FAILURE', exc, tracebackOf(cause)), storeOptions(deps, delivery));
   log.warn({ taskId: id, task: task.name, excType: exc.exc_type, err: cause }, 'task failed');
-  deps.events.emit('task-failed', { id, name: task.name, exception: exc });
+  deps.events.emit('task-failed', { id, name: task.name, exception: exc, traceback: tracebackOf(cause) });
   await dispatchErrbacks(deps, message);
   await settleFollowUps(deps, message, 'FAILURE', exc);
   await ack();

@@ -1,15 +1,16 @@
 import { hostname as osHostname } from 'node:os';
-import { CapabilityError, type CeleriacApp, type Consumer, type Delivery, type ResultBackend } from '@celeriac/core';
-
-/** How often a worker re-reads revocations from the backend (broadcasts reach it sooner). */
-const REVOKED_REFRESH_MS = 1000;
+import { CapabilityError, EventDispatcher, type CeleriacApp, type Consumer, type Delivery, type ResultBackend, type Transport } from '@celeriac/core';
 import { WorkerEvents } from './events.js';
 import { createLogger, type Logger } from './logger.js';
 import { AsyncPool } from './pools/async.js';
 import type { Pool } from './pools/pool.js';
-import { Interrupt, traceDelivery, type TraceDeps } from './trace.js';
+import { Interrupt, traceDelivery, type RunningTask, type TraceDeps } from './trace.js';
 import { RateLimiter } from './rate-limit.js';
-import type { LazyAbort } from './lazy-abort.js';
+import { ControlNode } from './control/node.js';
+import { TaskEventPublisher } from './control/task-events.js';
+
+/** How often a worker re-reads revocations from the backend (broadcasts reach it sooner). */
+const REVOKED_REFRESH_MS = 1000;
 
 export interface WorkerOptions {
   /** Queues to consume, in priority order when several have messages. Default: the app's default queue. */
@@ -23,44 +24,57 @@ export interface WorkerOptions {
   readonly pool?: Pool;
   readonly logger?: Logger;
   readonly logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  /** Send task and worker events on `celeryev` from the start (Celery's `-E`); `enable_events` turns them on later. */
+  readonly sendEvents?: boolean;
+  /** Called when remote control asks this worker to shut down (the CLI runs its warm shutdown). */
+  readonly onShutdownRequest?: () => void;
 }
 
 /**
  * A worker: consumes queues, runs each message through {@link traceDelivery}
- * on a pool, and acknowledges after the outcome is stored.
+ * on a pool, and acknowledges after the outcome is stored. Answers remote
+ * control on the pidbox and, when enabled, sends Celery's events.
  */
 export class Worker {
   readonly hostname: string;
   readonly events = new WorkerEvents();
   readonly log: Logger;
-  private readonly queues: readonly string[];
-  private readonly concurrency: number;
-  private readonly prefetch: number;
-  private readonly pool: Pool;
+  readonly startedAt = Date.now();
+  private queueList: string[];
+  private slots: number;
+  private prefetch: number;
+  readonly pool: Pool;
   private consumer: Consumer | undefined;
   private readonly buffer: Delivery[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private readonly revoked = new Set<string>();
   /** Revocations heard by broadcast, with when. */
   private readonly heardRevoked = new Map<string, number>();
-  private readonly running = new Map<string, LazyAbort>();
+  readonly running = new Map<string, RunningTask>();
   readonly rateLimiter = new RateLimiter();
-  private unsubscribe: (() => Promise<void>) | undefined;
+  readonly timeLimits: TraceDeps['timeLimits'] = new Map();
+  /** Tasks finished by name (Celery's `stats.total`). */
+  readonly totals = new Map<string, number>();
+  private control: ControlNode | undefined;
+  private dispatcher: EventDispatcher | undefined;
+  private taskEvents: TaskEventPublisher | undefined;
   private deps: TraceDeps | undefined;
+  private transportRef: Transport | undefined;
   private stopping = false;
+  private suspended = false;
   private revokedTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly app: CeleriacApp,
-    options: WorkerOptions = {},
+    private readonly options: WorkerOptions = {},
   ) {
-    this.queues = options.queues?.length ? [...options.queues] : [app.config.defaultQueue];
-    this.concurrency = options.concurrency ?? 10;
-    this.prefetch = options.prefetch ?? this.concurrency;
+    this.queueList = options.queues?.length ? [...options.queues] : [app.config.defaultQueue];
+    this.slots = options.concurrency ?? 10;
+    this.prefetch = options.prefetch ?? this.slots;
     this.hostname = options.hostname ?? `celeriac@${osHostname()}`;
     this.pool = options.pool ?? new AsyncPool();
     this.log = options.logger ?? createLogger(options.logLevel ?? 'info');
-    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new RangeError('concurrency must be a positive integer');
+    if (!Number.isInteger(this.slots) || this.slots < 1) throw new RangeError('concurrency must be a positive integer');
     if (!Number.isInteger(this.prefetch) || this.prefetch < 1) throw new RangeError('prefetch must be a positive integer');
   }
 
@@ -80,6 +94,7 @@ export class Worker {
     this.checkCapabilities();
     await this.pool.start?.();
     const [transport, backend] = await Promise.all([this.app.transport(), this.app.backend()]);
+    this.transportRef = transport;
     this.deps = {
       app: this.app,
       transport,
@@ -91,20 +106,61 @@ export class Worker {
       running: this.running,
       rateLimiter: this.rateLimiter,
       unknownTasks: new Map(),
+      timeLimits: this.timeLimits,
     };
+    this.dispatcher = new EventDispatcher(() => this.app.transport(), this.hostname, this.app.clock);
+    this.taskEvents = new TaskEventPublisher(this, this.dispatcher);
     if (transport.capabilities.fanout) {
-      this.unsubscribe = await transport.subscribe('celery.pidbox', (payload) => this.onControl(payload));
+      this.control = new ControlNode(this, transport);
+      await this.control.start();
     }
     // Revocations live in the backend; this worker keeps a copy, refreshed every second and added to by broadcasts.
     await this.refreshRevoked(backend);
     this.revokedTimer = setInterval(() => void this.refreshRevoked(backend), REVOKED_REFRESH_MS);
-    this.consumer = await transport.consume(this.queues, (d) => this.onDelivery(d), { prefetch: this.prefetch });
-    this.log.info({ hostname: this.hostname, queues: this.queues, concurrency: this.concurrency, transport: transport.kind }, 'worker ready');
+    this.consumer = await transport.consume(this.queueList, (d) => this.onDelivery(d), { prefetch: this.prefetch });
+    this.log.info({ hostname: this.hostname, queues: this.queueList, concurrency: this.slots, transport: transport.kind }, 'worker ready');
     this.events.emit('worker-online', { hostname: this.hostname });
+    if (this.options.sendEvents) this.setEvents(true);
+  }
+
+  /** Queues consumed now. */
+  get queues(): readonly string[] {
+    return this.queueList;
+  }
+
+  /** Tasks run at once now. */
+  get concurrency(): number {
+    return this.slots;
+  }
+
+  get prefetchCount(): number {
+    return this.prefetch;
+  }
+
+  get isSuspended(): boolean {
+    return this.suspended;
+  }
+
+  get eventsEnabled(): boolean {
+    return this.dispatcher?.enabled ?? false;
+  }
+
+  /** Messages received and not yet started (`inspect reserved`). */
+  get reserved(): readonly Delivery[] {
+    return this.buffer;
+  }
+
+  /** Ids this worker treats as revoked (`inspect revoked`). */
+  get revokedIds(): readonly string[] {
+    return [...this.revoked];
+  }
+
+  get transport(): Transport | undefined {
+    return this.transportRef;
   }
 
   private onDelivery(delivery: Delivery): void {
-    if (this.stopping) {
+    if (this.stopping || this.suspended) {
       void delivery.reject({ requeue: true });
       return;
     }
@@ -114,8 +170,11 @@ export class Worker {
 
   /** Start buffered deliveries while slots are free. */
   private drain(): void {
-    while (!this.stopping && this.inFlight.size < this.concurrency && this.buffer.length > 0) {
+    while (!this.stopping && this.inFlight.size < this.slots && this.buffer.length > 0) {
       const delivery = this.buffer.shift()!;
+      // Counted when accepted, as Celery's `stats.total` counts.
+      const name = delivery.message.headers.task;
+      if (typeof name === 'string') this.totals.set(name, (this.totals.get(name) ?? 0) + 1);
       const run = traceDelivery(this.deps!, delivery).finally(() => {
         this.inFlight.delete(run);
         this.drain();
@@ -138,17 +197,84 @@ export class Worker {
     }
   }
 
-  /** Remote control over the broadcast channel (revoke, for now). */
-  private onControl(payload: unknown): void {
-    const p = payload as { method?: string; arguments?: { task_id?: string | string[]; terminate?: boolean } };
-    if (p?.method !== 'revoke' || !p.arguments) return;
-    const ids = Array.isArray(p.arguments.task_id) ? p.arguments.task_id : [p.arguments.task_id];
+  /** Flag ids as revoked (as heard by broadcast); with `terminate`, abort those running here. Returns the ids terminated. */
+  revoke(ids: readonly string[], terminate: boolean): string[] {
+    const terminated: string[] = [];
     for (const id of ids) {
-      if (typeof id !== 'string') continue;
       this.revoked.add(id);
       this.heardRevoked.set(id, Date.now());
-      if (p.arguments.terminate) this.running.get(id)?.abort(new Interrupt('terminate'));
+      const running = terminate ? this.running.get(id) : undefined;
+      if (running) {
+        running.controller.abort(new Interrupt('terminate'));
+        terminated.push(id);
+      }
     }
+    return terminated;
+  }
+
+  /** Change the number of tasks run at once (`pool_grow` / `pool_shrink`); the prefetch bound follows. */
+  async resize(concurrency: number): Promise<void> {
+    const next = Math.max(1, Math.floor(concurrency));
+    const delta = next - this.slots;
+    this.slots = next;
+    this.prefetch = Math.max(1, this.prefetch + delta);
+    await this.pool.resize?.(next);
+    this.consumer?.setPrefetch(this.prefetch);
+    this.drain();
+  }
+
+  /** Consume `queues` from now on (`add_consumer` / `cancel_consumer`); deliveries held stay owned. */
+  async setQueues(queues: readonly string[]): Promise<void> {
+    this.queueList = [...queues];
+    if (this.suspended || this.stopping) return;
+    await this.reconsume();
+  }
+
+  private async reconsume(): Promise<void> {
+    const old = this.consumer;
+    this.consumer = undefined;
+    await old?.cancel();
+    if (this.queueList.length > 0 && this.transportRef) {
+      this.consumer = await this.transportRef.consume(this.queueList, (d) => this.onDelivery(d), { prefetch: this.prefetch });
+    }
+  }
+
+  /** Stop taking new work (running tasks finish; unstarted messages go back) until {@link resume}. */
+  async suspend(): Promise<void> {
+    if (this.suspended) return;
+    this.suspended = true;
+    const old = this.consumer;
+    this.consumer = undefined;
+    await old?.cancel();
+    for (const delivery of this.buffer.splice(0)) await delivery.reject({ requeue: true });
+    this.log.info({ hostname: this.hostname }, 'worker suspended: not taking new tasks');
+  }
+
+  async resume(): Promise<void> {
+    if (!this.suspended || this.stopping) return;
+    this.suspended = false;
+    await this.reconsume();
+    this.log.info({ hostname: this.hostname }, 'worker resumed');
+  }
+
+  /** Turn Celery events on or off (`-E`, `enable_events`, `disable_events`). Returns whether it changed. */
+  setEvents(enabled: boolean): boolean {
+    if (!this.taskEvents || this.eventsEnabled === enabled) return false;
+    if (enabled) this.taskEvents.start();
+    else this.taskEvents.stop();
+    return true;
+  }
+
+  /** Send a `worker-heartbeat` now (when events are on): event receivers ask for one when they start. */
+  emitHeartbeat(): void {
+    if (this.eventsEnabled) this.taskEvents?.heartbeat();
+  }
+
+  /** Remote control asked for a shutdown: the process's owner decides how (the CLI: warm shutdown). */
+  requestShutdown(): void {
+    this.log.warn({ hostname: this.hostname }, 'shutdown requested by remote control');
+    if (this.options.onShutdownRequest) this.options.onShutdownRequest();
+    else void this.stop();
   }
 
   /**
@@ -160,7 +286,7 @@ export class Worker {
     clearInterval(this.revokedTimer);
     await this.consumer?.cancel();
     for (const delivery of this.buffer.splice(0)) await delivery.reject({ requeue: true });
-    for (const controller of this.running.values()) controller.abort(new Interrupt('shutdown'));
+    for (const task of this.running.values()) task.controller.abort(new Interrupt('shutdown'));
     await this.pool.interruptAll?.();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.allSettled(this.inFlight), new Promise((r) => (timer = setTimeout(r, 1000)))]);
@@ -176,7 +302,6 @@ export class Worker {
     if (this.stopping) return;
     this.stopping = true;
     await this.consumer?.cancel();
-    await this.unsubscribe?.();
     clearInterval(this.revokedTimer);
     for (const delivery of this.buffer.splice(0)) await delivery.reject({ requeue: true });
     const timeoutMs = options.timeoutMs ?? 30_000;
@@ -191,6 +316,9 @@ export class Worker {
       await this.cold();
     }
     await this.pool.close();
+    // Remote control answers until the end of the drain (an operator can still inspect a stopping worker).
+    await this.control?.stop();
+    await this.taskEvents?.close();
     this.events.emit('worker-offline', { hostname: this.hostname });
     this.log.info({ hostname: this.hostname }, 'worker stopped');
   }

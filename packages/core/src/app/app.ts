@@ -23,6 +23,10 @@ import { TaskRegistry, type RegisteredTask } from './registry.js';
 import { compileRoutes, type Route } from './routing.js';
 import { localContext } from './local-context.js';
 import { BeatRegistry, type BeatEntryInput } from './beat-entries.js';
+import { LamportClock } from '../control/clock.js';
+import { Control } from '../control/control.js';
+import { EventDispatcher } from '../control/events.js';
+import { hostname } from 'node:os';
 
 /** The task handles `app.register(instance)` returns, one per method. */
 export type RegisteredHandles<T> = {
@@ -42,6 +46,12 @@ export class CeleriacApp implements ResultHost {
   readonly beat = new BeatRegistry();
   /** This client's id; sent as `reply_to` on every message, as Celery does. */
   readonly oid = newId();
+  /** Lamport clock for remote control and events. */
+  readonly clock = new LamportClock();
+  /** Remote control of the workers (Celery's `app.control`): `broadcast`, `inspect`, `ping`, ... */
+  readonly control: Control;
+  /** Client-side events (`task-sent`, when `sendSentEvent` is on). */
+  readonly events: EventDispatcher;
   private readonly routeOf: (taskName: string) => Route;
   private readonly transportConnection = new SharedConnection(() => TRANSPORT_FACTORIES[this.config.broker.scheme]!(this.config.broker, this.factoryContext()));
   private readonly backendConnection = new SharedConnection(() => BACKEND_FACTORIES[this.config.backend.scheme]!(this.config.backend, this.factoryContext()));
@@ -52,6 +62,8 @@ export class CeleriacApp implements ResultHost {
     if (this.config.timezone) this.beat.timezone = this.config.timezone;
     if (this.config.beatSchedule) this.beat.schedule(this.config.beatSchedule as unknown as BeatEntryInput[]);
     registerBuiltins(this);
+    this.control = new Control(() => this.transport(), this.oid, this.clock);
+    this.events = new EventDispatcher(() => this.transport(), hostname(), this.clock, { enabled: this.config.sendSentEvent });
   }
 
   /**
@@ -184,6 +196,13 @@ export class CeleriacApp implements ResultHost {
       ...(exchange !== undefined ? { exchange } : {}),
       ...(routingKey !== undefined ? { routingKey } : {}),
     });
+    if (this.events.enabled) {
+      const h = message.headers;
+      this.events.send('task-sent', {
+        uuid: id, root_id: h.root_id, parent_id: h.parent_id, name, args: h.argsrepr, kwargs: h.kwargsrepr,
+        retries: h.retries, eta: h.eta, expires: h.expires, queue, exchange: exchange ?? '', routing_key: routingKey ?? queue,
+      });
+    }
     return new AsyncResult<R>(id, this);
   }
 
@@ -235,11 +254,8 @@ export class CeleriacApp implements ResultHost {
     await (await this.backend()).revoke(taskIds, { expiresMs: this.config.revokeExpires });
     const transport = await this.transport();
     if (transport.capabilities.fanout) {
-      await transport.broadcast('celery.pidbox', {
-        method: 'revoke',
-        arguments: { task_id: taskIds.length === 1 ? taskIds[0] : taskIds, terminate: options.terminate ?? false, signal: 'SIGTERM' },
-        destination: null,
-      });
+      const taskId = taskIds.length === 1 ? taskIds[0] : taskIds;
+      await this.control.broadcast('revoke', { task_id: taskId, terminate: options.terminate ?? false, signal: 'SIGTERM' }, { reply: false });
     }
   }
 

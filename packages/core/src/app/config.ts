@@ -100,6 +100,8 @@ export const configSchema = z.strictObject({
   beatSchedule: z.array(z.record(z.string(), z.unknown())).optional(),
   /** Store STARTED when a task begins (Celery's `task_track_started`). */
   trackStarted: z.boolean().default(false),
+  /** Send a `task-sent` event for every task this app sends (Celery's task_send_sent_event). */
+  sendSentEvent: z.boolean().default(false),
 });
 
 export type AppOptions = z.input<typeof configSchema>;

@@ -1,4 +1,5 @@
 import type { WireMessage } from '../protocol/message.js';
+import type { ListenOptions, Notice, NoticeExchange, NotifyOptions } from './notice.js';
 
 /**
  * What a transport can do, declared as data. `createApp` and the worker check
@@ -92,9 +93,16 @@ export interface Transport {
   listDeadLetters(): Promise<DeadLetterRecord[]>;
   /** Remove a dead letter by id, returning it (to requeue or discard). */
   takeDeadLetter(id: string): Promise<DeadLetterRecord | undefined>;
-  /** Fanout: every subscriber of `channel` receives `payload`. */
-  broadcast(channel: string, payload: unknown): Promise<void>;
-  subscribe(channel: string, onMessage: (payload: unknown) => void): Promise<() => Promise<void>>;
+  /** Publish a transient notice (remote control, events) on `exchange`; dropped when no queue is bound. */
+  notify(exchange: NoticeExchange, routingKey: string, payload: unknown, options?: NotifyOptions): Promise<void>;
+  /**
+   * Bind a transient queue to `exchange` with `bindingKey` and hand every notice
+   * routed to it to `onNotice` until the returned function is called (which
+   * unbinds and deletes the queue). A listener survives reconnects.
+   */
+  listen(exchange: NoticeExchange, bindingKey: string, onNotice: (notice: Notice) => void, options?: ListenOptions): Promise<() => Promise<void>>;
+  /** Messages waiting broker-side for their due time (countdown, eta, retries), when the broker can count them. */
+  delayedCount(): Promise<number | null>;
   close(): Promise<void>;
 }
 

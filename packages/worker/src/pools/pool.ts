@@ -21,6 +21,8 @@ export interface Pool {
   start?(): Promise<void>;
   /** Runs the task; rejects with the task's error, or a {@link PoolError} when the pool itself lost it. */
   run(job: PoolJob): Promise<unknown>;
+  /** Change how many tasks run at once (`pool_grow` / `pool_shrink`); a pool without it follows the worker's slots. */
+  resize?(size: number): Promise<void>;
   /** Cold shutdown: stop whatever runs now (kill children). */
   interruptAll?(): Promise<void>;
   close(): Promise<void>;

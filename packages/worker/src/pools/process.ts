@@ -43,11 +43,36 @@ export class ProcessPool implements Pool {
   private readonly waiting: ((child: Child) => void)[] = [];
   private nextJobId = 1;
   private closing = false;
+  /** Children to keep (changed at run time by `pool_grow` / `pool_shrink`). */
+  private size: number;
 
-  constructor(private readonly options: ProcessPoolOptions) {}
+  constructor(private readonly options: ProcessPoolOptions) {
+    this.size = options.size;
+  }
 
   async start(): Promise<void> {
-    await Promise.all(Array.from({ length: this.options.size }, () => this.spawn()));
+    await Promise.all(Array.from({ length: this.size }, () => this.spawn()));
+  }
+
+  /** Grow (spawn children now) or shrink (retire idle children now, busy ones after their task). */
+  async resize(size: number): Promise<void> {
+    this.size = size;
+    const missing = size - this.children.size;
+    if (missing > 0) await Promise.all(Array.from({ length: missing }, () => this.spawn()));
+    for (const child of [...this.idle]) if (this.liveChildren() > this.size) this.retire(child);
+  }
+
+  private liveChildren(): number {
+    let n = 0;
+    for (const c of this.children) if (!c.retiring) n++;
+    return n;
+  }
+
+  private retire(child: Child): void {
+    const at = this.idle.indexOf(child);
+    if (at !== -1) this.idle.splice(at, 1);
+    child.retiring = true;
+    this.sendTo(child, { type: 'exit' });
   }
 
   private spawn(): Promise<Child> {
@@ -86,7 +111,7 @@ export class ProcessPool implements Pool {
           settle({ ok: false, error: new WorkerLostError('?', `child ${proc.pid} exited with ${signal ?? `code ${code}`}`) });
         }
         // Keep the pool at size: a crashed or recycled child is replaced.
-        if (!this.closing) void this.spawn().catch(() => undefined);
+        if (!this.closing && this.liveChildren() < this.size) void this.spawn().catch(() => undefined);
       });
     });
   }
@@ -97,9 +122,8 @@ export class ProcessPool implements Pool {
     const { maxTasksPerChild, maxMemoryPerChildMb } = this.options;
     const tooMany = maxTasksPerChild !== undefined && child.tasksRun >= maxTasksPerChild;
     const tooBig = maxMemoryPerChildMb !== undefined && rss > maxMemoryPerChildMb * 1024 * 1024;
-    if (tooMany || tooBig) {
-      child.retiring = true;
-      this.sendTo(child, { type: 'exit' });
+    if (tooMany || tooBig || this.liveChildren() > this.size) {
+      this.retire(child);
       return;
     }
     this.release(child);

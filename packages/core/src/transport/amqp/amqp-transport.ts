@@ -3,6 +3,7 @@ import type { QueueDeclaration } from '../../app/config.js';
 import { BrokerError, ErrorCodes, LeaseLostError, TransportClosedError } from '../../errors.js';
 import type { WireMessage } from '../../protocol/message.js';
 import { deadLetterRecord, type Consumer, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
+import type { ListenOptions, Notice, NoticeExchange, NotifyOptions } from '../notice.js';
 import { AmqpSession, brokerReason, type AmqpSettings } from './connection.js';
 import { declareDelayQueue, declareQueue, Topology, type ResolvedQueue } from './topology.js';
 
@@ -216,48 +217,69 @@ export class AmqpTransport implements Transport {
     return (await this.scanDeadLetters(id)).taken;
   }
 
-  async broadcast(channel: string, payload: unknown): Promise<void> {
-    this.assertOpen();
-    const ch = await this.session.adminChannel();
-    // kombu's pidbox exchange: fanout, not durable (so Python's declaration matches).
-    if (!this.session.declared.has(`fanout:${channel}`)) {
-      await ch.assertExchange(channel, 'fanout', { durable: false, autoDelete: false });
-      this.session.declared.add(`fanout:${channel}`);
-    }
-    await this.session.publish(channel, '', Buffer.from(JSON.stringify(payload)), { contentType: 'application/json', contentEncoding: 'utf-8', deliveryMode: 1 });
+  /** Declared as kombu declares them (auto_delete off), so Python's declarations of the same names match. */
+  private async declareExchange(ch: Channel, exchange: NoticeExchange): Promise<void> {
+    const key = `exchange:${exchange.name}`;
+    if (this.session.declared.has(key)) return;
+    await ch.assertExchange(exchange.name, exchange.type, { durable: exchange.durable, autoDelete: false });
+    this.session.declared.add(key);
   }
 
-  async subscribe(channel: string, onMessage: (payload: unknown) => void): Promise<() => Promise<void>> {
+  async notify(exchange: NoticeExchange, routingKey: string, payload: unknown, options: NotifyOptions = {}): Promise<void> {
+    this.assertOpen();
+    await this.declareExchange(await this.session.adminChannel(), exchange);
+    await this.session.publish(exchange.name, routingKey, Buffer.from(JSON.stringify(payload)), {
+      contentType: 'application/json',
+      contentEncoding: 'utf-8',
+      deliveryMode: 1,
+      headers: { ...options.headers },
+    });
+  }
+
+  async listen(exchange: NoticeExchange, bindingKey: string, onNotice: (notice: Notice) => void, options: ListenOptions = {}): Promise<() => Promise<void>> {
     this.assertOpen();
     let current: Channel | undefined;
+    const args: Record<string, number> = {};
+    if (options.expiresMs !== undefined) args['x-expires'] = options.expiresMs;
+    if (options.messageTtlMs !== undefined) args['x-message-ttl'] = options.messageTtlMs;
     const attach = async (model: ChannelModel): Promise<void> => {
       const ch = await model.createChannel();
       ch.on('error', () => undefined);
-      await ch.assertExchange(channel, 'fanout', { durable: false, autoDelete: false });
-      const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
-      await ch.bindQueue(queue, channel, '');
+      await ch.assertExchange(exchange.name, exchange.type, { durable: exchange.durable, autoDelete: false });
+      // A named queue is what a Python peer names too (a pidbox reply queue); otherwise a private one.
+      const { queue } = await ch.assertQueue(options.queue ?? '', { exclusive: options.queue === undefined, autoDelete: true, durable: false, arguments: args });
+      await ch.bindQueue(queue, exchange.name, bindingKey);
       await ch.consume(
         queue,
         (msg) => {
           if (!msg) return;
+          let payload: unknown;
           try {
-            onMessage(JSON.parse(msg.content.toString('utf8')));
+            payload = JSON.parse(msg.content.toString('utf8'));
           } catch {
-            // Not JSON: not ours to read.
+            return; // Not JSON: not ours to read.
           }
+          onNotice({ payload, routingKey: msg.fields.routingKey, headers: (msg.properties.headers ?? {}) });
         },
         { noAck: true },
       );
       current = ch;
     };
     const remove = await this.session.onConnect(attach);
-    const unsubscribe = async (): Promise<void> => {
+    const unlisten = async (): Promise<void> => {
       remove();
-      this.subscriptions.delete(unsubscribe);
-      await current?.close().catch(() => undefined);
+      this.subscriptions.delete(unlisten);
+      const ch = current;
+      if (ch && options.queue !== undefined) await ch.deleteQueue(options.queue).catch(() => undefined);
+      await ch?.close().catch(() => undefined);
     };
-    this.subscriptions.add(unsubscribe);
-    return unsubscribe;
+    this.subscriptions.add(unlisten);
+    return unlisten;
+  }
+
+  /** Delayed messages wait in TTL queues that are not listed here: not counted. */
+  async delayedCount(): Promise<null> {
+    return null;
   }
 
   async close(): Promise<void> {

@@ -1,3 +1,4 @@
+import type { Notice } from '../notice.js';
 import type { DeadLetterRecord } from '../transport.js';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -28,7 +29,12 @@ export class MemoryBroker {
   private readonly consumers: BrokerConsumer[] = [];
   private pumping = false;
   readonly deadLetters = new Map<string, DeadLetterRecord>();
-  readonly channels = new Map<string, Set<(payload: unknown) => void>>();
+  /** Notice listeners (remote control, events) of every transport on this broker. */
+  readonly listeners = new Set<{ readonly exchange: string; readonly bindingKey: string; readonly onNotice: (notice: Notice) => void }>();
+
+  delayedCount(): number {
+    return this.delayed.length;
+  }
 
   enqueue(queue: string, message: StoredMessage, front = false): void {
     const items = this.queues.get(queue) ?? [];

@@ -10,6 +10,7 @@ import {
   type Transport,
   type TransportCapabilities,
 } from '../transport.js';
+import { bindingMatches, type Notice, type NoticeExchange, type NotifyOptions } from '../notice.js';
 import { memoryBroker, type BrokerConsumer, type MemoryBroker, type StoredMessage } from './broker.js';
 
 /**
@@ -85,23 +86,30 @@ export class MemoryTransport implements Transport {
     return record;
   }
 
-  async broadcast(channel: string, payload: unknown): Promise<void> {
+  async notify(exchange: NoticeExchange, routingKey: string, payload: unknown, options: NotifyOptions = {}): Promise<void> {
     this.assertOpen();
-    const text = JSON.stringify(payload);
-    for (const handler of this.broker.channels.get(channel) ?? []) {
-      // Each subscriber gets its own parsed copy, as over a wire.
-      queueMicrotask(() => handler(JSON.parse(text)));
+    const text = JSON.stringify({ payload, headers: options.headers ?? {} });
+    for (const l of this.broker.listeners) {
+      if (l.exchange !== exchange.name || !bindingMatches(exchange.type, l.bindingKey, routingKey)) continue;
+      // Each listener gets its own parsed copy, as over a wire.
+      queueMicrotask(() => {
+        const { payload: p, headers } = JSON.parse(text) as { payload: unknown; headers: Record<string, unknown> };
+        l.onNotice({ payload: p, headers, routingKey });
+      });
     }
   }
 
-  async subscribe(channel: string, onMessage: (payload: unknown) => void): Promise<() => Promise<void>> {
+  async listen(exchange: NoticeExchange, bindingKey: string, onNotice: (notice: Notice) => void): Promise<() => Promise<void>> {
     this.assertOpen();
-    const set = this.broker.channels.get(channel) ?? new Set();
-    this.broker.channels.set(channel, set);
-    set.add(onMessage);
+    const listener = { exchange: exchange.name, bindingKey, onNotice };
+    this.broker.listeners.add(listener);
     return async () => {
-      set.delete(onMessage);
+      this.broker.listeners.delete(listener);
     };
+  }
+
+  async delayedCount(): Promise<number> {
+    return this.broker.delayedCount();
   }
 
   async close(): Promise<void> {

@@ -1,12 +1,13 @@
 import type { Redis, Result } from 'ioredis';
 import { LeaseLostError, TransportClosedError } from '../../errors.js';
-import { readKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
+import { fromKombuEnvelope, readKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
 import type { WireMessage } from '../../protocol/message.js';
 import { PollBackoff } from '../../util/backoff.js';
 import { newId } from '../../util/ids.js';
 import { deadLetterRecord, type Consumer, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
 import { connectRedis, RedisUnavailableError, warnIfUnsafe, type RedisSettings } from './connection.js';
-import { ACK, DEAD_LETTER, FETCH, PROMOTE, RELEASE_LOCK, REQUEUE, RESTORE_ONE, SEP } from './scripts.js';
+import { bindingMatches, type ListenOptions, type Notice, type NoticeExchange, type NotifyOptions } from '../notice.js';
+import { ACK, DEAD_LETTER, FETCH, NOTIFY_DIRECT, PROMOTE, RELEASE_LOCK, REQUEUE, RESTORE_ONE, SEP } from './scripts.js';
 
 /** Keys this transport writes. kombu's names where kombu has one; celeriac's own are documented here. */
 export const KEYS = {
@@ -65,7 +66,9 @@ export class RedisTransport implements Transport {
     crossProcess: true,
   });
   private readonly consumers = new Set<RedisConsumer>();
-  private readonly subscriptions = new Map<string, Set<(payload: unknown) => void>>();
+  /** Pub/sub listeners by channel (exact) and by pattern (PSUBSCRIBE). */
+  private readonly subscriptions = new Map<string, Set<(notice: Notice, channel: string) => void>>();
+  private readonly patterns = new Map<string, Set<(notice: Notice, channel: string) => void>>();
   private readonly boundQueues = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
   private promoteTimer: NodeJS.Timeout | undefined;
@@ -86,10 +89,12 @@ export class RedisTransport implements Transport {
       ['celeriacPromote', PROMOTE, 1],
       ['celeriacRestoreOne', RESTORE_ONE, 3],
       ['celeriacReleaseLock', RELEASE_LOCK, 1],
+      ['celeriacNotifyDirect', NOTIFY_DIRECT, 1],
     ] as const) {
       redis.defineCommand(name, keys === undefined ? { lua } : { lua, numberOfKeys: keys });
     }
-    sub.on('message', (channel: string, text: string) => this.onChannelMessage(channel, text));
+    sub.on('message', (channel: string, text: string) => this.onChannelMessage(channel, text, this.subscriptions.get(channel)));
+    sub.on('pmessage', (pattern: string, channel: string, text: string) => this.onChannelMessage(channel, text, this.patterns.get(pattern)));
   }
 
   static async open(settings: RedisSettings, options: RedisTransportOptions): Promise<RedisTransport> {
@@ -106,21 +111,16 @@ export class RedisTransport implements Transport {
     return `${this.settings.keyPrefix}${name}`;
   }
 
-  private onChannelMessage(channel: string, text: string): void {
+  private onChannelMessage(channel: string, text: string, handlers: Set<(notice: Notice, channel: string) => void> | undefined): void {
     if (channel === this.channel(WAKE)) {
       for (const c of this.consumers) c.backoff.wake();
       return;
     }
-    const handlers = this.subscriptions.get(channel);
-    if (!handlers) return;
-    let payload: unknown;
-    try {
-      const { wire } = readKombuEnvelope(text);
-      payload = JSON.parse(wire.body);
-    } catch {
-      return; // not a kombu fanout message: nothing for us
-    }
-    for (const handler of handlers) handler(payload);
+    if (!handlers?.size) return;
+    const read = readNotice(text);
+    if (!read) return; // not a kombu envelope with a JSON body: nothing for us
+    const notice = { ...read, routingKey: '' };
+    for (const handler of handlers) handler(notice, channel);
   }
 
   private assertOpen(): void {
@@ -252,11 +252,6 @@ export class RedisTransport implements Transport {
     return (results ?? []).reduce((sum, [, n]) => sum + Number(n), 0);
   }
 
-  /** Messages waiting in the delayed set (all queues). */
-  async delayedCount(): Promise<number> {
-    return this.redis.zcard(KEYS.delayed);
-  }
-
   async deadLetter(delivery: Delivery, record: Omit<DeadLetterRecord, 'wire' | 'queue' | 'deliveryCount'>): Promise<void> {
     const full = deadLetterRecord(delivery, record);
     const tag = (delivery as RedisDelivery).tag;
@@ -281,34 +276,97 @@ export class RedisTransport implements Transport {
     return record ? (JSON.parse(record) as DeadLetterRecord) : undefined;
   }
 
-  /** Fanout as kombu does it: PUBLISH a kombu envelope on `/<db>.<exchange>`. */
-  async broadcast(channel: string, payload: unknown): Promise<void> {
+  /**
+   * As kombu does it on Redis: fanout and topic exchanges (Celery turns `celeryev` into a fanout on
+   * Redis) PUBLISH a kombu envelope on `/<db>.<exchange>`, or `/<db>.<exchange>/<routing key>`
+   * (kombu's fanout_patterns); a direct exchange (pidbox replies) pushes onto every list bound
+   * in `_kombu.binding.<exchange>` with that routing key.
+   */
+  async notify(exchange: NoticeExchange, routingKey: string, payload: unknown, options: NotifyOptions = {}): Promise<void> {
     this.assertOpen();
-    const wire: WireMessage = { body: JSON.stringify(payload), contentType: 'application/json', contentEncoding: 'utf-8', headers: {}, properties: { delivery_mode: 2, priority: 0 } };
-    await this.redis.publish(this.fanoutChannel(channel), JSON.stringify(toKombuEnvelope(wire, { exchange: channel, routingKey: '' })));
+    const wire: WireMessage = {
+      body: JSON.stringify(payload),
+      contentType: 'application/json',
+      contentEncoding: 'utf-8',
+      headers: { ...options.headers },
+      properties: { delivery_mode: exchange.type === 'direct' ? 1 : 2, priority: 0 },
+    };
+    const text = JSON.stringify(toKombuEnvelope(wire, { exchange: exchange.name, routingKey }));
+    try {
+      if (exchange.type === 'direct') {
+        await this.redis.celeriacNotifyDirect(KEYS.binding(exchange.name), routingKey, text, this.settings.keyPrefix, options.ttlMs ?? 60_000);
+      } else {
+        await this.redis.publish(this.fanoutChannel(exchange.name, routingKey), text);
+      }
+    } catch (err) {
+      throw new RedisUnavailableError(this.settings.redacted, err);
+    }
   }
 
-  private fanoutChannel(exchange: string): string {
-    return this.channel(`/${this.settings.db}.${exchange}`);
+  private fanoutChannel(exchange: string, routingKey = ''): string {
+    return this.channel(`/${this.settings.db}.${exchange}${routingKey ? `/${routingKey}` : ''}`);
   }
 
-  async subscribe(channel: string, onMessage: (payload: unknown) => void): Promise<() => Promise<void>> {
+  async listen(exchange: NoticeExchange, bindingKey: string, onNotice: (notice: Notice) => void, options: ListenOptions = {}): Promise<() => Promise<void>> {
     this.assertOpen();
-    const name = this.fanoutChannel(channel);
-    let set = this.subscriptions.get(name);
+    if (exchange.type === 'direct') return this.listenDirect(exchange, bindingKey, onNotice, options);
+    // kombu subscribes a fanout queue bound with a key to `<channel>/<key>` with '#' as a glob '*';
+    // a topic binding is then checked word by word here.
+    const exact = bindingKey === '';
+    const name = exact ? this.fanoutChannel(exchange.name) : `${this.fanoutChannel(exchange.name)}/${bindingKey.replace(/#/g, '*')}`;
+    const prefix = `${this.fanoutChannel(exchange.name)}/`;
+    const handler = (notice: Notice, channel: string): void => {
+      const routingKey = channel.startsWith(prefix) ? channel.slice(prefix.length) : '';
+      if (exchange.type === 'topic' && !exact && !bindingMatches('topic', bindingKey, routingKey)) return;
+      onNotice({ ...notice, routingKey });
+    };
+    const registry = exact ? this.subscriptions : this.patterns;
+    let set = registry.get(name);
     if (!set) {
       set = new Set();
-      this.subscriptions.set(name, set);
-      await this.sub.subscribe(name);
+      registry.set(name, set);
+      await (exact ? this.sub.subscribe(name) : this.sub.psubscribe(name));
     }
-    set.add(onMessage);
+    set.add(handler);
     return async () => {
-      set.delete(onMessage);
+      set.delete(handler);
       if (set.size === 0 && !this.closed) {
-        this.subscriptions.delete(name);
-        await this.sub.unsubscribe(name).catch(() => undefined);
+        registry.delete(name);
+        await (exact ? this.sub.unsubscribe(name) : this.sub.punsubscribe(name)).catch(() => undefined);
       }
     };
+  }
+
+  /** A direct-exchange queue as kombu keeps one: a binding member and a list, read until unlistened. */
+  private async listenDirect(exchange: NoticeExchange, bindingKey: string, onNotice: (notice: Notice) => void, options: ListenOptions): Promise<() => Promise<void>> {
+    const queue = options.queue ?? `celeriac.notice.${newId()}`;
+    const member = `${bindingKey}${SEP}${SEP}${queue}`;
+    await this.redis.sadd(KEYS.binding(exchange.name), member);
+    const backoff = new PollBackoff(5, 50);
+    let active = true;
+    const loop = (async () => {
+      while (active && !this.closed) {
+        const text = await this.redis.rpop(queue).catch(() => null);
+        if (text === null) {
+          await backoff.sleep();
+          continue;
+        }
+        backoff.reset();
+        const notice = readNotice(text);
+        if (notice) onNotice({ ...notice, routingKey: bindingKey });
+      }
+    })();
+    return async () => {
+      active = false;
+      backoff.wake();
+      await loop;
+      if (!this.closed) await this.redis.multi().srem(KEYS.binding(exchange.name), member).del(queue).exec().catch(() => undefined);
+    };
+  }
+
+  /** Messages waiting in the delayed set (all queues). */
+  async delayedCount(): Promise<number> {
+    return this.redis.zcard(KEYS.delayed);
   }
 
   async close(): Promise<void> {
@@ -319,6 +377,16 @@ export class RedisTransport implements Transport {
     await Promise.all([...this.consumers].map((c) => c.releaseAll()));
     this.sub.disconnect();
     await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
+
+/** A kombu envelope read as a notice (its body JSON); undefined when it is not one. */
+function readNotice(text: string): Omit<Notice, 'routingKey'> | undefined {
+  try {
+    const { wire } = fromKombuEnvelope(text);
+    return { payload: JSON.parse(wire.body), headers: wire.headers };
+  } catch {
+    return undefined;
   }
 }
 
@@ -497,5 +565,6 @@ declare module 'ioredis' {
     celeriacPromote(...args: (string | number)[]): Result<unknown, Context>;
     celeriacRestoreOne(...args: (string | number)[]): Result<unknown, Context>;
     celeriacReleaseLock(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacNotifyDirect(...args: (string | number)[]): Result<unknown, Context>;
   }
 }

@@ -169,3 +169,26 @@ local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return members
 `;
+
+export const NOTIFY_DIRECT = `
+-- notify-direct: deliver a notice to every queue bound to a direct exchange with this exact
+-- routing key (kombu's _lookup + _put: how remote-control replies reach the caller's reply queue).
+-- Each receiving list expires after ARGV[4] ms without notices, so a caller that went away leaves nothing.
+-- KEYS[1] _kombu.binding.<exchange>  set of 'routing_key' .. SEP .. 'pattern' .. SEP .. 'queue' (kombu)
+-- ARGV[1] routing key; ARGV[2] envelope text; ARGV[3] key prefix of this connection; ARGV[4] list TTL ms
+-- returns the number of queues that received it
+local n = 0
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local a = string.find(member, '\\6\\22', 1, true)
+  if a and string.sub(member, 1, a - 1) == ARGV[1] then
+    local b = string.find(member, '\\6\\22', a + 2, true)
+    if b then
+      local key = ARGV[3] .. string.sub(member, b + 2)
+      redis.call('LPUSH', key, ARGV[2])
+      redis.call('PEXPIRE', key, tonumber(ARGV[4]))
+      n = n + 1
+    end
+  end
+end
+return n
+`;

@@ -4,6 +4,7 @@ import type { WireMessage } from '../../protocol/message.js';
 import { PollBackoff } from '../../util/backoff.js';
 import { newId } from '../../util/ids.js';
 import { deadLetterRecord, type Consumer, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
+import { bindingMatches, type Notice, type NoticeExchange, type NotifyOptions } from '../notice.js';
 import { ChangeHints, openDb, type Db } from './db.js';
 
 export interface SqliteTransportOptions {
@@ -32,7 +33,7 @@ export class SqliteTransport implements Transport {
     crossProcess: true,
   });
   private readonly consumers = new Set<SqliteConsumer>();
-  private readonly subscriptions = new Map<string, Set<(payload: unknown) => void>>();
+  private readonly subscriptions = new Map<string, Set<(notice: Notice) => void>>();
   private broadcastLoop: Promise<void> | undefined;
   private readonly broadcastBackoff = new PollBackoff(5, 250);
   private closed = false;
@@ -87,9 +88,9 @@ export class SqliteTransport implements Transport {
     return row.n;
   }
 
-  /** Messages waiting for their due time. */
-  async delayedCount(queue: string): Promise<number> {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM messages WHERE queue = ? AND due_at > ?').get(queue, Date.now()) as { n: number }).n;
+  /** Messages waiting for their due time (all queues). */
+  async delayedCount(): Promise<number> {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM messages WHERE due_at > ?').get(Date.now()) as { n: number }).n;
   }
 
   async deadLetter(delivery: Delivery, record: Omit<DeadLetterRecord, 'wire' | 'queue' | 'deliveryCount'>): Promise<void> {
@@ -109,34 +110,41 @@ export class SqliteTransport implements Transport {
     return row ? (JSON.parse(row.record) as DeadLetterRecord) : undefined;
   }
 
-  async broadcast(channel: string, payload: unknown): Promise<void> {
+  async notify(exchange: NoticeExchange, routingKey: string, payload: unknown, options: NotifyOptions = {}): Promise<void> {
     this.assertOpen();
     const now = Date.now();
-    this.db.prepare('INSERT INTO broadcasts (channel, payload, created_at) VALUES (?, ?, ?)').run(channel, JSON.stringify(payload), now);
+    const row = JSON.stringify({ routingKey, headers: options.headers ?? {}, payload });
+    this.db.prepare('INSERT INTO broadcasts (channel, payload, created_at) VALUES (?, ?, ?)').run(exchange.name, row, now);
     this.db.prepare('DELETE FROM broadcasts WHERE created_at < ?').run(now - BROADCAST_KEEP_MS);
     this.hints.notify();
   }
 
-  async subscribe(channel: string, onMessage: (payload: unknown) => void): Promise<() => Promise<void>> {
+  async listen(exchange: NoticeExchange, bindingKey: string, onNotice: (notice: Notice) => void): Promise<() => Promise<void>> {
     this.assertOpen();
-    const set = this.subscriptions.get(channel) ?? new Set();
-    this.subscriptions.set(channel, set);
-    set.add(onMessage);
+    const set = this.subscriptions.get(exchange.name) ?? new Set();
+    this.subscriptions.set(exchange.name, set);
+    // Every process reads every row of the exchange; the binding decides which are this listener's.
+    const listener = (n: Notice): void => {
+      if (bindingMatches(exchange.type, bindingKey, n.routingKey)) onNotice(n);
+    };
+    set.add(listener);
     this.broadcastLoop ??= this.pollBroadcasts();
     return async () => {
-      set.delete(onMessage);
+      set.delete(listener);
     };
   }
 
   private async pollBroadcasts(): Promise<void> {
-    // Only what is broadcast after the first subscription is seen, as with a pub/sub channel.
+    // Only what is sent after the first listener is seen, as with a freshly bound queue.
     let last = (this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM broadcasts').get() as { s: number }).s;
     const read = this.db.prepare('SELECT seq, channel, payload FROM broadcasts WHERE seq > ? ORDER BY seq');
     while (!this.closed) {
       const rows = read.all(last) as { seq: number; channel: string; payload: string }[];
       for (const row of rows) {
         last = row.seq;
-        for (const handler of this.subscriptions.get(row.channel) ?? []) handler(JSON.parse(row.payload));
+        const listeners = this.subscriptions.get(row.channel);
+        if (!listeners?.size) continue;
+        for (const listener of listeners) listener(JSON.parse(row.payload) as Notice);
       }
       if (rows.length) this.broadcastBackoff.reset();
       await this.broadcastBackoff.sleep();
