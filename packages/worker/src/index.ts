@@ -8,3 +8,4 @@ export type { Pool, PoolJob, PoolCapabilities } from './pools/pool.js';
 export { retryDelay, shouldAutoretry, DEFAULT_RETRY_DELAY_MS } from './retry.js';
 export { createLogger } from './logger.js';
 export { RateLimiter, rateIntervalMs } from './rate-limit.js';
+export { workerMetrics, serveMetrics } from './metrics.js';

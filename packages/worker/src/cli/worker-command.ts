@@ -5,6 +5,7 @@ import { Worker } from '../worker.js';
 import { ProcessPool } from '../pools/process.js';
 import { AsyncPool } from '../pools/async.js';
 import { loadApp } from './load-app.js';
+import { serveMetrics } from '../metrics.js';
 import { nonNegativeInt, positiveInt, queueList } from './options.js';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -23,6 +24,8 @@ export function workerCommand(): Command {
     .addOption(new Option('--max-memory-per-child <mb>', 'process pool: replace a child whose RSS passes this many MB').env('CELERIAC_MAX_MEMORY_PER_CHILD').argParser(positiveInt))
     .addOption(new Option('--drain-timeout <ms>', 'warm shutdown: wait this long for running tasks').env('CELERIAC_DRAIN_TIMEOUT').argParser(nonNegativeInt).default(30_000))
     .addOption(new Option('-B, --beat', 'also run the beat scheduler in this process').env('CELERIAC_BEAT'))
+    .addOption(new Option('-E, --events', 'send task and worker events on celeryev (Celery\'s -E; enable_events turns them on later)').env('CELERIAC_EVENTS'))
+    .addOption(new Option('--metrics-port <port>', 'serve Prometheus metrics on this port (0: any free port; the address is logged)').env('CELERIAC_METRICS_PORT').argParser(nonNegativeInt))
     .action(async (opts) => {
       const log = createLogger(opts.loglevel);
       const { app, path } = await loadApp(opts.app);
@@ -37,6 +40,9 @@ export function workerCommand(): Command {
               ...(opts.maxMemoryPerChild ? { maxMemoryPerChildMb: opts.maxMemoryPerChild } : {}),
             })
           : new AsyncPool();
+      let signals = 0;
+      let embedded: (() => Promise<void>) | undefined;
+      let metrics: { url: string; close: () => Promise<void> } | undefined;
       const worker = new Worker(app, {
         logger: log,
         pool,
@@ -44,21 +50,28 @@ export function workerCommand(): Command {
         ...(opts.queues ? { queues: opts.queues } : {}),
         ...(opts.prefetch ? { prefetch: opts.prefetch } : {}),
         ...(opts.hostname ? { hostname: opts.hostname } : {}),
+        sendEvents: opts.events === true,
+        // Remote `shutdown`: the same warm shutdown as a first SIGTERM.
+        onShutdownRequest: () => onSignal('SIGTERM'),
       });
       await startWithRetry(worker, log, app.config.broker.redacted);
+      if (opts.metricsPort !== undefined) {
+        metrics = await serveMetrics(worker, opts.metricsPort);
+        log.info({ url: metrics.url }, 'metrics served');
+      }
       // -B: the same scheduler as `celeriac beat`, with the same lease and per-slot claims.
-      const embedded = opts.beat ? await startEmbeddedBeat(app, log) : undefined;
-      let signals = 0;
+      if (opts.beat) embedded = await startEmbeddedBeat(app, log);
       // Once: after a cold shutdown the warm one also finishes, and must not exit while the first close still flushes acks.
       let exiting: Promise<never> | undefined;
       const exit = (): Promise<never> =>
         (exiting ??= (async () => {
           await embedded?.();
+          await metrics?.close();
           await app.close();
           // Exit 0 after a clean warm shutdown; 1 when it was cut short by a second signal.
           process.exit(signals > 1 ? 1 : 0);
         })());
-      const onSignal = (signal: NodeJS.Signals): void => {
+      function onSignal(signal: NodeJS.Signals): void {
         signals++;
         if (signals === 1) {
           log.info({ signal }, 'warm shutdown: finishing running tasks (send again for cold shutdown)');
@@ -67,7 +80,7 @@ export function workerCommand(): Command {
           log.warn({ signal }, 'cold shutdown: unfinished tasks return to the queue');
           void worker.cold().then(exit);
         }
-      };
+      }
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
     });
