@@ -141,6 +141,11 @@ export class Worker {
     return this.suspended;
   }
 
+  /** When this worker last sent a worker-heartbeat event (null: events off, or none yet). */
+  get lastHeartbeatAt(): number | null {
+    return this.eventsEnabled ? (this.taskEvents?.lastHeartbeatAt ?? null) : null;
+  }
+
   get eventsEnabled(): boolean {
     return this.dispatcher?.enabled ?? false;
   }

@@ -3,6 +3,11 @@ import { CeleriacError } from '@celeriac/core';
 import { CliError } from './load-app.js';
 import { workerCommand } from './worker-command.js';
 import { beatCommand } from './beat-command.js';
+import { controlCommand, inspectCommand, suspendCommand } from './inspect-command.js';
+import { eventsCommand } from './events-command.js';
+import { statusCommand } from './status-command.js';
+import { failedCommand, purgeCommand } from './queue-commands.js';
+import { callCommand, resultCommand } from './task-commands.js';
 
 const program = new Command('celeriac')
   .description('celeriac: distributed tasks for TypeScript, speaking Celery protocol v2')
@@ -10,7 +15,17 @@ const program = new Command('celeriac')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride()
   .addCommand(workerCommand())
-  .addCommand(beatCommand());
+  .addCommand(beatCommand())
+  .addCommand(inspectCommand())
+  .addCommand(controlCommand())
+  .addCommand(eventsCommand())
+  .addCommand(statusCommand())
+  .addCommand(purgeCommand())
+  .addCommand(failedCommand())
+  .addCommand(suspendCommand('suspend'))
+  .addCommand(suspendCommand('resume'))
+  .addCommand(resultCommand())
+  .addCommand(callCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -98,6 +98,7 @@ export function workerStats(worker: Worker) {
       queues: [...worker.queues],
       suspended: worker.isSuspended,
       events: worker.eventsEnabled,
+      lastHeartbeat: worker.lastHeartbeatAt === null ? null : worker.lastHeartbeatAt / 1000,
       rssBytes: process.memoryUsage().rss,
     },
   };

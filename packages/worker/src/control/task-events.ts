@@ -25,6 +25,8 @@ type Handlers = { [K in keyof WorkerEventMap]?: (...args: WorkerEventMap[K]) => 
 export class TaskEventPublisher {
   private timer: NodeJS.Timeout | undefined;
   private readonly handlers: Handlers;
+  /** When the last worker-heartbeat went out (epoch ms), for `inspect stats` and `celeriac status`. */
+  lastHeartbeatAt: number | null = null;
 
   constructor(
     private readonly worker: Worker,
@@ -57,6 +59,7 @@ export class TaskEventPublisher {
   }
 
   heartbeat(): void {
+    this.lastHeartbeatAt = Date.now();
     this.dispatcher.send('worker-heartbeat', this.workerFields());
   }
 

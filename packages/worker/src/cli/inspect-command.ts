@@ -1,0 +1,91 @@
+import { Argument, Command, Option } from '@commander-js/extra-typings';
+import type { BroadcastOptions } from '@celeriac/core';
+import { CliError } from './load-app.js';
+import { appOption, brokerOption, EXIT, jsonOption, printJson, withApp } from './ops.js';
+import { nonNegativeInt, queueList } from './options.js';
+
+/** How each command's positional words become its keyword arguments (Celery's `celery inspect|control` signatures). */
+const SIGNATURES: Record<string, (words: string[]) => Record<string, unknown>> = {
+  query_task: (w) => ({ ids: w }),
+  revoke: (w) => ({ task_id: w }),
+  terminate: (w) => ({ signal: w[0] ?? 'SIGTERM', task_id: w.slice(1) }),
+  rate_limit: ([task_name, rate_limit]) => ({ task_name, rate_limit: rate_limit ?? null }),
+  time_limit: ([task_name, soft, hard]) => ({ task_name, soft: soft === undefined ? null : Number(soft), hard: hard === undefined ? null : Number(hard) }),
+  add_consumer: ([queue]) => ({ queue }),
+  cancel_consumer: ([queue]) => ({ queue }),
+  pool_grow: ([n]) => ({ n: n === undefined ? 1 : Number(n) }),
+  pool_shrink: ([n]) => ({ n: n === undefined ? 1 : Number(n) }),
+  registered: ([flag]) => (flag === 'builtins' ? { builtins: true } : {}),
+};
+
+export const INSPECT_METHODS = ['ping', 'stats', 'active', 'reserved', 'scheduled', 'registered', 'revoked', 'active_queues', 'query_task', 'clock'] as const;
+export const CONTROL_METHODS = [
+  'rate_limit', 'time_limit', 'revoke', 'terminate', 'shutdown', 'pool_grow', 'pool_shrink', 'add_consumer', 'cancel_consumer',
+  'enable_events', 'disable_events', 'heartbeat', 'suspend', 'resume',
+] as const;
+
+/** Celery's layout: `->  celeriac@host: OK` then the reply, indented. */
+function printReplies(replies: Record<string, unknown>[]): void {
+  for (const reply of replies) {
+    for (const [node, answer] of Object.entries(reply)) {
+      const failed = answer !== null && typeof answer === 'object' && 'error' in answer;
+      const shown = answer !== null && typeof answer === 'object' && !Array.isArray(answer) && Object.keys(answer).length === 1 && ('ok' in answer || 'error' in answer)
+        ? String(Object.values(answer)[0])
+        : JSON.stringify(answer, null, 2);
+      process.stdout.write(`->  ${node}: ${failed ? 'ERROR' : 'OK'}\n${shown.split('\n').map((l) => `        ${l}`).join('\n')}\n`);
+    }
+  }
+  process.stdout.write(`\n${replies.length} ${replies.length === 1 ? 'node' : 'nodes'} online.\n`);
+}
+
+/** One broadcast from the command line: the replies printed (or `--json`), exit 1 when no worker answered. */
+export async function runBroadcast(
+  opts: { app?: string; broker?: string; json?: true; destination?: string[]; timeout: number },
+  method: string,
+  args: Record<string, unknown>,
+  options: Partial<BroadcastOptions> = {},
+): Promise<void> {
+  const replies = await withApp(opts, (app) =>
+    app.control.broadcast(method, args, { timeout: opts.timeout, ...(opts.destination ? { destination: opts.destination } : {}), ...options }),
+  );
+  if (opts.json) printJson(Object.assign({}, ...replies));
+  else if (replies.length) printReplies(replies);
+  if (replies.length === 0) {
+    if (!opts.json) process.stderr.write('Error: No nodes replied within time constraint\n');
+    process.exitCode = EXIT.NEGATIVE;
+  }
+}
+
+function broadcastCommand(kind: 'inspect' | 'control', methods: readonly string[]) {
+  return new Command(kind)
+    .description(kind === 'inspect' ? 'Ask the workers (like `celery inspect`).' : 'Tell the workers to change (like `celery control`).')
+    .addArgument(new Argument('<method>', 'command').choices(methods))
+    .addArgument(new Argument('[args...]', 'the command\'s arguments (e.g. rate_limit tasks.add 10/s; query_task <id>...)'))
+    .addOption(appOption())
+    .addOption(brokerOption())
+    .addOption(jsonOption())
+    .addOption(new Option('-d, --destination <nodes>', 'comma-separated node names').env('CELERIAC_DESTINATION').argParser(queueList))
+    .addOption(new Option('-t, --timeout <ms>', 'how long to wait for replies').env('CELERIAC_TIMEOUT').argParser(nonNegativeInt).default(1000))
+    .action(async (method, words, opts) => {
+      const args = SIGNATURES[method]?.(words) ?? {};
+      if (['rate_limit', 'time_limit'].includes(method) && !words[0]) throw new CliError(`${method} needs a task name`, EXIT.USAGE);
+      if (['add_consumer', 'cancel_consumer'].includes(method) && !words[0]) throw new CliError(`${method} needs a queue name`, EXIT.USAGE);
+      if (['revoke', 'query_task'].includes(method) && words.length === 0) throw new CliError(`${method} needs at least one task id`, EXIT.USAGE);
+      await runBroadcast(opts, method, args);
+    });
+}
+
+export const inspectCommand = () => broadcastCommand('inspect', INSPECT_METHODS);
+export const controlCommand = () => broadcastCommand('control', CONTROL_METHODS);
+
+/** `celeriac suspend` / `celeriac resume`: every worker (or `-d` ones) stops or resumes taking new tasks. */
+export function suspendCommand(kind: 'suspend' | 'resume'): Command {
+  return new Command(kind)
+    .description(kind === 'suspend' ? 'Workers stop taking new tasks (running ones finish); `celeriac resume` undoes it.' : 'Suspended workers take tasks again.')
+    .addOption(appOption())
+    .addOption(brokerOption())
+    .addOption(jsonOption())
+    .addOption(new Option('-d, --destination <nodes>', 'comma-separated node names').env('CELERIAC_DESTINATION').argParser(queueList))
+    .addOption(new Option('-t, --timeout <ms>', 'how long to wait for replies').env('CELERIAC_TIMEOUT').argParser(nonNegativeInt).default(1000))
+    .action(async (opts) => runBroadcast(opts, kind, {}));
+}

@@ -1,0 +1,147 @@
+import { Argument, Command, Option } from '@commander-js/extra-typings';
+import type { CeleriacApp, DeadLetterRecord } from '@celeriac/core';
+import { CliError } from './load-app.js';
+import { appOption, brokerOption, confirm, EXIT, jsonOption, printJson, table, withApp } from './ops.js';
+import { queueList } from './options.js';
+
+/** The queues the app knows: its default, its routes' and its declarations. */
+function knownQueues(app: CeleriacApp): string[] {
+  const routes = Object.values(app.config.routes).map((r) => r.queue).filter((q): q is string => typeof q === 'string');
+  return [...new Set([app.config.defaultQueue, ...routes, ...Object.keys(app.config.queues)])];
+}
+
+/** `celeriac purge`: empty queues (ready messages; those being run are not touched), asking first. */
+export function purgeCommand() {
+  return new Command('purge')
+    .description('Delete every ready message from the queues (default: the app\'s queues), asking first unless --yes.')
+    .addOption(appOption())
+    .addOption(brokerOption())
+    .addOption(jsonOption())
+    .addOption(new Option('-Q, --queues <list>', 'comma-separated queues to purge').env('CELERIAC_QUEUES').argParser(queueList))
+    .addOption(new Option('-y, --yes', 'do not ask').env('CELERIAC_YES'))
+    .action(async (opts) => {
+      await withApp(opts, async (app) => {
+        const transport = await app.transport();
+        const queues = opts.queues ?? knownQueues(app);
+        const lengths = await Promise.all(queues.map((q) => transport.length(q)));
+        const total = lengths.reduce((a, b) => a + b, 0);
+        if (!opts.yes && !(await confirm(`Purge ${total} message(s) from ${queues.length} queue(s): ${queues.join(', ')}?`))) {
+          process.stderr.write('not purged\n');
+          process.exitCode = EXIT.NEGATIVE;
+          return;
+        }
+        const purged: Record<string, number> = {};
+        for (const q of queues) purged[q] = await transport.purge(q);
+        const n = Object.values(purged).reduce((a, b) => a + b, 0);
+        if (opts.json) printJson({ purged });
+        else process.stdout.write(`Purged ${n} message(s) from ${queues.length} queue(s).\n`);
+      });
+    });
+}
+
+function iso(ms: number | null | undefined): string {
+  return typeof ms === 'number' ? new Date(ms).toISOString() : '-';
+}
+
+/** A dead letter as `failed show` prints it. */
+function describe(r: DeadLetterRecord, stored: { status: string; date_done: string | null } | undefined): string {
+  const h = r.wire.headers;
+  const lines = [
+    `id         ${r.id}`,
+    `task       ${r.taskName ?? '(unreadable)'}`,
+    `queue      ${r.queue}`,
+    `reason     ${r.reason}`,
+    `error      ${r.message}`,
+    `deliveries ${r.deliveryCount}`,
+    `args       ${typeof h.argsrepr === 'string' ? h.argsrepr : '-'}`,
+    `kwargs     ${typeof h.kwargsrepr === 'string' ? h.kwargsrepr : '-'}`,
+    `eta        ${typeof h.eta === 'string' ? h.eta : '-'}`,
+    `ended      ${iso(r.failedAt)} (moved to the dead-letter store)`,
+    `result     ${stored ? `${stored.status}${stored.date_done ? ` at ${stored.date_done}` : ''}` : 'none stored'}`,
+  ];
+  if (r.traceback) lines.push('traceback', ...r.traceback.split('\n').map((l) => `  ${l}`));
+  return lines.join('\n');
+}
+
+/** `celeriac failed list|show|requeue|purge`: the dead-letter store. */
+export function failedCommand() {
+  const failed = new Command('failed').description('The dead-letter store: messages refused (bad input, unknown task) or delivered too often.');
+  failed.addCommand(
+    new Command('list')
+      .description('List dead letters with reason, queue and time.')
+      .addOption(appOption())
+      .addOption(brokerOption())
+      .addOption(jsonOption())
+      .action(async (opts) => {
+        const records = await withApp(opts, async (app) => (await app.transport()).listDeadLetters());
+        if (opts.json) {
+          printJson(records.map(({ wire: _wire, ...r }) => r));
+          return;
+        }
+        if (records.length === 0) {
+          process.stdout.write('no failed tasks\n');
+          return;
+        }
+        const rows = [['id', 'task', 'reason', 'queue', 'failed at']];
+        for (const r of records) rows.push([r.id, r.taskName ?? '-', r.reason, r.queue, iso(r.failedAt)]);
+        process.stdout.write(`${table(rows)}\n\n${records.length} failed task(s)\n`);
+      }),
+  );
+  failed.addCommand(
+    new Command('show')
+      .description('One dead letter in full: reason, origin queue, times, the error with its traceback.')
+      .addArgument(new Argument('<id>', 'task id'))
+      .addOption(appOption())
+      .addOption(brokerOption())
+      .addOption(jsonOption())
+      .action(async (id, opts) => {
+        await withApp(opts, async (app) => {
+          const record = (await (await app.transport()).listDeadLetters()).find((r) => r.id === id);
+          if (!record) throw new CliError(`no failed task with id ${id}`, EXIT.NEGATIVE);
+          const stored = await (await app.backend()).get(id).catch(() => undefined);
+          if (opts.json) printJson({ ...record, result: stored ?? null });
+          else process.stdout.write(`${describe(record, stored)}\n`);
+        });
+      }),
+  );
+  failed.addCommand(
+    new Command('requeue')
+      .description('Put dead letters back on their original queue (the given ids, or --all).')
+      .addArgument(new Argument('[ids...]', 'task ids'))
+      .addOption(new Option('--all', 'every dead letter'))
+      .addOption(appOption())
+      .addOption(brokerOption())
+      .addOption(jsonOption())
+      .action(async (ids, opts) => {
+        if (!opts.all && ids.length === 0) throw new CliError('give task ids, or --all', EXIT.USAGE);
+        const n = await withApp(opts, (app) => app.requeueDeadLetters(opts.all ? undefined : ids));
+        if (opts.json) printJson({ requeued: n });
+        else process.stdout.write(`Requeued ${n} task(s).\n`);
+        if (n === 0 && ids.length > 0) process.exitCode = EXIT.NEGATIVE;
+      }),
+  );
+  failed.addCommand(
+    new Command('purge')
+      .description('Delete every dead letter, asking first unless --yes.')
+      .addOption(new Option('-y, --yes', 'do not ask').env('CELERIAC_YES'))
+      .addOption(appOption())
+      .addOption(brokerOption())
+      .addOption(jsonOption())
+      .action(async (opts) => {
+        await withApp(opts, async (app) => {
+          const transport = await app.transport();
+          const records = await transport.listDeadLetters();
+          if (!opts.yes && !(await confirm(`Delete ${records.length} failed task(s)?`))) {
+            process.stderr.write('not purged\n');
+            process.exitCode = EXIT.NEGATIVE;
+            return;
+          }
+          let n = 0;
+          for (const r of records) if (await transport.takeDeadLetter(r.id)) n++;
+          if (opts.json) printJson({ purged: n });
+          else process.stdout.write(`Deleted ${n} failed task(s).\n`);
+        });
+      }),
+  );
+  return failed;
+}

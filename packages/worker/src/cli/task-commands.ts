@@ -1,0 +1,85 @@
+import { Argument, Command, Option } from '@commander-js/extra-typings';
+import { READY_STATES, type CeleriacApp, type ResultMeta } from '@celeriac/core';
+import { appOption, brokerOption, EXIT, jsonArg, jsonOption, printJson, withApp } from './ops.js';
+import { nonNegativeInt } from './options.js';
+
+/** Exit code for a task's state: 0 SUCCESS, 1 FAILURE or REVOKED, 4 not finished. */
+function exitFor(state: string): number {
+  if (state === 'SUCCESS') return EXIT.OK;
+  return READY_STATES.has(state as never) ? EXIT.NEGATIVE : EXIT.NOT_READY;
+}
+
+function render(meta: ResultMeta | undefined, id: string): string {
+  if (!meta) return `${id}: PENDING (no result stored: unknown, not started, or expired)`;
+  const lines = [`${id}: ${meta.status}${meta.date_done ? ` (${meta.date_done})` : ''}`];
+  const r = meta.result as { exc_type?: string; exc_message?: unknown } | null;
+  if (meta.status === 'FAILURE' || meta.status === 'REVOKED' || meta.status === 'RETRY') {
+    const message = Array.isArray(r?.exc_message) ? r.exc_message.map(String).join(', ') : String(r?.exc_message ?? '');
+    lines.push(`${r?.exc_type ?? 'Error'}: ${message}`);
+    if (meta.traceback) lines.push(meta.traceback);
+  } else if (meta.status === 'SUCCESS') {
+    lines.push(JSON.stringify(meta.result));
+  } else if (meta.result !== null && meta.result !== undefined) {
+    lines.push(JSON.stringify(meta.result));
+  }
+  return lines.join('\n');
+}
+
+async function readResult(app: CeleriacApp, id: string): Promise<ResultMeta | undefined> {
+  return (await app.backend()).get(id);
+}
+
+/** `celeriac result <id>`: state, and the result or the error. */
+export function resultCommand() {
+  return new Command('result')
+    .description('Show a task\'s state and its result or error (exit 0 success, 1 failed/revoked, 4 not finished).')
+    .addArgument(new Argument('<id>', 'task id'))
+    .addOption(appOption())
+    .addOption(brokerOption())
+    .addOption(jsonOption())
+    .action(async (id, opts) => {
+      const meta = await withApp(opts, (app) => readResult(app, id));
+      if (opts.json) printJson(meta ?? { task_id: id, status: 'PENDING', result: null });
+      else process.stdout.write(`${render(meta, id)}\n`);
+      process.exitCode = exitFor(meta?.status ?? 'PENDING');
+    });
+}
+
+const isArray = (v: unknown): v is unknown[] => Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `celeriac call <task>`: send a task by name, print its id, optionally wait for its result. */
+export function callCommand() {
+  return new Command('call')
+    .description('Send a task by name (it may be defined anywhere: here, another service, Python) and print its id.')
+    .addArgument(new Argument('<task>', 'task name'))
+    .addOption(new Option('--args <json>', 'positional arguments, a JSON array').default('[]'))
+    .addOption(new Option('--kwargs <json>', 'keyword arguments, a JSON object').default('{}'))
+    .addOption(new Option('-Q, --queue <name>', 'queue (default: the route, else the default queue)'))
+    .addOption(new Option('--countdown <ms>', 'run no earlier than this many ms from now').argParser(nonNegativeInt))
+    .addOption(new Option('--wait', 'wait for the result and print it (exit code follows its state)'))
+    .addOption(new Option('-t, --timeout <ms>', 'with --wait: how long').argParser(nonNegativeInt).default(10_000))
+    .addOption(appOption())
+    .addOption(brokerOption())
+    .addOption(jsonOption())
+    .action(async (name, opts) => {
+      const args = jsonArg('--args', opts.args, isArray, 'a JSON array');
+      const kwargs = jsonArg('--kwargs', opts.kwargs, isObject, 'a JSON object');
+      await withApp(opts, async (app) => {
+        const result = await app.sendTask(name, args, kwargs, {
+          ...(opts.queue ? { queue: opts.queue } : {}),
+          ...(opts.countdown !== undefined ? { countdown: opts.countdown } : {}),
+        });
+        if (!opts.wait) {
+          if (opts.json) printJson({ id: result.id });
+          else process.stdout.write(`${result.id}\n`);
+          return;
+        }
+        await result.get({ timeout: opts.timeout, propagate: false }).catch(() => undefined);
+        const meta = await readResult(app, result.id);
+        if (opts.json) printJson(meta ?? { task_id: result.id, status: 'PENDING', result: null });
+        else process.stdout.write(`${render(meta, result.id)}\n`);
+        process.exitCode = exitFor(meta?.status ?? 'PENDING');
+      });
+    });
+}
