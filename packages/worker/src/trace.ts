@@ -124,7 +124,8 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   try {
     message = fromWire(delivery.message);
   } catch (err) {
-    return refuse(deps, delivery, headerId, null, err);
+    const named = typeof delivery.message.headers.task === 'string' ? delivery.message.headers.task : null;
+    return refuse(deps, delivery, headerId, named, err);
   }
   const { headers } = message;
   const [args, kwargs, embed] = message.body;

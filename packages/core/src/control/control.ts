@@ -39,7 +39,7 @@ const REPLY_QUEUE_EXPIRES_MS = 10_000;
  * Remote control over kombu's pidbox, wire-compatible with Celery: commands
  * are broadcast on the `celery.pidbox` fanout exchange; replies come back
  * through the `reply.celery.pidbox` direct exchange to a reply queue named
- * `<oid>.reply.celery.pidbox`, matched by `ticket`. Python's `celery inspect`
+ * `<oid>.<ticket>.reply.celery.pidbox` (one per call), matched by `ticket`. Python's `celery inspect`
  * reaches celeriac workers, and `app.control` reaches Python workers.
  */
 export class Control {
@@ -68,24 +68,27 @@ export class Control {
       return [];
     }
     const ticket = newId();
+    // A reply queue per call: concurrent calls from one app never take each other's replies
+    // (two consumers on one queue would each get only some of them).
+    const replyKey = `${this.oid}.${ticket}`;
     const replies: ControlReply[] = [];
     let done: () => void = () => undefined;
     const finished = new Promise<void>((resolve) => (done = resolve));
     // The reply queue is bound before the command goes out, so no fast reply is missed.
     const unlisten = await transport.listen(
       PIDBOX_REPLY,
-      this.oid,
+      replyKey,
       (notice) => {
         this.clock.adjust(notice.headers.clock);
         if (notice.headers.ticket !== ticket || typeof notice.payload !== 'object' || notice.payload === null) return;
         replies.push(notice.payload as ControlReply);
         if (limit !== undefined && replies.length >= limit) done();
       },
-      { queue: `${this.oid}.${PIDBOX_REPLY.name}`, expiresMs: REPLY_QUEUE_EXPIRES_MS },
+      { queue: `${replyKey}.${PIDBOX_REPLY.name}`, expiresMs: REPLY_QUEUE_EXPIRES_MS },
     );
     const timer = setTimeout(done, timeout);
     try {
-      await transport.notify(PIDBOX, '', { ...body, ticket, reply_to: { exchange: PIDBOX_REPLY.name, routing_key: this.oid } }, { headers });
+      await transport.notify(PIDBOX, '', { ...body, ticket, reply_to: { exchange: PIDBOX_REPLY.name, routing_key: replyKey } }, { headers });
       await finished;
     } finally {
       clearTimeout(timer);

@@ -43,7 +43,8 @@ export function eventsCommand(): Command {
         );
         // Ask the workers for a heartbeat now, as Celery's receivers do, so they show up at once.
         await app.control.broadcast('heartbeat', {}, { reply: false });
-        if (!opts.json) process.stderr.write('-> listening for events (Ctrl-C to stop)\n');
+        // On stderr, so a --json feed on stdout stays pure; scripts can wait for this line.
+        process.stderr.write('-> listening for events (Ctrl-C to stop)\n');
         const timer = opts.duration !== undefined ? setTimeout(finish, opts.duration) : undefined;
         process.once('SIGINT', finish);
         process.once('SIGTERM', finish);

@@ -14,7 +14,8 @@ function render(meta: ResultMeta | undefined, id: string): string {
   const lines = [`${id}: ${meta.status}${meta.date_done ? ` (${meta.date_done})` : ''}`];
   const r = meta.result as { exc_type?: string; exc_message?: unknown } | null;
   if (meta.status === 'FAILURE' || meta.status === 'REVOKED' || meta.status === 'RETRY') {
-    const message = Array.isArray(r?.exc_message) ? r.exc_message.map(String).join(', ') : String(r?.exc_message ?? '');
+    const raw = r?.exc_message;
+    const message = (Array.isArray(raw) ? raw : [raw ?? '']).map((m) => (typeof m === 'string' ? m : JSON.stringify(m))).join(', ');
     lines.push(`${r?.exc_type ?? 'Error'}: ${message}`);
     if (meta.traceback) lines.push(meta.traceback);
   } else if (meta.status === 'SUCCESS') {
