@@ -10,6 +10,9 @@ declare module 'vitest' {
     amqpUrl: string;
     /** Its node name, for `rabbitmqctl -n`. */
     amqpNode: string;
+    /** Its TLS listener, `amqps://guest:guest@localhost:<port>`, and the CA that signed its certificate. */
+    amqpsUrl: string;
+    amqpsCa: string;
   }
 }
 
@@ -19,6 +22,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('redisUrl', redis.url);
   project.provide('amqpUrl', rabbit.url);
   project.provide('amqpNode', rabbit.node);
+  project.provide('amqpsUrl', rabbit.tlsUrl);
+  project.provide('amqpsCa', rabbit.caFile);
   return async () => {
     await Promise.all([redis.stop(), rabbit.stop()]);
   };

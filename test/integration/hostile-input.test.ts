@@ -2,6 +2,8 @@ import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { connect as amqpConnect, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { freshVhost } from '../servers/rabbitmq.js';
 import { buildTaskMessage, createApp, SqliteTransport, toKombuEnvelope, toWire, type CeleriacApp } from '@celeriac/core';
 import { FIXTURE_APP, ROOT, startWorker } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -14,17 +16,56 @@ afterEach(async () => {
   for (const c of clients.splice(0)) await c.close();
 });
 
-type Kind = 'sqlite' | 'redis';
+type Kind = 'sqlite' | 'redis' | 'amqp';
 
-function world(kind: Kind) {
+/**
+ * A kombu envelope's text as a raw AMQP message (AMQP has no envelope: its body, content type,
+ * encoding and headers are message fields); text that is no envelope becomes the whole body.
+ */
+const amqpChannels = new Map<string, Promise<{ conn: ChannelModel; ch: ConfirmChannel }>>();
+afterEach(async () => {
+  for (const opening of amqpChannels.values()) await (await opening).conn.close().catch(() => undefined);
+  amqpChannels.clear();
+});
+
+async function rawAmqpPush(url: string, envelopeText: string): Promise<void> {
+  let opening = amqpChannels.get(url);
+  if (!opening) {
+    opening = (async () => {
+      const conn = await amqpConnect(url);
+      const ch = await conn.createConfirmChannel();
+      await ch.assertQueue('celery', { durable: true });
+      return { conn, ch };
+    })();
+    amqpChannels.set(url, opening);
+  }
+  const { ch } = await opening;
+  let env: { body?: unknown; 'content-type'?: string; 'content-encoding'?: string; headers?: Record<string, unknown> } | undefined;
+  try {
+    env = JSON.parse(envelopeText) as typeof env;
+  } catch {
+    env = undefined;
+  }
+  const isEnvelope = !!env && typeof env === 'object' && !Array.isArray(env) && typeof env.body === 'string';
+  const body = isEnvelope ? Buffer.from(env!.body as string, 'base64') : Buffer.from(envelopeText);
+  const props = isEnvelope
+    ? { contentType: env!['content-type'] ?? 'application/json', contentEncoding: env!['content-encoding'] ?? 'utf-8', headers: env!.headers ?? {} }
+    : { contentType: 'application/json' };
+  await new Promise<void>((resolve, reject) => ch.sendToQueue('celery', body, { ...props, deliveryMode: 2 }, (err) => (err ? reject(err as Error) : resolve())));
+}
+
+async function world(kind: Kind) {
   const id = ++n;
   const path = join(dir, `h${id}.db`);
   const prefix = `hostile${process.pid}-${id}:`;
-  const url = kind === 'sqlite' ? `sqlite://${path}` : `${inject('redisUrl')}?keyPrefix=${prefix}`;
-  const client = createApp({ broker: url });
+  const vhost = kind === 'amqp' ? await freshVhost(inject('amqpUrl'), inject('amqpNode'), `hostile-${process.pid}-${id}`) : '';
+  const url = kind === 'sqlite' ? `sqlite://${path}` : kind === 'redis' ? `${inject('redisUrl')}?keyPrefix=${prefix}` : vhost;
+  const backend = kind === 'amqp' ? inject('redisUrl').replace(/\/0$/, `/${(id % 15) + 1}`) : url;
+  const client = createApp({ broker: url, backend });
   clients.push(client);
-  /** Write a raw item straight into the broker's queue, bypassing every encoder: an SQL insert, or a raw LPUSH. */
+  /** Write a raw item straight into the broker's queue, bypassing every encoder: an SQL insert, a raw LPUSH, a raw AMQP publish. */
   const rawPush = async (envelopeText: string): Promise<void> => {
+    if (kind === 'amqp') return rawAmqpPush(url, envelopeText);
     if (kind === 'redis') {
       const raw = new Redis(inject('redisUrl'));
       await raw.lpush(`${prefix}celery`, envelopeText);
@@ -35,7 +76,7 @@ function world(kind: Kind) {
     t.db.prepare('INSERT INTO messages (queue, priority, due_at, envelope) VALUES (?, 0, 0, ?)').run('celery', envelopeText);
     await t.close();
   };
-  return { rawPush, url, client, env: { CELERIAC_BROKER_URL: url, CELERIAC_LOGLEVEL: 'info' } };
+  return { rawPush, url, client, env: { CELERIAC_BROKER_URL: url, CELERIAC_RESULT_BACKEND: backend, CELERIAC_LOGLEVEL: 'info' } };
 }
 
 function envelope(id: string, task: string, patch: { body?: string; contentType?: string; contentEncoding?: string; headers?: Record<string, unknown> } = {}) {
@@ -51,9 +92,9 @@ function envelope(id: string, task: string, patch: { body?: string; contentType?
 
 const b64 = (buf: Buffer | string): string => Buffer.from(buf).toString('base64');
 
-describe.each(['sqlite', 'redis'] as const)('hostile messages straight onto the queue over %s (T27 at CI size)', (kind) => {
+describe.each(['sqlite', 'redis', 'amqp'] as const)('hostile messages straight onto the queue over %s (T27 at CI size)', (kind) => {
   it('every bad message is dead-lettered once with a specific code; the worker neither crashes nor stops; no prototype pollution', async () => {
-    const { rawPush, client, env } = world(kind);
+    const { rawPush, client, env } = await world(kind);
     const deep = `[${'['.repeat(100_000)}${']'.repeat(100_000)}, {}, {}]`;
     const bad: [string, string, string][] = [
       ['bad-json', '{"body": "not base64 json', 'MESSAGE_MALFORMED'],
@@ -113,7 +154,7 @@ describe.each(['sqlite', 'redis'] as const)('hostile messages straight onto the 
 
 describe.each(['sqlite', 'redis'] as const)('unknown task names during a rolling deploy over %s (T28 at CI size)', (kind) => {
   it('nothing is discarded: parked in the dead-letter store, one warning per name, all complete once after the new worker and a requeue', async () => {
-    const { client, env } = world(kind);
+    const { client, env } = await world(kind);
     const v1 = await startWorker(['-A', FIXTURE_APP, '-c', '4'], env);
     const sent = [];
     for (let i = 0; i < 50; i++) sent.push(await client.sendTask<string>('reports.v2', [i]));

@@ -28,8 +28,12 @@ async function world(kind: 'redis' | 'amqp') {
   return { url, env };
 }
 
+/** Commands that collect worker replies: 600 ms is ample on loopback and keeps the file short. */
+const COLLECTS = new Set(['inspect', 'control', 'status', 'suspend', 'resume']);
+
 /** Run one CLI command to its end: exit code, stdout and stderr apart. */
-function run(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(given: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  const args = COLLECTS.has(given[0]!) && !given.includes('-t') ? [...given, '-t', '600'] : given;
   const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -102,7 +106,18 @@ describe.each(['redis', 'amqp'] as const)('operator commands over %s', (kind) =>
     const report = json<{ workers: { hostname: string; events: boolean; lastHeartbeatAgo: number | null }[] }>((await run(['status', ...b, '--json'], env)).stdout);
     expect(report.workers.find((w) => w.hostname === 'ops@w1')).toMatchObject({ events: false, lastHeartbeatAgo: null });
     expect(report.workers.find((w) => w.hostname === 'ops@w2')).toMatchObject({ events: true, lastHeartbeatAgo: expect.any(Number) });
+    // -i refreshes in place (a cleared screen per frame) until Ctrl-C.
+    const live = celeriac(['status', ...b, '-i', '1', '-t', '300'], env);
+    await waitFor(() => live.output().split('\x1b[H\x1b[2J').length >= 3, `two frames\n${live.output()}`, 15_000);
+    live.proc.kill('SIGINT');
+    expect(await live.exited).toBe(0);
+    // A revoke from the command line is broadcast and kept in the result backend: the queued task never runs.
+    const doomed = (await run(['call', 'tasks.add', '--args', '[0, 0]', ...b], env)).stdout.trim();
+    const revoke = await run(['control', 'revoke', doomed, ...b], env);
+    expect(revoke.stdout.match(new RegExp(`tasks ${doomed} flagged as revoked`, 'g'))).toHaveLength(2);
     expect((await run(['resume', ...b], env)).code).toBe(0);
+    await waitFor(async () => (await run(['result', doomed, ...b], env)).code === 1, 'the revoked task skipped');
+    expect((await run(['result', doomed, ...b], env)).stdout).toContain('REVOKED');
     await waitFor(async () => (await run(['result', id, ...b], env)).code === 0, 'the task run after resume');
     const done = await run(['result', id, ...b, '--json'], env);
     expect(json(done.stdout)).toMatchObject({ status: 'SUCCESS', result: 42 });
@@ -225,7 +240,11 @@ describe('operator commands with the broker down', () => {
     const port = await freePort();
     const url = kind === 'redis' ? `redis://:s3cret@127.0.0.1:${port}/0` : `amqp://guest:s3cret@127.0.0.1:${port}/`;
     const env = { CELERIAC_RESULT_BACKEND: `redis://127.0.0.1:${port}/1` };
-    for (const args of [['inspect', 'ping'], ['status'], ['failed', 'list'], ['purge', '--yes'], ['suspend'], ['call', 'tasks.add'], ['events', '--count', '1']]) {
+    const commands = [
+      ['inspect', 'ping'], ['control', 'pool_grow'], ['status'], ['purge', '--yes'], ['failed', 'list'], ['failed', 'show', 'x'], ['failed', 'requeue', '--all'],
+      ['failed', 'purge', '--yes'], ['suspend'], ['resume'], ['result', 'x'], ['call', 'tasks.add'], ['events', '--count', '1'],
+    ];
+    for (const args of commands) {
       const r = await run([...args, '-b', url], env);
       expect({ args, code: r.code }).toEqual({ args, code: 3 });
       expect(r.stderr.trim().split('\n')).toHaveLength(1);

@@ -1,5 +1,5 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -11,6 +11,9 @@ export interface RabbitServer {
   readonly node: string;
   readonly port: number;
   readonly url: string;
+  /** The TLS listener (`amqps://`, server certificate for localhost and 127.0.0.1, signed by `caFile`). */
+  readonly tlsUrl: string;
+  readonly caFile: string;
   /** `rabbitmqctl -n <node> <args>` (stdout). */
   ctl(...args: string[]): Promise<string>;
   /** `rabbitmqctl list_queues name messages_ready messages_unacknowledged consumers` as rows. */
@@ -57,8 +60,25 @@ export async function startRabbit(): Promise<RabbitServer> {
   const ids = await rabbitmqIds();
   for (const sub of ['mnesia', 'log']) mkdirSync(join(dir, sub));
   writeFileSync(join(dir, 'enabled_plugins'), '[].\n');
-  writeFileSync(join(dir, 'rabbitmq.conf'), ['heartbeat = 5', 'loopback_users = none', 'log.console = false', 'log.file.level = warning'].join('\n') + '\n');
-  if (ids) for (const p of ['', 'mnesia', 'log', 'enabled_plugins', 'rabbitmq.conf']) chownSync(join(dir, p), ids.uid, ids.gid);
+  // A TLS listener too (amqps://), with a CA and a server certificate for localhost made here.
+  const tlsPort = await freePort();
+  const tls = join(dir, 'tls');
+  mkdirSync(tls);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: tls, stdio: 'ignore' });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=celeriac test CA', '-keyout', 'ca.key', '-out', 'ca.crt');
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr');
+  writeFileSync(join(tls, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.ext', '-out', 'server.crt');
+  writeFileSync(
+    join(dir, 'rabbitmq.conf'),
+    [
+      'heartbeat = 5', 'loopback_users = none', 'log.console = false', 'log.file.level = warning',
+      `listeners.ssl.default = 127.0.0.1:${tlsPort}`,
+      `ssl_options.cacertfile = ${join(tls, 'ca.crt')}`, `ssl_options.certfile = ${join(tls, 'server.crt')}`, `ssl_options.keyfile = ${join(tls, 'server.key')}`,
+      'ssl_options.verify = verify_none', 'ssl_options.fail_if_no_peer_cert = false',
+    ].join('\n') + '\n',
+  );
+  if (ids) for (const p of ['', 'mnesia', 'log', 'enabled_plugins', 'rabbitmq.conf', 'tls', ...readdirSync(tls).map((f) => join('tls', f))]) chownSync(join(dir, p), ids.uid, ids.gid);
   const env = {
     ...process.env,
     RABBITMQ_NODENAME: node,
@@ -92,6 +112,8 @@ export async function startRabbit(): Promise<RabbitServer> {
     node,
     port,
     url: `amqp://guest:guest@127.0.0.1:${port}`,
+    tlsUrl: `amqps://guest:guest@localhost:${tlsPort}`,
+    caFile: join(tls, 'ca.crt'),
     ctl,
     async queues() {
       const out = await ctl('list_queues', '-q', '--no-table-headers', 'name', 'messages_ready', 'messages_unacknowledged', 'consumers');

@@ -1,30 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createApp, ErrorCodes, TaskError, TimeoutError, UnknownTaskError, currentTask, toWire, buildTaskMessage, type CeleriacApp } from '@celeriac/core';
-import { Worker } from '@celeriac/worker';
-import { memoryUrl, waitFor } from '../helpers/wait.js';
+import { ErrorCodes, TaskError, TimeoutError, UnknownTaskError, currentTask, toWire, buildTaskMessage } from '@celeriac/core';
+import { waitFor } from '../helpers/wait.js';
+import { memoryApp, startInProcessWorker } from '../helpers/in-process.js';
 
-const apps: CeleriacApp[] = [];
-const workers: Worker[] = [];
-
-function setup(label: string) {
-  const url = memoryUrl(label);
-  const app = createApp({ name: label, broker: url });
-  apps.push(app);
-  return app;
-}
-
-async function startWorker(app: CeleriacApp, options: ConstructorParameters<typeof Worker>[1] = {}) {
-  const worker = new Worker(app, { logLevel: 'silent', ...options });
-  workers.push(worker);
-  await worker.start();
-  return worker;
-}
-
-afterEach(async () => {
-  for (const w of workers.splice(0)) await w.stop({ timeoutMs: 1000 });
-  for (const a of apps.splice(0)) await a.close();
-});
+const setup = (label: string) => memoryApp(label);
+const startWorker = startInProcessWorker;
 
 describe('memory:// end to end through the real worker loop', () => {
   it('delay → worker → get returns the result, and state/ready/successful follow', async () => {
@@ -264,8 +245,7 @@ describe('memory:// end to end through the real worker loop', () => {
   });
 
   it('a payload over maxPayloadBytes is refused at applyAsync with a named error', async () => {
-    const app = createApp({ broker: memoryUrl('big'), maxPayloadBytes: 1024 });
-    apps.push(app);
+    const app = memoryApp('big', { maxPayloadBytes: 1024 });
     const echo = app.task({ name: 'tasks.echo' }, (s: string) => s);
     await expect(echo.delay('x'.repeat(2000))).rejects.toMatchObject({ code: ErrorCodes.PAYLOAD_TOO_LARGE, name: 'PayloadTooLargeError' });
   });

@@ -1,14 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createApp, listenEvents, PIDBOX, PIDBOX_REPLY, type CeleriacApp, type CeleryEvent } from '@celeriac/core';
-import { Worker } from '@celeriac/worker';
-import { memoryUrl, waitFor } from '../helpers/wait.js';
+import { describe, expect, it } from 'vitest';
+import { listenEvents, PIDBOX, PIDBOX_REPLY, type CeleryEvent } from '@celeriac/core';
+import { waitFor } from '../helpers/wait.js';
+import { memoryApp, startInProcessWorker } from '../helpers/in-process.js';
 
-const apps: CeleriacApp[] = [];
-const workers: Worker[] = [];
+const startWorker = startInProcessWorker;
 
 function setup(label: string) {
-  const app = createApp({ name: label, broker: memoryUrl(label) });
-  apps.push(app);
+  const app = memoryApp(label);
   const add = app.task({ name: 'tasks.add' }, async (x: number, y: number) => x + y);
   const boom = app.task({ name: 'tasks.boom', maxRetries: 0 }, async () => {
     throw new Error('failed');
@@ -21,18 +19,6 @@ function setup(label: string) {
   });
   return { app, add, boom, hold, release };
 }
-
-async function startWorker(app: CeleriacApp, options: ConstructorParameters<typeof Worker>[1] = {}) {
-  const worker = new Worker(app, { logLevel: 'silent', ...options });
-  workers.push(worker);
-  await worker.start();
-  return worker;
-}
-
-afterEach(async () => {
-  for (const w of workers.splice(0)) await w.stop({ timeoutMs: 1000 });
-  for (const a of apps.splice(0)) await a.close();
-});
 
 describe('remote control (pidbox) through the real worker', () => {
   it('ping reaches every worker; destination and pattern pick some; limit ends collection early', async () => {
@@ -111,17 +97,19 @@ describe('remote control (pidbox) through the real worker', () => {
     expect(await app.control.inspect('__proto__', {}, only)).toEqual({ 'celeriac@c': { error: 'No such command: __proto__' } });
   });
 
-  it('a command past its expiry is not run; shutdown asks the process owner', async () => {
-    const { app } = setup('expiry');
+  it('a command without reply_to runs and is not answered; shutdown asks the process owner', async () => {
+    const { app } = setup('cast');
     let asked = 0;
-    await startWorker(app, { hostname: 'celeriac@x', onShutdownRequest: () => asked++ });
+    const worker = await startWorker(app, { hostname: 'celeriac@x', onShutdownRequest: () => asked++ });
     const transport = await app.transport();
     const replies: unknown[] = [];
-    const stop = await transport.listen(PIDBOX_REPLY, 'stale', (n) => replies.push(n.payload), { queue: 'stale.reply.celery.pidbox' });
-    await transport.notify(PIDBOX, '', { method: 'ping', arguments: {}, destination: null, ticket: 't1', reply_to: { exchange: PIDBOX_REPLY.name, routing_key: 'stale' } }, { headers: { expires: Date.now() / 1000 - 1 } });
-    await transport.notify(PIDBOX, '', { method: 'ping', arguments: {}, destination: null, ticket: 't2', reply_to: { exchange: PIDBOX_REPLY.name, routing_key: 'stale' } }, { headers: { expires: 0 } });
-    await waitFor(() => replies.length === 1, 'the fresh ping answered');
+    const stop = await transport.listen(PIDBOX_REPLY, 'cast', (n) => replies.push(n.payload), { queue: 'cast.reply.celery.pidbox' });
+    // A cast (no reply_to), then a call answered to the same reply queue: only the call is answered.
+    await transport.notify(PIDBOX, '', { method: 'pool_grow', arguments: { n: 1 }, destination: null }, { headers: { expires: 0 } });
+    await transport.notify(PIDBOX, '', { method: 'ping', arguments: {}, destination: null, ticket: 't2', reply_to: { exchange: PIDBOX_REPLY.name, routing_key: 'cast' } }, { headers: { expires: 0 } });
+    await waitFor(() => replies.length === 1, 'the ping answered');
     expect(replies).toEqual([{ 'celeriac@x': { ok: 'pong' } }]);
+    expect(worker.concurrency).toBe(11);
     await stop();
     expect(await app.control.inspect('shutdown', {}, { destination: ['celeriac@x'] })).toEqual({ 'celeriac@x': { ok: 'shutdown started' } });
     await waitFor(() => asked === 1, 'the shutdown request');
@@ -164,8 +152,7 @@ describe('events (celeryev)', () => {
   });
 
   it('a client with sendSentEvent sends task-sent', async () => {
-    const app = createApp({ name: 'sent', broker: memoryUrl('sent'), sendSentEvent: true });
-    apps.push(app);
+    const app = memoryApp('sent', { sendSentEvent: true });
     const events: CeleryEvent[] = [];
     const stop = await listenEvents(await app.transport(), (e) => events.push(e), 'task.sent');
     const r = await app.sendTask('tasks.anything', [1], {}, { queue: 'q9' });

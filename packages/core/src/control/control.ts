@@ -62,7 +62,8 @@ export class Control {
       pattern: options.pattern ?? null,
       matcher: options.pattern ? (options.matcher ?? 'glob') : null,
     };
-    const headers = { clock: this.clock.forward(), expires: (Date.now() + timeout) / 1000 };
+    // kombu's headers: a cast has no deadline (0); a call's replies are wanted until the timeout.
+    const headers = { clock: this.clock.forward(), expires: wantReply ? (Date.now() + timeout) / 1000 : 0 };
     if (!wantReply) {
       await transport.notify(PIDBOX, '', body, { headers });
       return [];

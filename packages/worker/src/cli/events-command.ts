@@ -24,8 +24,8 @@ export function eventsCommand(): Command {
     .addOption(brokerOption())
     .addOption(new Option('--json', 'one JSON event per line').env('CELERIAC_JSON'))
     .addOption(new Option('-k, --filter <pattern>', 'topic pattern of event types, dots for dashes (task.#, worker.heartbeat, *.failed)').default('#').env('CELERIAC_EVENTS_FILTER'))
-    .addOption(new Option('--count <n>', 'stop after this many events').argParser(positiveInt))
-    .addOption(new Option('--duration <ms>', 'stop after this long').argParser(nonNegativeInt))
+    .addOption(new Option('--count <n>', 'stop after this many events').env('CELERIAC_EVENTS_COUNT').argParser(positiveInt))
+    .addOption(new Option('--duration <ms>', 'stop after this long').env('CELERIAC_EVENTS_DURATION').argParser(nonNegativeInt))
     .action(async (opts) => {
       await withApp(opts, async (app) => {
         let seen = 0;

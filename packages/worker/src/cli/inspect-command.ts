@@ -1,5 +1,5 @@
 import { Argument, Command, Option } from '@commander-js/extra-typings';
-import type { BroadcastOptions } from '@celeriac/core';
+import type { BroadcastOptions, CeleriacApp } from '@celeriac/core';
 import { CliError } from './load-app.js';
 import { appOption, brokerOption, EXIT, jsonOption, printJson, withApp } from './ops.js';
 import { nonNegativeInt, queueList } from './options.js';
@@ -44,16 +44,25 @@ export async function runBroadcast(
   method: string,
   args: Record<string, unknown>,
   options: Partial<BroadcastOptions> = {},
+  before?: (app: CeleriacApp) => Promise<void>,
 ): Promise<void> {
-  const replies = await withApp(opts, (app) =>
-    app.control.broadcast(method, args, { timeout: opts.timeout, ...(opts.destination ? { destination: opts.destination } : {}), ...options }),
-  );
+  const replies = await withApp(opts, async (app) => {
+    await before?.(app);
+    return app.control.broadcast(method, args, { timeout: opts.timeout, ...(opts.destination ? { destination: opts.destination } : {}), ...options });
+  });
   if (opts.json) printJson(Object.assign({}, ...replies));
   else if (replies.length) printReplies(replies);
   if (replies.length === 0) {
     if (!opts.json) process.stderr.write('Error: No nodes replied within time constraint\n');
     process.exitCode = EXIT.NEGATIVE;
   }
+}
+
+function persistRevocation(ids: string[]) {
+  return async (app: CeleriacApp): Promise<void> => {
+    const backend = await app.backend();
+    if (backend.capabilities.revocations) await backend.revoke(ids, { expiresMs: app.config.revokeExpires });
+  };
 }
 
 function broadcastCommand(kind: 'inspect' | 'control', methods: readonly string[]) {
@@ -71,7 +80,9 @@ function broadcastCommand(kind: 'inspect' | 'control', methods: readonly string[
       if (['rate_limit', 'time_limit'].includes(method) && !words[0]) throw new CliError(`${method} needs a task name`, EXIT.USAGE);
       if (['add_consumer', 'cancel_consumer'].includes(method) && !words[0]) throw new CliError(`${method} needs a queue name`, EXIT.USAGE);
       if (['revoke', 'query_task'].includes(method) && words.length === 0) throw new CliError(`${method} needs at least one task id`, EXIT.USAGE);
-      await runBroadcast(opts, method, args);
+      // As app.revoke: a revocation is kept in the result backend too, so workers started later honour it.
+      const persist = method === 'revoke' || method === 'terminate' ? persistRevocation(args.task_id as string[]) : undefined;
+      await runBroadcast(opts, method, args, {}, persist);
     });
 }
 

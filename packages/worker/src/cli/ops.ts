@@ -60,6 +60,12 @@ function brokerDown(app: CeleriacApp, err: unknown): CliError {
   return new CliError(`cannot reach the broker at ${redactUrl(app.config.broker.redacted)}: ${why}`, EXIT.BROKER_DOWN);
 }
 
+/** The queues the app knows: its default queue, its routes' queues and its declarations. */
+export function appQueues(app: CeleriacApp): string[] {
+  const routes = Object.values(app.config.routes).map((r) => r.queue).filter((q): q is string => typeof q === 'string');
+  return [...new Set([app.config.defaultQueue, ...routes, ...Object.keys(app.config.queues)])];
+}
+
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }

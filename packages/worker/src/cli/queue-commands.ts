@@ -1,14 +1,8 @@
 import { Argument, Command, Option } from '@commander-js/extra-typings';
-import type { CeleriacApp, DeadLetterRecord } from '@celeriac/core';
+import type { DeadLetterRecord } from '@celeriac/core';
 import { CliError } from './load-app.js';
-import { appOption, brokerOption, confirm, EXIT, jsonOption, printJson, table, withApp } from './ops.js';
+import { appOption, appQueues, brokerOption, confirm, EXIT, jsonOption, printJson, table, withApp } from './ops.js';
 import { queueList } from './options.js';
-
-/** The queues the app knows: its default, its routes' and its declarations. */
-function knownQueues(app: CeleriacApp): string[] {
-  const routes = Object.values(app.config.routes).map((r) => r.queue).filter((q): q is string => typeof q === 'string');
-  return [...new Set([app.config.defaultQueue, ...routes, ...Object.keys(app.config.queues)])];
-}
 
 /** `celeriac purge`: empty queues (ready messages; those being run are not touched), asking first. */
 export function purgeCommand() {
@@ -22,7 +16,7 @@ export function purgeCommand() {
     .action(async (opts) => {
       await withApp(opts, async (app) => {
         const transport = await app.transport();
-        const queues = opts.queues ?? knownQueues(app);
+        const queues = opts.queues ?? appQueues(app);
         const lengths = await Promise.all(queues.map((q) => transport.length(q)));
         const total = lengths.reduce((a, b) => a + b, 0);
         if (!opts.yes && !(await confirm(`Purge ${total} message(s) from ${queues.length} queue(s): ${queues.join(', ')}?`))) {
@@ -108,7 +102,7 @@ export function failedCommand() {
     new Command('requeue')
       .description('Put dead letters back on their original queue (the given ids, or --all).')
       .addArgument(new Argument('[ids...]', 'task ids'))
-      .addOption(new Option('--all', 'every dead letter'))
+      .addOption(new Option('--all', 'every dead letter').env('CELERIAC_ALL'))
       .addOption(appOption())
       .addOption(brokerOption())
       .addOption(jsonOption())

@@ -1,6 +1,6 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import type { CeleriacApp } from '@celeriac/core';
-import { appOption, bar, brokerOption, jsonOption, printJson, table, withApp } from './ops.js';
+import { appOption, appQueues, bar, brokerOption, jsonOption, printJson, table, withApp } from './ops.js';
 import { nonNegativeInt, positiveInt, queueList } from './options.js';
 
 export interface StatusReport {
@@ -28,12 +28,6 @@ interface StatsReply {
   celeriac?: { active?: number; suspended?: boolean; events?: boolean; lastHeartbeat?: number | null; queues?: string[] };
 }
 
-/** The queues the app knows: its default, its routes' and its declarations. */
-function configuredQueues(app: CeleriacApp): string[] {
-  const routes = Object.values(app.config.routes).map((r) => r.queue).filter((q): q is string => typeof q === 'string');
-  return [app.config.defaultQueue, ...routes, ...Object.keys(app.config.queues)];
-}
-
 export async function statusReport(app: CeleriacApp, extraQueues: readonly string[], timeout: number): Promise<StatusReport> {
   const transport = await app.transport();
   const [stats, activeQueues] = await Promise.all([
@@ -58,7 +52,7 @@ export async function statusReport(app: CeleriacApp, extraQueues: readonly strin
     }),
   );
   workers.sort((a, b) => a.hostname.localeCompare(b.hostname));
-  const names = [...new Set([...configuredQueues(app), ...extraQueues, ...workers.flatMap((w) => w.queues)])];
+  const names = [...new Set([...appQueues(app), ...extraQueues, ...workers.flatMap((w) => w.queues)])];
   const queues = await Promise.all(names.map(async (name) => ({ name, length: await transport.length(name) })));
   return { broker: app.config.broker.redacted, queues, delayed: await transport.delayedCount(), deadLetters: (await transport.listDeadLetters()).length, workers };
 }

@@ -42,10 +42,10 @@ export class ControlNode {
   private async onNotice(notice: Notice): Promise<void> {
     const cmd = notice.payload as Partial<ControlCommand> | null;
     if (!cmd || typeof cmd !== 'object' || typeof cmd.method !== 'string') return;
+    // The `expires` header is not checked here, as kombu's node does not: clocks of other hosts may be
+    // seconds off, and a revoke dropped for that would be lost. (Commands are never buffered for a
+    // worker that is away: its pidbox queue goes with its connection.)
     this.worker.app.clock.adjust(notice.headers.clock);
-    // A command past its caller's deadline is stale (a worker catching up after a partition): not run.
-    const expires = notice.headers.expires;
-    if (typeof expires === 'number' && expires > 0 && Date.now() / 1000 > expires) return;
     if (!this.addressedToMe(cmd)) return;
     let reply: unknown;
     try {
