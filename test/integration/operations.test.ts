@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { createApp, toWire, buildTaskMessage, type CeleriacApp } from '@celeriac/core';
 import { celeriac, CLI, FIXTURE_APP, startWorker } from '../helpers/processes.js';
 import { waitFor } from '../helpers/wait.js';
-import { PY_DIR, PYTHON } from '../helpers/python.js';
+import { PY_DIR, PYTHON, startPythonWorker } from '../helpers/python.js';
 import { freshVhost } from '../servers/rabbitmq.js';
 import { freePort } from '../servers/redis.js';
 
@@ -209,7 +209,7 @@ describe.each(['redis', 'amqp'] as const)('operator commands over %s', (kind) =>
     expect(text).toMatch(/celeriac_queue_length\{[^}]*queue="celery"[^}]*\} 0/);
   });
 
-  it("Python's `celery inspect ping|registered` and `celery events --dump` see celeriac workers", async () => {
+  it("Python's `celery inspect ping|registered` and `celery events --dump` see celeriac workers; celeriac's inspect reaches Python workers", async () => {
     const { url, env } = await world(kind);
     await startWorker(['-A', FIXTURE_APP, '-n', 'ops@py', '-E'], env);
     const ping = await python(['inspect', 'ping', '-t', '3'], env);
@@ -232,6 +232,14 @@ describe.each(['redis', 'amqp'] as const)('operator commands over %s', (kind) =>
     } finally {
       dump.kill('SIGKILL');
     }
+    // And the other way: celeriac's commands reach a Python worker beside the celeriac one
+    // (started last: it would take tasks from the shared queue, and it sends no events).
+    await startPythonWorker(env);
+    const both = json<Record<string, unknown>>((await run(['inspect', 'ping', '-b', url, '--json'], env)).stdout);
+    expect(Object.keys(both).sort()).toEqual(['ops@py', expect.stringMatching(/^celery@/)].sort());
+    expect(Object.values(both)).toEqual([{ ok: 'pong' }, { ok: 'pong' }]);
+    const pyRegistered = json<Record<string, string[]>>((await run(['inspect', 'registered', '-b', url, '--json'], env)).stdout);
+    expect(Object.entries(pyRegistered).find(([node]) => node.startsWith('celery@'))?.[1]).toContain('tasks.xsum');
   });
 });
 

@@ -5,7 +5,6 @@ import { Worker } from '../worker.js';
 import { ProcessPool } from '../pools/process.js';
 import { AsyncPool } from '../pools/async.js';
 import { loadApp } from './load-app.js';
-import { serveMetrics } from '../metrics.js';
 import { nonNegativeInt, positiveInt, queueList } from './options.js';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -56,6 +55,8 @@ export function workerCommand(): Command {
       });
       await startWithRetry(worker, log, app.config.broker.redacted);
       if (opts.metricsPort !== undefined) {
+        // Loaded only when asked for: a worker without metrics does not carry prom-client.
+        const { serveMetrics } = await import('../metrics.js');
         metrics = await serveMetrics(worker, opts.metricsPort);
         log.info({ url: metrics.url }, 'metrics served');
       }
