@@ -7,7 +7,7 @@ import { newId } from '../../util/ids.js';
 import { deadLetterRecord, type Consumer, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
 import { connectRedis, RedisUnavailableError, warnIfUnsafe, type RedisSettings } from './connection.js';
 import { bindingMatches, type ListenOptions, type Notice, type NoticeExchange, type NotifyOptions } from '../notice.js';
-import { ACK, DEAD_LETTER, FETCH, NOTIFY_DIRECT, PROMOTE, RELEASE_LOCK, REQUEUE, RESTORE_ONE, SEP } from './scripts.js';
+import { ACK, ACK_FETCH, DEAD_LETTER, FETCH, NOTIFY_DIRECT, PROMOTE, RELEASE_LOCK, REQUEUE, RESTORE_ONE, SEP } from './scripts.js';
 
 /** Keys this transport writes. kombu's names where kombu has one; celeriac's own are documented here. */
 export const KEYS = {
@@ -83,6 +83,7 @@ export class RedisTransport implements Transport {
   ) {
     for (const [name, lua, keys] of [
       ['celeriacFetch', FETCH, undefined],
+      ['celeriacAckFetch', ACK_FETCH, undefined],
       ['celeriacAck', ACK, 3],
       ['celeriacRequeue', REQUEUE, 3],
       ['celeriacDeadLetter', DEAD_LETTER, 4],
@@ -405,6 +406,8 @@ class RedisConsumer implements Consumer {
   private watchdog: NodeJS.Timeout | undefined;
   private lastLoopAt = Date.now();
   private generation = 0;
+  /** Slots asked for by a fetch on its way (the loop's or an ack batch's), so the two never over-fetch. */
+  private fetching = 0;
   private readonly keys: string[];
   /** Queue name for each polled list (same order as `keys`). */
   private readonly queueOfKey: string[];
@@ -448,20 +451,20 @@ class RedisConsumer implements Consumer {
     const generation = ++this.generation;
     while (this.active && generation === this.generation) {
       this.lastLoopAt = Date.now();
-      const free = this.prefetch - this.held.size;
+      const free = this.prefetch - this.held.size - this.fetching;
       let got = 0;
       if (free > 0) {
+        this.fetching += free;
         try {
           const out = (await redis.celeriacFetch(3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys, free, nowSeconds())) as (
             | string
             | number
           )[];
-          for (let i = 0; i < out.length; i += 4) {
-            this.deliver(Number(out[i]) - 1, String(out[i + 1]), Number(out[i + 2]), String(out[i + 3]));
-            got++;
-          }
+          got = this.deliverAll(out, 0);
         } catch {
           // Redis unreachable or restarting: back off; ioredis reconnects, and this loop resumes on its own.
+        } finally {
+          this.fetching -= free;
         }
       }
       if (got > 0) {
@@ -470,6 +473,16 @@ class RedisConsumer implements Consumer {
       }
       await this.backoff.sleep();
     }
+  }
+
+  /** Hand out the messages of a fetch reply (flat: key index, tag, count, envelope), from `from`; returns how many. */
+  private deliverAll(out: (string | number)[], from: number): number {
+    let got = 0;
+    for (let i = from; i < out.length; i += 4) {
+      this.deliver(Number(out[i]) - 1, String(out[i + 1]), Number(out[i + 2]), String(out[i + 3]));
+      got++;
+    }
+    return got;
   }
 
   private deliver(keyIndex: number, tag: string, count: number, item: string): void {
@@ -493,8 +506,9 @@ class RedisConsumer implements Consumer {
         if (delivery.settled) return;
         delivery.settled = true;
         const pending = this.queueAck(tag);
-        // Free the slot as soon as the ack is queued: the next fetch overlaps the ack's round trip.
-        delivery.release();
+        // Free the slot as soon as the ack is queued, without waking the loop: the ack batch itself
+        // fetches for the slots it frees, in the same script call.
+        this.held.delete(tag);
         if (!(await pending)) throw new LeaseLostError('ack');
       },
       reject: async ({ requeue, delayMs }) => {
@@ -524,9 +538,27 @@ class RedisConsumer implements Consumer {
   private async flushAcks(): Promise<void> {
     const batch = this.acks;
     this.acks = [];
+    const redis = this.transport.redis;
+    const want = this.active ? this.prefetch - this.held.size - this.fetching : 0;
     try {
-      const flags = (await this.transport.redis.celeriacAck(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...batch.map((a) => a.tag))) as number[];
-      batch.forEach((a, i) => a.done(flags[i] === 1));
+      if (want <= 0) {
+        const flags = (await redis.celeriacAck(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...batch.map((a) => a.tag))) as number[];
+        batch.forEach((a, i) => a.done(flags[i] === 1));
+        return;
+      }
+      this.fetching += want;
+      let out: (string | number)[];
+      try {
+        out = (await redis.celeriacAckFetch(
+          3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys,
+          batch.length, ...batch.map((a) => a.tag), want, nowSeconds(),
+        )) as (string | number)[];
+      } finally {
+        this.fetching -= want;
+      }
+      batch.forEach((a, i) => a.done(out[i] === 1));
+      // A consumer cancelled meanwhile still owns what was fetched: handed out, it is acked or returned as usual.
+      if (this.deliverAll(out, batch.length) > 0) this.backoff.reset();
     } catch (err) {
       for (const a of batch) a.fail(err);
     }
@@ -559,6 +591,7 @@ class RedisConsumer implements Consumer {
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     celeriacFetch(numKeys: number, ...args: (string | number)[]): Result<unknown, Context>;
+    celeriacAckFetch(numKeys: number, ...args: (string | number)[]): Result<unknown, Context>;
     celeriacAck(...args: (string | number)[]): Result<unknown, Context>;
     celeriacRequeue(...args: (string | number)[]): Result<unknown, Context>;
     celeriacDeadLetter(...args: (string | number)[]): Result<unknown, Context>;

@@ -7,17 +7,12 @@
 /** kombu's separator inside priority queue names and binding members. */
 export const SEP = '\x06\x16';
 
-export const FETCH = `
--- fetch: take up to ARGV[1] messages from the queue lists KEYS[4..] (served in that order,
--- each from its right end, as kombu's BRPOP does) and record every one as unacknowledged,
--- in one step: no message is ever popped without an unacked entry.
--- KEYS[1] unacked         hash  delivery_tag -> JSON [envelope, exchange, routing_key] (kombu)
--- KEYS[2] unacked_index   zset  delivery_tag -> delivery time, unix seconds (kombu)
--- KEYS[3] deliveries      hash  delivery_tag -> delivery count (celeriac; removed on ack)
--- ARGV[1] max messages; ARGV[2] now, unix seconds
--- returns a flat array: queue key index (1-based into KEYS[4..]), tag, delivery count, envelope text, ...
-local out = {}
-local n = tonumber(ARGV[1])
+/**
+ * Lua that takes up to ARGV[max] messages from the queue lists KEYS[4..] (each from its right end,
+ * as kombu's BRPOP does) and records every one as unacknowledged, appending to `out` a flat
+ * (queue key index 1-based into KEYS[4..], tag, delivery count, envelope text) per message.
+ */
+const take = (max: number | string, now: number | string): string => `local n = tonumber(ARGV[${max}])
 for k = 4, #KEYS do
   while n > 0 do
     local item = redis.call('RPOP', KEYS[k])
@@ -38,7 +33,7 @@ for k = 4, #KEYS do
     if ok then entry = '[' .. item .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']'
     else entry = cjson.encode({item, ex, rk}) end
     redis.call('HSET', KEYS[1], tag, entry)
-    redis.call('ZADD', KEYS[2], ARGV[2], tag)
+    redis.call('ZADD', KEYS[2], ARGV[${now}], tag)
     local count = redis.call('HINCRBY', KEYS[3], tag, 1)
     out[#out + 1] = k - 3
     out[#out + 1] = tag
@@ -48,7 +43,33 @@ for k = 4, #KEYS do
   end
   if n == 0 then break end
 end
-return out
+`;
+
+/** Lua that acknowledges the tags ARGV[from..to], appending one flag each to `out` (1 acknowledged, 0 no longer ours). */
+const settle = (from: number | string, to: string): string => `for i = ${from}, ${to} do
+  local tag = ARGV[i]
+  if redis.call('HDEL', KEYS[1], tag) == 1 then
+    redis.call('ZREM', KEYS[2], tag)
+    redis.call('HDEL', KEYS[3], tag)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+`;
+
+const UNACKED_KEYS = `-- KEYS[1] unacked         hash  delivery_tag -> JSON [envelope, exchange, routing_key] (kombu)
+-- KEYS[2] unacked_index   zset  delivery_tag -> delivery time, unix seconds (kombu)
+-- KEYS[3] deliveries      hash  delivery_tag -> delivery count (celeriac; removed on ack)`;
+
+export const FETCH = `
+-- fetch: take up to ARGV[1] messages from the queue lists KEYS[4..] (served in that order) and record
+-- every one as unacknowledged, in one step: no message is ever popped without an unacked entry.
+${UNACKED_KEYS}
+-- ARGV[1] max messages; ARGV[2] now, unix seconds
+-- returns a flat array: queue key index (1-based into KEYS[4..]), tag, delivery count, envelope text, ...
+local out = {}
+${take(1, 2)}return out
 `;
 
 export const ACK = `
@@ -58,16 +79,19 @@ export const ACK = `
 -- ARGV[1..n] delivery tags (a batch: the acks of one event-loop turn)
 -- returns one flag per tag: 1 acknowledged, 0 no longer ours
 local out = {}
-for i, tag in ipairs(ARGV) do
-  if redis.call('HDEL', KEYS[1], tag) == 1 then
-    redis.call('ZREM', KEYS[2], tag)
-    redis.call('HDEL', KEYS[3], tag)
-    out[i] = 1
-  else
-    out[i] = 0
-  end
-end
-return out
+${settle(1, '#ARGV')}return out
+`;
+
+export const ACK_FETCH = `
+-- ack-fetch: acknowledge a batch of deliveries (as ack) and take the next messages for the slots
+-- they free (as fetch), in one step and one round trip (what BullMQ's moveToFinished does).
+${UNACKED_KEYS}
+-- KEYS[4..] queue lists, served in that order
+-- ARGV[1] n = number of tags; ARGV[2..n+1] delivery tags; ARGV[n+2] max messages; ARGV[n+3] now, unix seconds
+-- returns n ack flags (1 acknowledged, 0 no longer ours), then fetch's flat array
+local out = {}
+local last = tonumber(ARGV[1]) + 1
+${settle(2, 'last')}${take('last + 1', 'last + 2')}return out
 `;
 
 export const REQUEUE = `
