@@ -146,13 +146,14 @@ describe.each(['redis', 'amqp'] as const)('operator commands over %s', (kind) =>
     expect(nobody.stderr).toContain('No nodes replied');
   });
 
-  it('failed: a malformed message and an unknown task are listed and shown; the unknown one is requeued and runs once a worker knows it', async () => {
+  it('failed: malformed, unknown-task and wrong-argument messages are listed and shown; once the fix is deployed, requeue --all runs the fixable ones and the malformed one comes back', async () => {
     const { url, env } = await world(kind);
     const b = ['-b', url];
     const old = await startWorker(['-A', FIXTURE_APP, '-n', 'ops@old'], env);
     const app: CeleriacApp = createApp({ broker: url, backend: env.CELERIAC_RESULT_BACKEND });
     try {
       const late = await app.sendTask<number>('tasks.late', [4]);
+      const strict = await app.sendTask<number>('tasks.strict', ['4']);
       const transport = await app.transport();
       // A message whose body is not Celery's [args, kwargs, embed].
       const bad = toWire(buildTaskMessage({ task: 'tasks.add', id: 'bad-body-1', args: [1, 2], kwargs: {} }));
@@ -160,27 +161,37 @@ describe.each(['redis', 'amqp'] as const)('operator commands over %s', (kind) =>
       let list = { code: -1, stdout: '' };
       await waitFor(async () => {
         list = await run(['failed', 'list', ...b], env);
-        return list.stdout.includes('2 failed task(s)');
-      }, 'both dead-lettered');
+        return list.stdout.includes('3 failed task(s)');
+      }, 'all three dead-lettered');
       expect(list.code).toBe(0);
       expect(list.stdout).toMatch(new RegExp(`${late.id}\\s+tasks\\.late\\s+TASK_UNKNOWN\\s+celery`));
       expect(list.stdout).toMatch(/bad-body-1\s+tasks\.add\s+MESSAGE_MALFORMED\s+celery/);
+      expect(list.stdout).toMatch(new RegExp(`${strict.id}\\s+tasks\\.strict\\s+TASK_ARGS_INVALID\\s+celery`));
+      const malformed = await run(['failed', 'show', 'bad-body-1', ...b], env);
+      expect(malformed.stdout).toMatch(/reason\s+MESSAGE_MALFORMED/);
+      expect(malformed.stdout).toMatch(/error\s+\S/);
       const show = await run(['failed', 'show', late.id, ...b], env);
       expect(show.code).toBe(0);
       expect(show.stdout).toMatch(/reason\s+TASK_UNKNOWN/);
       expect(show.stdout).toMatch(/args\s+\(4,\)/);
       expect(show.stdout).toMatch(/result\s+FAILURE/);
       expect((await run(['failed', 'show', 'no-such-id', ...b], env)).code).toBe(1);
-      // A worker that knows the task is deployed; the old one leaves. Requeue: it runs, once.
+      // The fixed release is deployed (it knows tasks.late, and takes '4'); the old one leaves.
       await startWorker(['-A', FIXTURE_APP, '-n', 'ops@new'], { ...env, FIXTURE_WITH_LATE: '1' });
       old.proc.kill('SIGTERM');
       await old.exited;
-      const requeue = await run(['failed', 'requeue', late.id, ...b], env);
-      expect(requeue.code).toBe(0);
-      expect(requeue.stdout).toContain('Requeued 1 task(s).');
+      const one = await run(['failed', 'requeue', late.id, ...b], env);
+      expect(one.code).toBe(0);
+      expect(one.stdout).toContain('Requeued 1 task(s).');
       await expect(late.get({ timeout: 15_000 })).resolves.toBe(40);
-      const after = await run(['failed', 'list', ...b, '--json'], env);
-      expect(json<{ id: string }[]>(after.stdout).map((r) => r.id)).toEqual(['bad-body-1']);
+      const all = await run(['failed', 'requeue', '--all', ...b], env);
+      expect(all.stdout).toContain('Requeued 2 task(s).');
+      await expect(strict.get({ timeout: 15_000 })).resolves.toBe(5);
+      // The malformed one cannot be fixed by a deploy: refused again, back in the store with its reason.
+      await waitFor(async () => {
+        const after = json<{ id: string; reason: string }[]>((await run(['failed', 'list', ...b, '--json'], env)).stdout);
+        return after.length === 1 && after[0]!.id === 'bad-body-1' && after[0]!.reason === 'MESSAGE_MALFORMED';
+      }, 'the malformed message dead-lettered again');
       expect((await run(['failed', 'requeue', 'gone', ...b], env)).code).toBe(1);
       const purge = await run(['failed', 'purge', '--yes', ...b], env);
       expect(purge.stdout).toContain('Deleted 1 failed task(s).');
