@@ -451,7 +451,7 @@ class RedisConsumer implements Consumer {
     const generation = ++this.generation;
     while (this.active && generation === this.generation) {
       this.lastLoopAt = Date.now();
-      const free = this.prefetch - this.held.size - this.fetching;
+      const free = Math.min(this.batch(), this.prefetch - this.held.size - this.fetching);
       let got = 0;
       if (free > 0) {
         this.fetching += free;
@@ -473,6 +473,14 @@ class RedisConsumer implements Consumer {
       }
       await this.backoff.sleep();
     }
+  }
+
+  /**
+   * At most half the prefetch per fetch, so two fetches can be on their way at once: Redis takes the
+   * next batch while this process runs the one it has, instead of the two taking turns.
+   */
+  private batch(): number {
+    return Math.max(1, Math.ceil(this.prefetch / 2));
   }
 
   /** Hand out the messages of a fetch reply (flat: key index, tag, count, envelope), from `from`; returns how many. */
@@ -539,7 +547,7 @@ class RedisConsumer implements Consumer {
     const batch = this.acks;
     this.acks = [];
     const redis = this.transport.redis;
-    const want = this.active ? this.prefetch - this.held.size - this.fetching : 0;
+    const want = this.active ? Math.min(this.batch(), this.prefetch - this.held.size - this.fetching) : 0;
     try {
       if (want <= 0) {
         const flags = (await redis.celeriacAck(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...batch.map((a) => a.tag))) as number[];
