@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { waitFor } from './wait.js';
@@ -52,8 +52,21 @@ export async function startWorker(args: string[], env: Record<string, string>): 
   return w;
 }
 
+/** Pids of a process's children (a process-pool worker's children outlive a SIGKILL of their parent). */
+function childrenOf(pid: number): number[] {
+  return spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+}
+
 afterEach(async () => {
   for (const s of [...running]) {
+    // Children first: a child busy in a CPU loop never sees its parent go, and would spin through later tests.
+    for (const child of childrenOf(s.pid)) {
+      try {
+        process.kill(child, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
     s.proc.kill('SIGKILL');
     await s.exited;
   }
