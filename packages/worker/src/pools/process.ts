@@ -163,7 +163,10 @@ export class ProcessPool implements Pool {
           killTimer = setTimeout(() => child.proc.kill('SIGKILL'), reason.kind === 'shutdown' ? 0 : (this.options.terminateGraceMs ?? 2000));
         }
       };
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      // Aborted before we listened (a revoke that came while a child was being found): act on it now,
+      // since an aborted signal fires no event for a listener added later.
+      if (ctx.signal.aborted) onAbort();
+      else ctx.signal.addEventListener('abort', onAbort, { once: true });
       if (hardMs !== undefined) {
         hardTimer = setTimeout(() => {
           if (child.job?.jobId !== jobId) return;
