@@ -201,7 +201,9 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   }
   if (deps.events.listenerCount('task-started')) deps.events.emit('task-started', { id, name: task.name });
   const started = performance.now();
-  const softMs = deps.timeLimits.get(task.name)?.soft !== undefined || headers.timelimit[1] === null ? task.options.softTimeLimit : headers.timelimit[1] * 1000;
+  // A soft limit set at run time (already in task.options) wins over the message's; no lookup when none is set.
+  const runTimeSoft = deps.timeLimits.size > 0 && deps.timeLimits.get(task.name)?.soft !== undefined;
+  const softMs = runTimeSoft || headers.timelimit[1] === null ? task.options.softTimeLimit : headers.timelimit[1] * 1000;
   const softTimer = softMs !== undefined ? setTimeout(() => controller.abort(new SoftTimeLimitExceeded(softMs / 1000)), softMs) : undefined;
   let value: unknown;
   try {

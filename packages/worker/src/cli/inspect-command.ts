@@ -1,8 +1,7 @@
-import { Argument, Command, Option } from '@commander-js/extra-typings';
+import { Argument, Command } from '@commander-js/extra-typings';
 import type { BroadcastOptions, CeleriacApp } from '@celeriac/core';
 import { CliError } from './load-app.js';
-import { appOption, brokerOption, EXIT, jsonOption, printJson, withApp } from './ops.js';
-import { nonNegativeInt, queueList } from './options.js';
+import { destinationOption, EXIT, opsCommand, printJson, replyTimeoutOption, withApp } from './ops.js';
 
 /** How each command's positional words become its keyword arguments (Celery's `celery inspect|control` signatures). */
 const SIGNATURES: Record<string, (words: string[]) => Record<string, unknown>> = {
@@ -66,15 +65,11 @@ function persistRevocation(ids: string[]) {
 }
 
 function broadcastCommand(kind: 'inspect' | 'control', methods: readonly string[]) {
-  return new Command(kind)
-    .description(kind === 'inspect' ? 'Ask the workers (like `celery inspect`).' : 'Tell the workers to change (like `celery control`).')
+  return opsCommand(kind, kind === 'inspect' ? 'Ask the workers (like `celery inspect`).' : 'Tell the workers to change (like `celery control`).')
     .addArgument(new Argument('<method>', 'command').choices(methods))
     .addArgument(new Argument('[args...]', 'the command\'s arguments (e.g. rate_limit tasks.add 10/s; query_task <id>...)'))
-    .addOption(appOption())
-    .addOption(brokerOption())
-    .addOption(jsonOption())
-    .addOption(new Option('-d, --destination <nodes>', 'comma-separated node names').env('CELERIAC_DESTINATION').argParser(queueList))
-    .addOption(new Option('-t, --timeout <ms>', 'how long to wait for replies').env('CELERIAC_TIMEOUT').argParser(nonNegativeInt).default(1000))
+    .addOption(destinationOption())
+    .addOption(replyTimeoutOption())
     .action(async (method, words, opts) => {
       const args = SIGNATURES[method]?.(words) ?? {};
       if (['rate_limit', 'time_limit'].includes(method) && !words[0]) throw new CliError(`${method} needs a task name`, EXIT.USAGE);
@@ -91,12 +86,8 @@ export const controlCommand = () => broadcastCommand('control', CONTROL_METHODS)
 
 /** `celeriac suspend` / `celeriac resume`: every worker (or `-d` ones) stops or resumes taking new tasks. */
 export function suspendCommand(kind: 'suspend' | 'resume'): Command {
-  return new Command(kind)
-    .description(kind === 'suspend' ? 'Workers stop taking new tasks (running ones finish); `celeriac resume` undoes it.' : 'Suspended workers take tasks again.')
-    .addOption(appOption())
-    .addOption(brokerOption())
-    .addOption(jsonOption())
-    .addOption(new Option('-d, --destination <nodes>', 'comma-separated node names').env('CELERIAC_DESTINATION').argParser(queueList))
-    .addOption(new Option('-t, --timeout <ms>', 'how long to wait for replies').env('CELERIAC_TIMEOUT').argParser(nonNegativeInt).default(1000))
+  return opsCommand(kind, kind === 'suspend' ? 'Workers stop taking new tasks (running ones finish); `celeriac resume` undoes it.' : 'Suspended workers take tasks again.')
+    .addOption(destinationOption())
+    .addOption(replyTimeoutOption())
     .action(async (opts) => runBroadcast(opts, kind, {}));
 }

@@ -1,4 +1,5 @@
-import { Option } from '@commander-js/extra-typings';
+import { Command, Option } from '@commander-js/extra-typings';
+import { nonNegativeInt, queueList } from './options.js';
 import { CeleriacError, createApp, redactUrl, type CeleriacApp } from '@celeriac/core';
 import { CliError, loadApp } from './load-app.js';
 
@@ -13,6 +14,16 @@ export const EXIT = { OK: 0, NEGATIVE: 1, USAGE: 2, BROKER_DOWN: 3, NOT_READY: 4
 export const appOption = () => new Option('-A, --app <module>', 'module exporting the app (for its broker, routes and queues)').env('CELERIAC_APP');
 export const brokerOption = () => new Option('-b, --broker <url>', 'broker URL when no -A is given').env('CELERIAC_BROKER_URL');
 export const jsonOption = () => new Option('--json', 'machine-readable output (one JSON document)').env('CELERIAC_JSON');
+
+/** An operator command with the options every one of them takes: `-A`, `-b`, `--json`. */
+export function opsCommand(name: string, description: string) {
+  return new Command(name).description(description).addOption(appOption()).addOption(brokerOption()).addOption(jsonOption());
+}
+
+/** Which workers a broadcast is for, and how long their replies are collected. */
+export const destinationOption = () => new Option('-d, --destination <nodes>', 'comma-separated node names').env('CELERIAC_DESTINATION').argParser(queueList);
+export const replyTimeoutOption = () =>
+  new Option('-t, --timeout <ms>', 'how long to wait for replies').env('CELERIAC_TIMEOUT').argParser(nonNegativeInt).default(1000);
 
 export interface OpsOptions {
   readonly app?: string | undefined;

@@ -1,25 +1,24 @@
 import { Argument, Command, Option } from '@commander-js/extra-typings';
 import type { DeadLetterRecord } from '@celeriac/core';
 import { CliError } from './load-app.js';
-import { appOption, appQueues, brokerOption, confirm, EXIT, jsonOption, printJson, table, withApp } from './ops.js';
+import { appQueues, confirm, EXIT, opsCommand, printJson, table, withApp } from './ops.js';
 import { queueList } from './options.js';
 
 /** `celeriac purge`: empty queues (ready messages; those being run are not touched), asking first. */
 export function purgeCommand() {
-  return new Command('purge')
-    .description('Delete every ready message from the queues (default: the app\'s queues), asking first unless --yes.')
-    .addOption(appOption())
-    .addOption(brokerOption())
-    .addOption(jsonOption())
+  return opsCommand('purge', 'Delete every ready message from the queues (default: the app\'s queues), asking first unless --yes.')
     .addOption(new Option('-Q, --queues <list>', 'comma-separated queues to purge').env('CELERIAC_QUEUES').argParser(queueList))
     .addOption(new Option('-y, --yes', 'do not ask').env('CELERIAC_YES'))
     .action(async (opts) => {
       await withApp(opts, async (app) => {
         const transport = await app.transport();
         const queues = opts.queues ?? appQueues(app);
-        const lengths = await Promise.all(queues.map((q) => transport.length(q)));
-        const total = lengths.reduce((a, b) => a + b, 0);
-        if (!opts.yes && !(await confirm(`Purge ${total} message(s) from ${queues.length} queue(s): ${queues.join(', ')}?`))) {
+        // The lengths are only for the question: with --yes, nothing is read twice.
+        const ask = async (): Promise<boolean> => {
+          const total = (await Promise.all(queues.map((q) => transport.length(q)))).reduce((a, b) => a + b, 0);
+          return confirm(`Purge ${total} message(s) from ${queues.length} queue(s): ${queues.join(', ')}?`);
+        };
+        if (!opts.yes && !(await ask())) {
           process.stderr.write('not purged\n');
           process.exitCode = EXIT.NEGATIVE;
           return;
@@ -61,11 +60,7 @@ function describe(r: DeadLetterRecord, stored: { status: string; date_done: stri
 export function failedCommand() {
   const failed = new Command('failed').description('The dead-letter store: messages refused (bad input, unknown task) or delivered too often.');
   failed.addCommand(
-    new Command('list')
-      .description('List dead letters with reason, queue and time.')
-      .addOption(appOption())
-      .addOption(brokerOption())
-      .addOption(jsonOption())
+    opsCommand('list', 'List dead letters with reason, queue and time.')
       .action(async (opts) => {
         const records = await withApp(opts, async (app) => (await app.transport()).listDeadLetters());
         if (opts.json) {
@@ -82,12 +77,8 @@ export function failedCommand() {
       }),
   );
   failed.addCommand(
-    new Command('show')
-      .description('One dead letter in full: reason, origin queue, times, the error with its traceback.')
+    opsCommand('show', 'One dead letter in full: reason, origin queue, times, the error with its traceback.')
       .addArgument(new Argument('<id>', 'task id'))
-      .addOption(appOption())
-      .addOption(brokerOption())
-      .addOption(jsonOption())
       .action(async (id, opts) => {
         await withApp(opts, async (app) => {
           const record = (await (await app.transport()).listDeadLetters()).find((r) => r.id === id);
@@ -99,13 +90,9 @@ export function failedCommand() {
       }),
   );
   failed.addCommand(
-    new Command('requeue')
-      .description('Put dead letters back on their original queue (the given ids, or --all).')
+    opsCommand('requeue', 'Put dead letters back on their original queue (the given ids, or --all).')
       .addArgument(new Argument('[ids...]', 'task ids'))
       .addOption(new Option('--all', 'every dead letter').env('CELERIAC_ALL'))
-      .addOption(appOption())
-      .addOption(brokerOption())
-      .addOption(jsonOption())
       .action(async (ids, opts) => {
         if (!opts.all && ids.length === 0) throw new CliError('give task ids, or --all', EXIT.USAGE);
         const n = await withApp(opts, (app) => app.requeueDeadLetters(opts.all ? undefined : ids));
@@ -115,12 +102,8 @@ export function failedCommand() {
       }),
   );
   failed.addCommand(
-    new Command('purge')
-      .description('Delete every dead letter, asking first unless --yes.')
+    opsCommand('purge', 'Delete every dead letter, asking first unless --yes.')
       .addOption(new Option('-y, --yes', 'do not ask').env('CELERIAC_YES'))
-      .addOption(appOption())
-      .addOption(brokerOption())
-      .addOption(jsonOption())
       .action(async (opts) => {
         await withApp(opts, async (app) => {
           const transport = await app.transport();

@@ -1,6 +1,6 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import type { CeleriacApp } from '@celeriac/core';
-import { appOption, appQueues, bar, brokerOption, jsonOption, printJson, table, withApp } from './ops.js';
+import { appQueues, bar, opsCommand, printJson, table, withApp } from './ops.js';
 import { nonNegativeInt, positiveInt, queueList } from './options.js';
 
 export interface StatusReport {
@@ -86,11 +86,7 @@ export function renderStatus(r: StatusReport): string {
 }
 
 export function statusCommand(): Command {
-  return new Command('status')
-    .description('Queues with their lengths, delayed and failed counts, and the workers (like `rq info`).')
-    .addOption(appOption())
-    .addOption(brokerOption())
-    .addOption(jsonOption())
+  return opsCommand('status', 'Queues with their lengths, delayed and failed counts, and the workers (like `rq info`).')
     .addOption(new Option('-Q, --queues <list>', 'also show these queues').env('CELERIAC_QUEUES').argParser(queueList))
     .addOption(new Option('-t, --timeout <ms>', 'how long to wait for workers').env('CELERIAC_TIMEOUT').argParser(nonNegativeInt).default(1000))
     .addOption(new Option('-i, --interval <s>', 'refresh in place every this many seconds (Ctrl-C to stop)').env('CELERIAC_INTERVAL').argParser(positiveInt))

@@ -1,6 +1,6 @@
-import { Argument, Command, Option } from '@commander-js/extra-typings';
+import { Argument, Option } from '@commander-js/extra-typings';
 import { READY_STATES, type CeleriacApp, type ResultMeta } from '@celeriac/core';
-import { appOption, brokerOption, EXIT, jsonArg, jsonOption, printJson, withApp } from './ops.js';
+import { EXIT, jsonArg, opsCommand, printJson, withApp } from './ops.js';
 import { nonNegativeInt } from './options.js';
 
 /** Exit code for a task's state: 0 SUCCESS, 1 FAILURE or REVOKED, 4 not finished. */
@@ -32,12 +32,8 @@ async function readResult(app: CeleriacApp, id: string): Promise<ResultMeta | un
 
 /** `celeriac result <id>`: state, and the result or the error. */
 export function resultCommand() {
-  return new Command('result')
-    .description('Show a task\'s state and its result or error (exit 0 success, 1 failed/revoked, 4 not finished).')
+  return opsCommand('result', 'Show a task\'s state and its result or error (exit 0 success, 1 failed/revoked, 4 not finished).')
     .addArgument(new Argument('<id>', 'task id'))
-    .addOption(appOption())
-    .addOption(brokerOption())
-    .addOption(jsonOption())
     .action(async (id, opts) => {
       const meta = await withApp(opts, (app) => readResult(app, id));
       if (opts.json) printJson(meta ?? { task_id: id, status: 'PENDING', result: null });
@@ -51,8 +47,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 
 /** `celeriac call <task>`: send a task by name, print its id, optionally wait for its result. */
 export function callCommand() {
-  return new Command('call')
-    .description('Send a task by name (it may be defined anywhere: here, another service, Python) and print its id.')
+  return opsCommand('call', 'Send a task by name (it may be defined anywhere: here, another service, Python) and print its id.')
     .addArgument(new Argument('<task>', 'task name'))
     .addOption(new Option('--args <json>', 'positional arguments, a JSON array').default('[]').env('CELERIAC_ARGS'))
     .addOption(new Option('--kwargs <json>', 'keyword arguments, a JSON object').default('{}').env('CELERIAC_KWARGS'))
@@ -60,9 +55,6 @@ export function callCommand() {
     .addOption(new Option('--countdown <ms>', 'run no earlier than this many ms from now').env('CELERIAC_COUNTDOWN').argParser(nonNegativeInt))
     .addOption(new Option('--wait', 'wait for the result and print it (exit code follows its state)').env('CELERIAC_WAIT'))
     .addOption(new Option('-t, --timeout <ms>', 'with --wait: how long').env('CELERIAC_TIMEOUT').argParser(nonNegativeInt).default(10_000))
-    .addOption(appOption())
-    .addOption(brokerOption())
-    .addOption(jsonOption())
     .action(async (name, opts) => {
       const args = jsonArg('--args', opts.args, isArray, 'a JSON array');
       const kwargs = jsonArg('--kwargs', opts.kwargs, isObject, 'a JSON object');
