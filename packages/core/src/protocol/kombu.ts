@@ -24,17 +24,19 @@ export function toKombuEnvelope(
   route: { exchange: string; routingKey: string },
   deliveryTag: string = randomUUID(),
 ): KombuEnvelope {
+  const delivery_info = { exchange: route.exchange, routing_key: route.routingKey };
+  // `properties` first, `delivery_tag` and `delivery_info` leading it: the Redis fetch script reads
+  // them with one anchored match instead of decoding the envelope (JSON readers ignore key order).
+  const properties: KombuEnvelope['properties'] = { delivery_tag: deliveryTag, delivery_info, ...wire.properties, body_encoding: 'base64' };
+  // Set again: a key keeps its first place when assigned, and a stale tag in `wire.properties` must lose.
+  properties.delivery_tag = deliveryTag;
+  properties.delivery_info = delivery_info;
   return {
+    properties,
     body: Buffer.from(wire.body, 'utf8').toString('base64'),
     'content-encoding': wire.contentEncoding,
     'content-type': wire.contentType,
     headers: { ...wire.headers },
-    properties: {
-      ...wire.properties,
-      delivery_info: { exchange: route.exchange, routing_key: route.routingKey },
-      body_encoding: 'base64',
-      delivery_tag: deliveryTag,
-    },
   };
 }
 

@@ -11,30 +11,49 @@ export const SEP = '\x06\x16';
  * Lua that takes up to ARGV[max] messages from the queue lists KEYS[4..] (each from its right end,
  * as kombu's BRPOP does) and records every one as unacknowledged, appending to `out` a flat
  * (queue key index 1-based into KEYS[4..], tag, delivery count, envelope text) per message.
+ *
+ * Why two ways to read the tag: decoding a whole envelope costs more than the rest of the step.
+ * celeriac writes `properties` first with `delivery_tag` and `delivery_info` leading (key order
+ * means nothing to JSON readers), so one anchored match reads them; any other envelope (Python's,
+ * one marked redelivered by a restore, a malformed one) is decoded.
+ *
+ * Delivery counts: only messages delivered before have an entry in KEYS[3] (a requeue writes one,
+ * and a message put back by a restore, kombu's or ours, is marked redelivered), so a first delivery
+ * writes nothing there and the hash stays near empty.
  */
 const take = (max: number | string, now: number | string): string => `local n = tonumber(ARGV[${max}])
 for k = 4, #KEYS do
   while n > 0 do
     local item = redis.call('RPOP', KEYS[k])
     if not item then break end
-    local ok, env = pcall(cjson.decode, item)
-    local tag, ex, rk = nil, '', ''
-    if ok and type(env) == 'table' and type(env.properties) == 'table' then
-      tag = env.properties.delivery_tag
-      local info = env.properties.delivery_info
-      if type(info) == 'table' then
-        if type(info.exchange) == 'string' then ex = info.exchange end
-        if type(info.routing_key) == 'string' then rk = info.routing_key end
+    local tag, ex, rk = string.match(item, '^{"properties":{"delivery_tag":"([^"\\\\]+)","delivery_info":{"exchange":"([^"\\\\]*)","routing_key":"([^"\\\\]*)"}')
+    local entry, again
+    if tag then
+      -- The envelope text is embedded as it is, so a restore (by kombu too) puts back exactly what was sent.
+      entry = '[' .. item .. ', "' .. ex .. '", "' .. rk .. '"]'
+    else
+      local ok, env = pcall(cjson.decode, item)
+      ex, rk = '', ''
+      if ok and type(env) == 'table' and type(env.properties) == 'table' then
+        tag = env.properties.delivery_tag
+        local info = env.properties.delivery_info
+        if type(info) == 'table' then
+          if type(info.exchange) == 'string' then ex = info.exchange end
+          if type(info.routing_key) == 'string' then rk = info.routing_key end
+          again = info.redelivered == true
+        end
+        if type(env.headers) == 'table' and env.headers.redelivered == true then again = true end
       end
+      if type(tag) ~= 'string' then tag = 'celeriac-undecodable-' .. redis.sha1hex(item) end
+      if ok then entry = '[' .. item .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']'
+      else entry = cjson.encode({item, ex, rk}) end
     end
-    if type(tag) ~= 'string' then tag = 'celeriac-undecodable-' .. redis.sha1hex(item) end
-    -- The envelope text is embedded as it is, so a restore (by kombu too) puts back exactly what was sent.
-    local entry
-    if ok then entry = '[' .. item .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']'
-    else entry = cjson.encode({item, ex, rk}) end
     redis.call('HSET', KEYS[1], tag, entry)
     redis.call('ZADD', KEYS[2], ARGV[${now}], tag)
-    local count = redis.call('HINCRBY', KEYS[3], tag, 1)
+    local count = 1
+    local before = redis.call('HGET', KEYS[3], tag)
+    if before then count = tonumber(before) + 1 elseif again then count = 2 end
+    if count > 1 then redis.call('HSET', KEYS[3], tag, count) end
     out[#out + 1] = k - 3
     out[#out + 1] = tag
     out[#out + 1] = count
@@ -60,7 +79,7 @@ end
 
 const UNACKED_KEYS = `-- KEYS[1] unacked         hash  delivery_tag -> JSON [envelope, exchange, routing_key] (kombu)
 -- KEYS[2] unacked_index   zset  delivery_tag -> delivery time, unix seconds (kombu)
--- KEYS[3] deliveries      hash  delivery_tag -> delivery count (celeriac; removed on ack)`;
+-- KEYS[3] deliveries      hash  delivery_tag -> deliveries so far, for messages delivered before (celeriac; removed on ack)`;
 
 export const FETCH = `
 -- fetch: take up to ARGV[1] messages from the queue lists KEYS[4..] (served in that order) and record
@@ -97,11 +116,13 @@ ${settle(2, 'last')}${take('last + 1', 'last + 2')}return out
 export const REQUEUE = `
 -- requeue: give a delivery back, now (RPUSH: next to be served, as kombu restores)
 -- or later (into the delayed set), fenced by the unacked entry like ack.
--- KEYS[1] unacked; KEYS[2] unacked_index; KEYS[3] target queue list, or the delayed zset
+-- KEYS[1] unacked; KEYS[2] unacked_index; KEYS[3] target queue list, or the delayed zset;
+-- KEYS[4] deliveries (a first delivery has no entry yet: it gets one, so the next one counts 2)
 -- ARGV[1] delivery tag; ARGV[2] envelope text (list) or delayed member (zset); ARGV[3] due ms, or '' for now
 -- returns 1 when requeued, 0 when the entry was no longer ours
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSETNX', KEYS[4], ARGV[1], 1)
 if ARGV[3] == '' then redis.call('RPUSH', KEYS[3], ARGV[2])
 else redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2]) end
 return 1

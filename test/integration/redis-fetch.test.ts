@@ -1,0 +1,124 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { buildTaskMessage, parseUrl, RedisTransport, redisSettings, toWire, type Delivery } from '@celeriac/core';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * The Redis fetch script reads celeriac's envelopes by one anchored match and decodes
+ * every other one; delivery counts live in `celeriac.deliveries` only for messages
+ * delivered before. These pin what both paths write, as kombu reads it.
+ */
+const base = inject('redisUrl');
+let n = 0;
+const open: { close(): Promise<void> }[] = [];
+afterEach(async () => {
+  for (const c of open.splice(0).reverse()) await c.close();
+});
+
+async function setup(visibilityTimeout = 1000) {
+  const prefix = `fetch${process.pid}-${++n}:`;
+  const settings = redisSettings(parseUrl('broker', `${base}?keyPrefix=${prefix}`, ['redis']));
+  const raw = new Redis(base, { keyPrefix: prefix });
+  open.push({ close: async () => void raw.disconnect() });
+  const make = async () => {
+    const t = await RedisTransport.open(settings, { visibilityTimeout });
+    open.push(t);
+    return t;
+  };
+  return { raw, make };
+}
+
+async function take(t: RedisTransport, queue: string): Promise<{ got: Delivery[]; cancel: () => Promise<void> }> {
+  const got: Delivery[] = [];
+  const consumer = await t.consume([queue], (d) => got.push(d), { prefetch: 1 });
+  await waitFor(() => got.length > 0, `a delivery from ${queue}`);
+  return { got, cancel: () => consumer.cancel() };
+}
+
+const wire = (id: string) => toWire(buildTaskMessage({ task: 'tasks.add', id, args: [1, 2], kwargs: {} }));
+
+describe('Redis fetch script', () => {
+  it('records a celeriac envelope as kombu does: [envelope, exchange, routing key], and counts no first delivery', async () => {
+    const { raw, make } = await setup();
+    const t = await make();
+    await t.publish('fq', wire('f1'));
+    const [text] = await raw.lrange('fq', 0, -1);
+    expect(text!.startsWith('{"properties":{"delivery_tag":"')).toBe(true);
+    const tag = (JSON.parse(text!) as { properties: { delivery_tag: string } }).properties.delivery_tag;
+    const { got } = await take(t, 'fq');
+    expect(got[0]!.deliveryCount).toBe(1);
+    expect(got[0]!.redelivered).toBe(false);
+    const entry = JSON.parse((await raw.hget('unacked', tag))!) as [unknown, string, string];
+    expect(entry).toEqual([JSON.parse(text!), '', 'fq']);
+    expect(await raw.exists('celeriac.deliveries')).toBe(0);
+    await got[0]!.ack();
+    expect(await raw.hlen('unacked')).toBe(0);
+  });
+
+  it('decodes an envelope in Python key order (Celery 5.2.6 fixture) to the same tag and route', async () => {
+    const { raw, make } = await setup();
+    const fixture = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/celery-5.2/redis/task-delay.json'), 'utf8')) as {
+      raw: { queue_keys: Record<string, string[]> };
+    };
+    const text = fixture.raw.queue_keys.celery![0]!;
+    const env = JSON.parse(text) as { properties: { delivery_tag: string; delivery_info: { exchange: string; routing_key: string } } };
+    await raw.lpush('pyq', text);
+    const t = await make();
+    const { got } = await take(t, 'pyq');
+    expect(got[0]!.message.headers.task).toBeTypeOf('string');
+    const entry = JSON.parse((await raw.hget('unacked', env.properties.delivery_tag))!) as [unknown, string, string];
+    expect(entry).toEqual([env, env.properties.delivery_info.exchange, env.properties.delivery_info.routing_key]);
+    await got[0]!.ack();
+  });
+
+  it('counts deliveries across a restore and a requeue, and forgets the count on ack', async () => {
+    const { raw, make } = await setup();
+    const owner = await make();
+    const peer = await make();
+    await owner.publish('cq', wire('c1'));
+    const first = await take(owner, 'cq');
+    // The owner stops renewing (as a frozen worker would); a peer restores it once the window passed.
+    await first.cancel();
+    await waitFor(() => peer.restoreVisible(), 'a restore after the visibility window', 10_000, 100);
+    const second = await take(peer, 'cq');
+    expect(second.got[0]!.deliveryCount).toBe(2);
+    expect(second.got[0]!.redelivered).toBe(true);
+    await second.got[0]!.reject({ requeue: true });
+    await waitFor(() => second.got.length === 2, 'the requeued delivery');
+    expect(second.got[1]!.deliveryCount).toBe(3);
+    await second.got[1]!.ack();
+    expect(await raw.exists('celeriac.deliveries')).toBe(0);
+    expect(await raw.hlen('unacked')).toBe(0);
+  });
+
+  it('a first delivery requeued comes back as the second', async () => {
+    const { make } = await setup();
+    const t = await make();
+    await t.publish('rq', wire('r1'));
+    const { got } = await take(t, 'rq');
+    await got[0]!.reject({ requeue: true });
+    await waitFor(() => got.length === 2, 'the requeued delivery');
+    expect(got[1]!.deliveryCount).toBe(2);
+    expect(got[1]!.redelivered).toBe(true);
+    await got[1]!.ack();
+  });
+
+  it('a malformed envelope copying celeriac prefix is taken, restored as its own text, and delivered as undecodable', async () => {
+    const { raw, make } = await setup();
+    const bad = '{"properties":{"delivery_tag":"evil-1","delivery_info":{"exchange":"","routing_key":"mq"}, not json';
+    await raw.lpush('mq', bad);
+    const owner = await make();
+    const first = await take(owner, 'mq');
+    expect(first.got[0]!.message.contentType).toBe('application/x-celeriac-undecodable');
+    await first.cancel();
+    const peer = await make();
+    await waitFor(() => peer.restoreVisible(), 'a restore after the visibility window', 10_000, 100);
+    expect(await raw.lrange('mq', 0, -1)).toEqual([bad]);
+    const second = await take(peer, 'mq');
+    expect(second.got[0]!.message.contentType).toBe('application/x-celeriac-undecodable');
+    expect(second.got[0]!.message.body).toBe(bad);
+    await second.got[0]!.ack();
+  });
+});
