@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { buildTaskMessage, parseUrl, RedisTransport, redisSettings, toWire, type Delivery } from '@celeriac/core';
+import { startRedis } from '../servers/redis.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -17,10 +18,10 @@ afterEach(async () => {
   for (const c of open.splice(0).reverse()) await c.close();
 });
 
-async function setup(visibilityTimeout = 1000) {
+async function setup(visibilityTimeout = 1000, url = base) {
   const prefix = `fetch${process.pid}-${++n}:`;
-  const settings = redisSettings(parseUrl('broker', `${base}?keyPrefix=${prefix}`, ['redis']));
-  const raw = new Redis(base, { keyPrefix: prefix });
+  const settings = redisSettings(parseUrl('broker', `${url}?keyPrefix=${prefix}`, ['redis']));
+  const raw = new Redis(url, { keyPrefix: prefix, lazyConnect: true });
   open.push({ close: async () => void raw.disconnect() });
   const make = async () => {
     const t = await RedisTransport.open(settings, { visibilityTimeout });
@@ -120,5 +121,23 @@ describe('Redis fetch script', () => {
     expect(second.got[0]!.message.contentType).toBe('application/x-celeriac-undecodable');
     expect(second.got[0]!.message.body).toBe(bad);
     await second.got[0]!.ack();
+  });
+
+  it('an ack that did not reach Redis is sent again by a retry (the message is not left to be redelivered)', async () => {
+    const server = await startRedis();
+    open.push({ close: () => server.stop() });
+    const { raw, make } = await setup(60_000, server.url);
+    const t = await make();
+    await t.publish('aq', wire('a1'));
+    const { got } = await take(t, 'aq');
+    await server.kill9();
+    const first = await got[0]!.ack().then(() => 'acked', (err: unknown) => err);
+    expect(first).toBeInstanceOf(Error);
+    expect((first as Error).name).not.toBe('LeaseLostError');
+    await server.restart();
+    await waitFor(() => got[0]!.ack().then(() => true, () => false), 'the retried ack', 15_000, 100);
+    await raw.connect();
+    expect(await raw.hlen('unacked')).toBe(0);
+    expect(await raw.llen('aq')).toBe(0);
   });
 });

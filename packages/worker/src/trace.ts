@@ -190,7 +190,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   try {
     callArgs = resolveCallArgs(task, args, kwargs);
   } catch (err) {
-    return refuse(deps, delivery, id, headers.task, err, message, acksLate);
+    return refuse(deps, delivery, id, headers.task, err, message);
   }
 
   const controller = new LazyAbort();
@@ -243,7 +243,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   if (!(headers.ignore_result || task.options.ignoreResult)) {
     await backend.store(resultMeta(headers, 'SUCCESS', value ?? null), storeOptions(deps, delivery));
   }
-  log.info({ taskId: id, task: task.name, runtime }, 'task succeeded');
+  if (log.isLevelEnabled('info')) log.info({ taskId: id, task: task.name, runtime }, 'task succeeded');
   if (deps.events.listenerCount('task-succeeded')) deps.events.emit('task-succeeded', { id, name: task.name, result: value, runtime });
   for (const sig of embed.callbacks ?? []) {
     await applyCanvas(app, sig, { prepend: [value ?? null], parentId: id, rootId: headers.root_id ?? id });
@@ -253,7 +253,8 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   if (next) {
     await applyCanvas(app, next, { prepend: [value ?? null], parentId: id, rootId: headers.root_id ?? id, chain: chain.slice(0, -1) });
   }
-  await settleFollowUps(deps, message, 'SUCCESS', value ?? null);
+  // On success the only follow-up is a chord member's join: no call (and no promise) without one.
+  if (embed.chord) await settleFollowUps(deps, message, 'SUCCESS', value ?? null);
   await ack();
 }
 
@@ -262,8 +263,18 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
  * an ack lost to a blip would otherwise make a finished task run again. A lost
  * lease is final — the message was handed on — and is logged, not retried.
  */
-async function settle(step: () => Promise<void>, log: Logger): Promise<void> {
-  for (let attempt = 1, delay = 100; ; attempt++, delay = Math.min(delay * 2, 2000)) {
+function settle(step: () => Promise<void>, log: Logger): Promise<void> {
+  // The first try without an async frame of its own: it is the one that almost always works.
+  return step().catch((err: unknown) => settleAgain(step, log, err));
+}
+
+async function settleAgain(step: () => Promise<void>, log: Logger, first: unknown): Promise<void> {
+  if (first instanceof LeaseLostError) {
+    log.warn({ code: first.code }, first.message);
+    return;
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  for (let attempt = 2, delay = 200; ; attempt++, delay = Math.min(delay * 2, 2000)) {
     try {
       await step();
       return;
@@ -504,7 +515,6 @@ async function refuse(
   taskName: string | null,
   err: unknown,
   message?: TaskMessage,
-  ownsAck = true,
 ): Promise<void> {
   const reason = err instanceof CeleriacError ? err.code : ErrorCodes.MESSAGE_MALFORMED;
   const text = err instanceof Error ? err.message : String(err);
@@ -527,7 +537,7 @@ async function refuse(
   }
   deps.events.emit('task-rejected', { id: id ?? null, name: taskName, reason });
   const record = { id: id ?? newId(), taskName, reason, message: text, traceback: tracebackOf(err), failedAt: Date.now() };
-  // With early acks the delivery is already settled: dead-letter the record without a second ack.
-  if (ownsAck) await deps.transport.deadLetter(delivery, record);
-  else await deps.transport.deadLetter({ ...delivery, ack: async () => undefined }, record);
+  // With early acks the delivery is already settled: every transport then writes the record alone
+  // (its ack is a no-op once settled).
+  await deps.transport.deadLetter(delivery, record);
 }

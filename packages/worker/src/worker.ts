@@ -74,6 +74,7 @@ export class Worker {
     this.hostname = options.hostname ?? `celeriac@${osHostname()}`;
     this.pool = options.pool ?? new AsyncPool();
     this.log = options.logger ?? createLogger(options.logLevel ?? 'info');
+    app.watchResultsOnSend = false;
     if (!Number.isInteger(this.slots) || this.slots < 1) throw new RangeError('concurrency must be a positive integer');
     if (!Number.isInteger(this.prefetch) || this.prefetch < 1) throw new RangeError('prefetch must be a positive integer');
   }

@@ -52,6 +52,12 @@ export class CeleriacApp implements ResultHost {
   readonly control: Control;
   /** Client-side events (`task-sent`, when `sendSentEvent` is on). */
   readonly events: EventDispatcher;
+  /**
+   * Subscribe to a sent task's result as it is sent (when the backend pushes and is open), so a
+   * `get()` right after skips that round trip. A worker turns it off: the follow-ups it sends
+   * (retries, links, chains) are waited on by nobody in its process.
+   */
+  watchResultsOnSend = true;
   private readonly routeOf: (taskName: string) => Route;
   private readonly transportConnection = new SharedConnection(() => TRANSPORT_FACTORIES[this.config.broker.scheme]!(this.config.broker, this.factoryContext()));
   private readonly backendConnection = new SharedConnection(() => BACKEND_FACTORIES[this.config.backend.scheme]!(this.config.backend, this.factoryContext()));
@@ -190,6 +196,8 @@ export class CeleriacApp implements ResultHost {
       throw new CapabilityError(`The ${transport.kind} transport cannot delay delivery (countdown/eta)`, { transport: transport.kind });
     }
     if (REPLY_BACKENDS.has(this.config.backend.scheme)) await (await this.backend()).prepareSend?.();
+    // Listen for the result before it can exist, when the backend is open already (Celery's on_task_call).
+    if (this.watchResultsOnSend && !message.headers.ignore_result) this.backendConnection.ready()?.watch?.(id);
     await transport.publish(queue, wire, {
       ...(priority !== undefined ? { priority } : {}),
       ...(notBefore !== undefined ? { notBefore } : {}),
@@ -269,6 +277,7 @@ export class CeleriacApp implements ResultHost {
 /** A connection opened on first use and shared; a failed opening is forgotten, so the next use tries again. */
 class SharedConnection<T> {
   private current: Promise<T> | undefined;
+  private opened: T | undefined;
 
   constructor(private readonly open: () => Promise<T>) {}
 
@@ -276,17 +285,28 @@ class SharedConnection<T> {
     if (!this.current) {
       const opening = this.open();
       this.current = opening;
-      opening.catch(() => {
-        if (this.current === opening) this.current = undefined;
-      });
+      opening.then(
+        (value) => {
+          if (this.current === opening) this.opened = value;
+        },
+        () => {
+          if (this.current === opening) this.current = undefined;
+        },
+      );
     }
     return this.current;
+  }
+
+  /** The connection if it is open now (no waiting, no opening). */
+  ready(): T | undefined {
+    return this.opened;
   }
 
   /** Hand over the connection (to close it) and forget it. */
   take(): Promise<T> | undefined {
     const current = this.current;
     this.current = undefined;
+    this.opened = undefined;
     return current;
   }
 }

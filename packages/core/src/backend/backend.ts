@@ -82,5 +82,11 @@ export interface ResultBackend {
    * its reply queue). Called by the app before each send for schemes in `REPLY_BACKENDS`.
    */
   prepareSend?(): Promise<void>;
+  /**
+   * A task whose result is wanted is about to be sent by this client: a push backend may start
+   * listening for it now, so a `wait` soon after is ready at once. Best-effort and bounded;
+   * never required for `wait` to work.
+   */
+  watch?(taskId: string): void;
   close(): Promise<void>;
 }

@@ -144,6 +144,17 @@ function exactPlainBody(raw: unknown): { success: true; data: TaskBody } | undef
   return plain ? { success: true, data: raw as TaskBody } : undefined;
 }
 
+const optional = (v: unknown, ok: (v: unknown) => boolean): boolean => v === undefined || ok(v);
+const byte = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255;
+
+/** Same shortcut for properties: the known ones absent or of their exact type (the schema keeps unknown keys as they are). */
+function exactProperties(p: Readonly<Record<string, unknown>>): { success: true; data: TaskMessage['properties'] } | undefined {
+  const ok =
+    optional(p.correlation_id, str) && optional(p.reply_to, str) && optional(p.delivery_mode, Number.isInteger) &&
+    optional(p.priority, byte) && optional(p.expiration, str);
+  return ok ? { success: true, data: p } : undefined;
+}
+
 /** Deepest nesting a message body may have; deeper JSON would overflow the stack when re-serialised. */
 export const MAX_JSON_DEPTH = 512;
 
@@ -209,7 +220,7 @@ export function fromWire(wire: WireMessage): TaskMessage {
   if (!body.success) {
     throw new MessageError(`Malformed task message body: ${describeIssues(body.error)}`, ident);
   }
-  const properties = propertiesSchema.safeParse(wire.properties);
+  const properties = exactProperties(wire.properties) ?? propertiesSchema.safeParse(wire.properties);
   return { headers: headers.data, properties: properties.success ? properties.data : {}, body: body.data };
 }
 

@@ -14,6 +14,19 @@ const tasksetKey = (groupId: string): string => `celery-taskset-meta-${groupId}`
 /** Revoked task ids, scored by when each revocation expires (owner: this backend; trimmed on write). */
 const REVOKED = 'celeriac.revoked';
 
+/** Send-time subscriptions nobody has waited on yet, at most (a bulk send must not subscribe to every task). */
+const WATCH_MAX = 256;
+/** How long a send-time subscription waits for a `wait` to join it. */
+const WATCH_MS = 1000;
+
+/** One subscribed result channel: its waiters, and (for a send-time watch) what it heard before any came. */
+interface Channel {
+  readonly set: Set<(meta: ResultMeta) => void>;
+  readonly subscribed: Promise<unknown>;
+  watch?: NodeJS.Timeout | undefined;
+  early?: ResultMeta;
+}
+
 /**
  * `redis://` result backend laid out as Celery's: `celery-task-meta-<id>` with an
  * expiry, PUBLISHed on a channel of the same name. `wait` subscribes first and
@@ -23,7 +36,9 @@ export class RedisBackend implements ResultBackend {
   readonly kind = 'redis';
   readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true });
   /** Channel -> waiters and its SUBSCRIBE; one subscription per channel however many wait on it. */
-  private readonly waiters = new Map<string, { set: Set<(meta: ResultMeta) => void>; subscribed: Promise<unknown> }>();
+  private readonly waiters = new Map<string, Channel>();
+  /** Send-time watches not joined by a wait yet. */
+  private watching = 0;
 
   private constructor(
     private readonly redis: Redis,
@@ -33,15 +48,16 @@ export class RedisBackend implements ResultBackend {
     redis.defineCommand('celeriacStoreResult', { lua: STORE_RESULT, numberOfKeys: 1 });
     redis.defineCommand('celeriacChordPartReturn', { lua: CHORD_PART_RETURN, numberOfKeys: 3 });
     sub.on('message', (channel: string, text: string) => {
-      const set = this.waiters.get(channel)?.set;
-      if (!set) return;
+      const entry = this.waiters.get(channel);
+      if (!entry) return;
       let meta: ResultMeta;
       try {
         meta = JSON.parse(text) as ResultMeta;
       } catch {
         return;
       }
-      for (const waiter of set) waiter(meta);
+      if (entry.watch && READY_STATES.has(meta.status as TaskState)) entry.early = meta;
+      for (const waiter of entry.set) waiter(meta);
     });
   }
 
@@ -66,9 +82,42 @@ export class RedisBackend implements ResultBackend {
     return texts.map((t) => (t ? (JSON.parse(t) as ResultMeta) : undefined));
   }
 
+  /** The key prefix applies to the PUBLISH channel too (the script publishes on the prefixed key). */
+  private channelOf(taskId: string): string {
+    return `${this.settings.keyPrefix}${metaKey(taskId)}`;
+  }
+
+  /**
+   * Subscribe to a task's result as it is sent (Celery's `on_task_call` does the same), so a
+   * `wait` right after finds the subscription made and the result perhaps already heard: the
+   * round trip does not pay for SUBSCRIBE after the send. Bounded ({@link WATCH_MAX}) and brief
+   * ({@link WATCH_MS}): a watch no wait joins is dropped, and `wait` works without one.
+   */
+  watch(taskId: string): void {
+    const channel = this.channelOf(taskId);
+    if (this.watching >= WATCH_MAX || this.waiters.has(channel)) return;
+    const entry: Channel = { set: new Set(), subscribed: this.sub.subscribe(channel) };
+    entry.watch = setTimeout(() => this.unwatch(channel, entry), WATCH_MS);
+    entry.watch.unref();
+    // A failed SUBSCRIBE: drop the watch (a wait that joined sees the failure itself).
+    entry.subscribed.catch(() => this.unwatch(channel, entry));
+    this.watching++;
+    this.waiters.set(channel, entry);
+  }
+
+  private unwatch(channel: string, entry: Channel): void {
+    if (!entry.watch) return;
+    clearTimeout(entry.watch);
+    entry.watch = undefined;
+    this.watching--;
+    if (entry.set.size === 0 && this.waiters.get(channel) === entry) {
+      this.waiters.delete(channel);
+      void this.sub.unsubscribe(channel).catch(() => undefined);
+    }
+  }
+
   async wait(taskId: string, options: WaitOptions = {}): Promise<ResultMeta> {
-    // The key prefix applies to the PUBLISH channel too (the script publishes on the prefixed key).
-    const channel = `${this.settings.keyPrefix}${metaKey(taskId)}`;
+    const channel = this.channelOf(taskId);
     let waiter: ((meta: ResultMeta) => void) | undefined;
     const pushed = new Promise<ResultMeta>((resolve) => {
       waiter = (meta) => {
@@ -82,14 +131,23 @@ export class RedisBackend implements ResultBackend {
     }
     const set = entry.set;
     set.add(waiter!);
+    const early = entry.early;
+    // Joined: the watch is this wait's subscription now, released with it.
+    if (entry.watch) {
+      clearTimeout(entry.watch);
+      entry.watch = undefined;
+      this.watching--;
+    }
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
     try {
-      await entry.subscribed;
-      // Subscribed first, then read: a result stored in between is in one or the other.
-      const current = await this.get(taskId);
-      if (current && READY_STATES.has(current.status as TaskState)) return current;
-      const stops: Promise<never>[] = [];
+      if (early) return early;
+      // Subscribed first, then read: a result stored in between is in one or the other. Whichever
+      // answers first wins — a push that arrives while the read is on its way does not wait for it.
+      const read = entry.subscribed
+        .then(() => this.get(taskId))
+        .then((current) => (current && READY_STATES.has(current.status as TaskState) ? current : new Promise<never>(() => undefined)));
+      const stops: Promise<ResultMeta>[] = [read];
       if (options.timeoutMs !== undefined) {
         const ms = options.timeoutMs;
         stops.push(
@@ -115,7 +173,9 @@ export class RedisBackend implements ResultBackend {
       set.delete(waiter!);
       if (set.size === 0) {
         this.waiters.delete(channel);
-        await this.sub.unsubscribe(channel).catch(() => undefined);
+        // Not awaited: the caller has its answer. A later SUBSCRIBE to this channel goes out on the
+        // same connection after this one, so Redis sees them in order.
+        void this.sub.unsubscribe(channel).catch(() => undefined);
       }
     }
   }
@@ -170,6 +230,7 @@ export class RedisBackend implements ResultBackend {
   }
 
   async close(): Promise<void> {
+    for (const [channel, entry] of this.waiters) this.unwatch(channel, entry);
     this.sub.disconnect();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }

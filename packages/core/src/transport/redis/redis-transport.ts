@@ -1,53 +1,15 @@
 import type { Redis, Result } from 'ioredis';
 import { LeaseLostError, TransportClosedError } from '../../errors.js';
-import { fromKombuEnvelope, readKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
+import { fromKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
 import type { WireMessage } from '../../protocol/message.js';
 import { PollBackoff } from '../../util/backoff.js';
 import { newId } from '../../util/ids.js';
 import { deadLetterRecord, type Consumer, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
 import { connectRedis, RedisUnavailableError, warnIfUnsafe, type RedisSettings } from './connection.js';
 import { bindingMatches, type ListenOptions, type Notice, type NoticeExchange, type NotifyOptions } from '../notice.js';
+import { RedisConsumer, RedisDelivery } from './consumer.js';
+import { KEYS, queueKey, queueKeys, WAKE } from './keys.js';
 import { ACK, ACK_FETCH, DEAD_LETTER, FETCH, NOTIFY_DIRECT, PROMOTE, RELEASE_LOCK, REQUEUE, RESTORE_ONE, SEP } from './scripts.js';
-
-/** Keys this transport writes. kombu's names where kombu has one; celeriac's own are documented here. */
-export const KEYS = {
-  unacked: 'unacked',
-  unackedIndex: 'unacked_index',
-  unackedMutex: 'unacked_mutex',
-  /** Delivery counts of unacknowledged messages (entry removed on ack; owner: this transport). */
-  deliveries: 'celeriac.deliveries',
-  /** Delayed messages (countdown, eta, retry), promoted by any worker when due (owner: this transport). */
-  delayed: 'celeriac.delayed',
-  /** Dead letters, id -> record (owner: operators, via `failed requeue|purge`). */
-  deadLetters: 'celeriac.dead_letters',
-  binding: (exchange: string) => `_kombu.binding.${exchange}`,
-} as const;
-
-/** Wake-up channel: publishers of celeriac ping it so idle consumers fetch at once. */
-const WAKE = 'celeriac.wake';
-
-/** kombu's priority steps: 0 is served first on Redis. */
-const STEPS = [0, 3, 6, 9] as const;
-
-/** The list a message of `priority` goes to (kombu rounds down to a step). */
-export function queueKey(queue: string, priority = 0): string {
-  const step = [...STEPS].reverse().find((s) => priority >= s) ?? 0;
-  return step ? `${queue}${SEP}${step}` : queue;
-}
-
-/** The lists a consumer of `queue` polls, in order: plain first, then 3, 6, 9. */
-export const queueKeys = (queue: string): string[] => STEPS.map((s) => queueKey(queue, s));
-
-/**
- * `unacked_index` scores: unix seconds as kombu writes them, but whole (rounded up, so an entry only
- * ever looks younger: restored up to 1 s late, never early). Redis keeps a small sorted set as a
- * listpack and parses every fractional score it passes on insert: a whole one is read as an integer
- * (ZADD into ~100 in-flight entries: 18 µs → under 2 µs).
- */
-const nowSeconds = (): number => Math.ceil(Date.now() / 1000);
-
-/** A fetch loop silent this long is considered stuck (every command has a timeout, so this is a last resort). */
-const WATCHDOG_QUIET_MS = 30_000;
 
 export interface RedisTransportOptions {
   readonly visibilityTimeout: number;
@@ -120,7 +82,7 @@ export class RedisTransport implements Transport {
 
   private onChannelMessage(channel: string, text: string, handlers: Set<(notice: Notice, channel: string) => void> | undefined): void {
     if (channel === this.channel(WAKE)) {
-      for (const c of this.consumers) c.backoff.wake();
+      for (const c of this.consumers) c.wake();
       return;
     }
     if (!handlers?.size) return;
@@ -261,15 +223,15 @@ export class RedisTransport implements Transport {
 
   async deadLetter(delivery: Delivery, record: Omit<DeadLetterRecord, 'wire' | 'queue' | 'deliveryCount'>): Promise<void> {
     const full = deadLetterRecord(delivery, record);
-    const tag = (delivery as RedisDelivery).tag;
-    if (tag === undefined) {
+    if (!(delivery instanceof RedisDelivery) || delivery.settled) {
+      // Not one of ours, or already acknowledged (early acks): there is only the record to write.
       await this.redis.hset(KEYS.deadLetters, record.id, JSON.stringify(full));
       await delivery.ack();
       return;
     }
-    (delivery as RedisDelivery).settled = true;
-    const done = (await this.redis.celeriacDeadLetter(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, KEYS.deadLetters, tag, record.id, JSON.stringify(full))) as number;
-    (delivery as RedisDelivery).release();
+    delivery.settled = true;
+    const done = (await this.redis.celeriacDeadLetter(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, KEYS.deadLetters, delivery.tag, record.id, JSON.stringify(full))) as number;
+    delivery.release();
     if (!done) throw new LeaseLostError('dead-letter');
   }
 
@@ -408,211 +370,6 @@ function readNotice(text: string): Omit<Notice, 'routingKey'> | undefined {
     return { payload: JSON.parse(wire.body), headers: wire.headers };
   } catch {
     return undefined;
-  }
-}
-
-/** A delivery as the Redis consumer hands it out; `tag` is kombu's delivery_tag. */
-interface RedisDelivery extends Delivery {
-  readonly tag: string;
-  settled: boolean;
-  release(): void;
-}
-
-class RedisConsumer implements Consumer {
-  readonly backoff = new PollBackoff(1, 100);
-  private readonly held = new Map<string, { key: string; item: string }>();
-  private active = true;
-  private renewTimer: NodeJS.Timeout | undefined;
-  private watchdog: NodeJS.Timeout | undefined;
-  private lastLoopAt = Date.now();
-  private generation = 0;
-  /** Slots asked for by a fetch on its way (the loop's or an ack batch's), so the two never over-fetch. */
-  private fetching = 0;
-  private readonly keys: string[];
-  /** Queue name for each polled list (same order as `keys`). */
-  private readonly queueOfKey: string[];
-
-  constructor(
-    private readonly transport: RedisTransport,
-    queues: readonly string[],
-    private prefetch: number,
-    private readonly onDelivery: (d: Delivery) => void,
-    private readonly onGone: () => void,
-  ) {
-    this.keys = queues.flatMap(queueKeys);
-    this.queueOfKey = queues.flatMap((q) => queueKeys(q).map(() => q));
-  }
-
-  start(): void {
-    const every = Math.max(50, Math.floor(this.transport.options.visibilityTimeout / 3));
-    // A live owner keeps its deliveries fresh in unacked_index: never restored while it runs them.
-    this.renewTimer = setInterval(() => void this.renew(), every);
-    // Watchdog: a fetch loop that has gone quiet (a reply that never came) is replaced by a fresh one.
-    this.watchdog = setInterval(() => {
-      if (this.active && Date.now() - this.lastLoopAt > WATCHDOG_QUIET_MS) {
-        process.emitWarning(`redis consumer quiet for ${Date.now() - this.lastLoopAt} ms: restarting its fetch loop`, 'CeleriacWarning');
-        void this.loop();
-      }
-    }, WATCHDOG_QUIET_MS / 2);
-    this.watchdog.unref();
-    void this.loop();
-  }
-
-  private async renew(): Promise<void> {
-    if (this.held.size === 0) return;
-    const now = nowSeconds();
-    const args = [...this.held.keys()].flatMap((tag) => [now, tag]);
-    await this.transport.redis.zadd(KEYS.unackedIndex, 'XX', ...args).catch(() => undefined);
-  }
-
-  private async loop(): Promise<void> {
-    const redis = this.transport.redis;
-    // Only the newest loop runs: one replaced by the watchdog stops when (if ever) it wakes up.
-    const generation = ++this.generation;
-    while (this.active && generation === this.generation) {
-      this.lastLoopAt = Date.now();
-      const free = Math.min(this.batch(), this.prefetch - this.held.size - this.fetching);
-      let got = 0;
-      if (free > 0) {
-        this.fetching += free;
-        try {
-          const out = (await redis.celeriacFetch(3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys, free, nowSeconds())) as (
-            | string
-            | number
-          )[];
-          got = this.deliverAll(out, 0);
-        } catch {
-          // Redis unreachable or restarting: back off; ioredis reconnects, and this loop resumes on its own.
-        } finally {
-          this.fetching -= free;
-        }
-      }
-      if (got > 0) {
-        this.backoff.reset();
-        continue;
-      }
-      await this.backoff.sleep();
-    }
-  }
-
-  /**
-   * At most half the prefetch per fetch, so two fetches can be on their way at once: Redis takes the
-   * next batch while this process runs the one it has, instead of the two taking turns.
-   */
-  private batch(): number {
-    return Math.max(1, Math.ceil(this.prefetch / 2));
-  }
-
-  /** Hand out the messages of a fetch reply (flat: key index, tag, count, envelope), from `from`; returns how many. */
-  private deliverAll(out: (string | number)[], from: number): number {
-    let got = 0;
-    for (let i = from; i < out.length; i += 4) {
-      this.deliver(Number(out[i]) - 1, String(out[i + 1]), Number(out[i + 2]), String(out[i + 3]));
-      got++;
-    }
-    return got;
-  }
-
-  private deliver(keyIndex: number, tag: string, count: number, item: string): void {
-    const key = this.keys[keyIndex]!;
-    const queue = this.queueOfKey[keyIndex]!;
-    this.held.set(tag, { key, item });
-    const { wire } = readKombuEnvelope(item);
-    const redis = this.transport.redis;
-    const delivery: RedisDelivery = {
-      tag,
-      settled: false,
-      message: wire,
-      queue,
-      redelivered: count > 1 || wire.headers.redelivered === true,
-      deliveryCount: count,
-      release: () => {
-        this.held.delete(tag);
-        this.backoff.wake();
-      },
-      ack: async () => {
-        if (delivery.settled) return;
-        delivery.settled = true;
-        const pending = this.queueAck(tag);
-        // Free the slot as soon as the ack is queued, without waking the loop: the ack batch itself
-        // fetches for the slots it frees, in the same script call.
-        this.held.delete(tag);
-        if (!(await pending)) throw new LeaseLostError('ack');
-      },
-      reject: async ({ requeue, delayMs }) => {
-        if (delivery.settled) return;
-        delivery.settled = true;
-        let ok: number;
-        if (!requeue) ok = (await this.queueAck(tag)) ? 1 : 0;
-        else if (delayMs) ok = (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, KEYS.delayed, KEYS.deliveries, tag, `${key}${SEP}${item}`, Date.now() + delayMs)) as number;
-        else ok = (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, key, KEYS.deliveries, tag, item, '')) as number;
-        delivery.release();
-        if (!ok) throw new LeaseLostError('reject');
-      },
-    };
-    this.onDelivery(delivery);
-  }
-
-  private acks: { tag: string; done: (ok: boolean) => void; fail: (err: unknown) => void }[] = [];
-
-  /** Acks of one event-loop turn go to Redis as one script call. */
-  private queueAck(tag: string): Promise<boolean> {
-    return new Promise((done, fail) => {
-      if (this.acks.length === 0) setImmediate(() => void this.flushAcks());
-      this.acks.push({ tag, done, fail });
-    });
-  }
-
-  private async flushAcks(): Promise<void> {
-    const batch = this.acks;
-    this.acks = [];
-    const redis = this.transport.redis;
-    const want = this.active ? Math.min(this.batch(), this.prefetch - this.held.size - this.fetching) : 0;
-    try {
-      if (want <= 0) {
-        const flags = (await redis.celeriacAck(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...batch.map((a) => a.tag))) as number[];
-        batch.forEach((a, i) => a.done(flags[i] === 1));
-        return;
-      }
-      this.fetching += want;
-      let out: (string | number)[];
-      try {
-        out = (await redis.celeriacAckFetch(
-          3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys,
-          batch.length, ...batch.map((a) => a.tag), want, nowSeconds(),
-        )) as (string | number)[];
-      } finally {
-        this.fetching -= want;
-      }
-      batch.forEach((a, i) => a.done(out[i] === 1));
-      // A consumer cancelled meanwhile still owns what was fetched: handed out, it is acked or returned as usual.
-      if (this.deliverAll(out, batch.length) > 0) this.backoff.reset();
-    } catch (err) {
-      for (const a of batch) a.fail(err);
-    }
-  }
-
-  setPrefetch(count: number): void {
-    this.prefetch = count;
-    this.backoff.wake();
-  }
-
-  async cancel(): Promise<void> {
-    this.active = false;
-    this.backoff.wake();
-    clearInterval(this.renewTimer);
-    clearInterval(this.watchdog);
-    this.onGone();
-  }
-
-  /** Closing: what this client holds goes back to its queue now rather than after the visibility window. */
-  async releaseAll(): Promise<void> {
-    await this.cancel();
-    const redis = this.transport.redis;
-    await Promise.all(
-      [...this.held].map(([tag, { key, item }]) => redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, key, KEYS.deliveries, tag, item, '').catch(() => 0)),
-    );
-    this.held.clear();
   }
 }
 

@@ -1,0 +1,286 @@
+import type { Redis } from 'ioredis';
+import { LeaseLostError } from '../../errors.js';
+import { readKombuEnvelope } from '../../protocol/kombu.js';
+import type { WireMessage } from '../../protocol/message.js';
+import { PollBackoff } from '../../util/backoff.js';
+import type { Consumer, Delivery } from '../transport.js';
+import { KEYS, nowSeconds, queueKeys } from './keys.js';
+import { SEP } from './scripts.js';
+
+/** A fetch loop silent this long is considered stuck (every command has a timeout, so this is a last resort). */
+const WATCHDOG_QUIET_MS = 30_000;
+
+/** What a consumer needs of its transport. */
+export interface ConsumerHost {
+  readonly redis: Redis;
+  readonly options: { readonly visibilityTimeout: number };
+}
+
+/**
+ * A delivery as the Redis consumer hands it out; `tag` is kombu's delivery_tag. A class, not an
+ * object of closures: one is made per message, and its methods live once on the prototype.
+ */
+export class RedisDelivery implements Delivery {
+  settled = false;
+  readonly redelivered: boolean;
+  /** Set while its ack waits in the consumer's batch. */
+  ackDone: ((ok: boolean) => void) | undefined;
+  ackFailed: ((err: unknown) => void) | undefined;
+
+  constructor(
+    private readonly consumer: RedisConsumer,
+    readonly tag: string,
+    /** The list it was taken from, and its envelope text: what a requeue puts back. */
+    readonly key: string,
+    readonly item: string,
+    readonly message: WireMessage,
+    readonly queue: string,
+    readonly deliveryCount: number,
+  ) {
+    this.redelivered = deliveryCount > 1 || message.headers.redelivered === true;
+  }
+
+  async ack(): Promise<void> {
+    if (this.settled) return;
+    this.settled = true;
+    let ok: boolean;
+    try {
+      ok = await this.consumer.ack(this);
+    } catch (err) {
+      // Redis away: still ours, so a retry of this ack is sent again (and renewals go on meanwhile).
+      this.consumer.unsettled(this);
+      throw err;
+    }
+    if (!ok) throw new LeaseLostError('ack');
+  }
+
+  async reject({ requeue, delayMs }: { requeue: boolean; delayMs?: number }): Promise<void> {
+    if (this.settled) return;
+    this.settled = true;
+    let ok: boolean;
+    try {
+      ok = await this.consumer.reject(this, requeue, delayMs);
+    } catch (err) {
+      this.consumer.unsettled(this);
+      throw err;
+    }
+    this.release();
+    if (!ok) throw new LeaseLostError('reject');
+  }
+
+  /** Settled some other way (dead-lettered): free its slot. */
+  release(): void {
+    this.consumer.release(this);
+  }
+}
+
+/**
+ * Consumes a set of queues for one worker: fetches (one Lua step takes a batch and records it in
+ * kombu's `unacked`), renews what it holds, and acks in batches that also fetch the next messages.
+ */
+export class RedisConsumer implements Consumer {
+  readonly backoff = new PollBackoff(1, 100);
+  private readonly held = new Map<string, RedisDelivery>();
+  private active = true;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
+  private lastLoopAt = Date.now();
+  private generation = 0;
+  /** Slots asked for by a fetch on its way (the loop's or an ack batch's), so the two never over-fetch. */
+  private fetching = 0;
+  private readonly keys: string[];
+  /** Queue name for each polled list (same order as `keys`). */
+  private readonly queueOfKey: string[];
+  /** Deliveries whose ack waits for this event-loop turn's batch. */
+  private acks: RedisDelivery[] = [];
+  /** Wake-ups heard so far: a fetch compares it before and after to see one that came meanwhile. */
+  private wakes = 0;
+
+  constructor(
+    private readonly host: ConsumerHost,
+    queues: readonly string[],
+    private prefetch: number,
+    private readonly onDelivery: (d: Delivery) => void,
+    private readonly onGone: () => void,
+  ) {
+    this.keys = queues.flatMap(queueKeys);
+    this.queueOfKey = queues.flatMap((q) => queueKeys(q).map(() => q));
+  }
+
+  start(): void {
+    const every = Math.max(50, Math.floor(this.host.options.visibilityTimeout / 3));
+    // A live owner keeps its deliveries fresh in unacked_index: never restored while it runs them.
+    this.renewTimer = setInterval(() => void this.renew(), every);
+    // Watchdog: a fetch loop that has gone quiet (a reply that never came) is replaced by a fresh one.
+    this.watchdog = setInterval(() => {
+      if (this.active && Date.now() - this.lastLoopAt > WATCHDOG_QUIET_MS) {
+        process.emitWarning(`redis consumer quiet for ${Date.now() - this.lastLoopAt} ms: restarting its fetch loop`, 'CeleriacWarning');
+        void this.loop();
+      }
+    }, WATCHDOG_QUIET_MS / 2);
+    this.watchdog.unref();
+    void this.loop();
+  }
+
+  /**
+   * A publisher announced a message. A fetch on its way may have been answered before that
+   * message arrived; it sees the wake-up count move and fetches again (otherwise the loop would
+   * sleep on, and a round trip pay its back-off).
+   */
+  wake(): void {
+    this.wakes++;
+    this.backoff.wake();
+  }
+
+  private async renew(): Promise<void> {
+    if (this.held.size === 0) return;
+    const now = nowSeconds();
+    const args = [...this.held.keys()].flatMap((tag) => [now, tag]);
+    await this.host.redis.zadd(KEYS.unackedIndex, 'XX', ...args).catch(() => undefined);
+  }
+
+  private async loop(): Promise<void> {
+    const redis = this.host.redis;
+    // Only the newest loop runs: one replaced by the watchdog stops when (if ever) it wakes up.
+    const generation = ++this.generation;
+    while (this.active && generation === this.generation) {
+      this.lastLoopAt = Date.now();
+      const free = this.free();
+      const wakes = this.wakes;
+      let got = 0;
+      if (free > 0) {
+        this.fetching += free;
+        try {
+          const out = (await redis.celeriacFetch(3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys, free, nowSeconds())) as (
+            | string
+            | number
+          )[];
+          got = this.deliverAll(out, 0);
+        } catch {
+          // Redis unreachable or restarting: back off; ioredis reconnects, and this loop resumes on its own.
+        } finally {
+          this.fetching -= free;
+        }
+      }
+      if (got > 0 || (free > 0 && got < free && this.wakes !== wakes)) {
+        this.backoff.reset();
+        continue;
+      }
+      await this.backoff.sleep();
+    }
+  }
+
+  /**
+   * Slots to fetch for now: at most half the prefetch per fetch, so two fetches can be on their way
+   * at once (Redis takes the next batch while this process runs the one it has, instead of the two
+   * taking turns).
+   */
+  private free(): number {
+    return Math.min(Math.max(1, Math.ceil(this.prefetch / 2)), this.prefetch - this.held.size - this.fetching);
+  }
+
+  /** Hand out the messages of a fetch reply (flat: key index, tag, count, envelope), from `from`; returns how many. */
+  private deliverAll(out: (string | number)[], from: number): number {
+    let got = 0;
+    for (let i = from; i < out.length; i += 4) {
+      const keyIndex = Number(out[i]) - 1;
+      const tag = String(out[i + 1]);
+      const item = String(out[i + 3]);
+      const delivery = new RedisDelivery(this, tag, this.keys[keyIndex]!, item, readKombuEnvelope(item).wire, this.queueOfKey[keyIndex]!, Number(out[i + 2]));
+      this.held.set(tag, delivery);
+      this.onDelivery(delivery);
+      got++;
+    }
+    return got;
+  }
+
+  /** Queue an ack for this turn's batch; resolves true when acknowledged, false when the lease was lost. */
+  ack(delivery: RedisDelivery): Promise<boolean> {
+    const pending = new Promise<boolean>((done, fail) => {
+      delivery.ackDone = done;
+      delivery.ackFailed = fail;
+    });
+    if (this.acks.length === 0) setImmediate(() => void this.flushAcks());
+    this.acks.push(delivery);
+    // Free the slot as soon as the ack is queued, without waking the loop: the ack batch itself
+    // fetches for the slots it frees, in the same script call.
+    this.held.delete(delivery.tag);
+    return pending;
+  }
+
+  async reject(delivery: RedisDelivery, requeue: boolean, delayMs: number | undefined): Promise<boolean> {
+    const { tag, key, item } = delivery;
+    const redis = this.host.redis;
+    if (!requeue) return this.ack(delivery);
+    if (delayMs) return (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, KEYS.delayed, KEYS.deliveries, tag, `${key}${SEP}${item}`, Date.now() + delayMs)) === 1;
+    return (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, key, KEYS.deliveries, tag, item, '')) === 1;
+  }
+
+  /** A settle that did not reach Redis: the delivery is held (and renewed) again until one does. */
+  unsettled(delivery: RedisDelivery): void {
+    delivery.settled = false;
+    this.held.set(delivery.tag, delivery);
+  }
+
+  release(delivery: RedisDelivery): void {
+    this.held.delete(delivery.tag);
+    this.backoff.wake();
+  }
+
+  private async flushAcks(): Promise<void> {
+    const batch = this.acks;
+    this.acks = [];
+    const redis = this.host.redis;
+    const tags = batch.map((d) => d.tag);
+    const want = this.active ? this.free() : 0;
+    try {
+      if (want <= 0) {
+        const flags = (await redis.celeriacAck(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...tags)) as number[];
+        for (let i = 0; i < batch.length; i++) batch[i]!.ackDone!(flags[i] === 1);
+        return;
+      }
+      this.fetching += want;
+      const wakes = this.wakes;
+      let out: (string | number)[];
+      try {
+        out = (await redis.celeriacAckFetch(
+          3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys,
+          batch.length, ...tags, want, nowSeconds(),
+        )) as (string | number)[];
+      } finally {
+        this.fetching -= want;
+      }
+      for (let i = 0; i < batch.length; i++) batch[i]!.ackDone!(out[i] === 1);
+      // A consumer cancelled meanwhile still owns what was fetched: handed out, it is acked or returned as usual.
+      const got = this.deliverAll(out, batch.length);
+      if (got > 0) this.backoff.reset();
+      // The loop may have been woken while this fetch held the free slots, and gone back to sleep.
+      if (got < want && this.wakes !== wakes) this.backoff.wake();
+    } catch (err) {
+      for (const d of batch) d.ackFailed!(err);
+    }
+  }
+
+  setPrefetch(count: number): void {
+    this.prefetch = count;
+    this.backoff.wake();
+  }
+
+  async cancel(): Promise<void> {
+    this.active = false;
+    this.backoff.wake();
+    clearInterval(this.renewTimer);
+    clearInterval(this.watchdog);
+    this.onGone();
+  }
+
+  /** Closing: what this client holds goes back to its queue now rather than after the visibility window. */
+  async releaseAll(): Promise<void> {
+    await this.cancel();
+    const redis = this.host.redis;
+    await Promise.all(
+      [...this.held.values()].map(({ tag, key, item }) => redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, key, KEYS.deliveries, tag, item, '').catch(() => 0)),
+    );
+    this.held.clear();
+  }
+}
