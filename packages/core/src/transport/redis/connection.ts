@@ -77,12 +77,15 @@ export class RedisUnavailableError extends CeleriacError {
 /**
  * Open a connection and wait until it is ready, or fail with one clear error.
  * A `subscriber` connection queues while offline and has no command timeout
- * (it only (re)subscribes; ioredis re-subscribes after a reconnect).
+ * (it only (re)subscribes; ioredis re-subscribes after a reconnect); a `consumer`
+ * one sends each command as it comes (its commands are batches already).
  */
-export async function connectRedis(settings: RedisSettings, role: 'commands' | 'subscriber' = 'commands'): Promise<Redis> {
+export async function connectRedis(settings: RedisSettings, role: 'commands' | 'consumer' | 'subscriber' = 'commands'): Promise<Redis> {
   const { Redis } = await import('ioredis');
   const { commandTimeout: _timeout, ...base } = settings.options;
-  const client = new Redis(role === 'commands' ? settings.options : { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null });
+  const options =
+    role === 'subscriber' ? { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null } : role === 'consumer' ? { ...settings.options, enableAutoPipelining: false } : settings.options;
+  const client = new Redis(options);
   // ioredis reports connection trouble as 'error' events while it retries: handled here, not crashing the
   // process; the last one says why a first connection failed (refused, certificate, WRONGPASS...).
   let reason: unknown;
