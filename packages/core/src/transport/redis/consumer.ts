@@ -7,7 +7,6 @@ import type { Consumer, Delivery } from '../transport.js';
 import { KEYS, nowSeconds, queueKeys } from './keys.js';
 import { SEP } from './scripts.js';
 
-const STUB = { body: '', contentType: '', contentEncoding: '', headers: {}, properties: {} } as WireMessage;
 /** A fetch loop silent this long is considered stuck (every command has a timeout, so this is a last resort). */
 const WATCHDOG_QUIET_MS = 30_000;
 
@@ -187,7 +186,7 @@ export class RedisConsumer implements Consumer {
       const keyIndex = Number(out[i]) - 1;
       const tag = String(out[i + 1]);
       const item = String(out[i + 3]);
-      const delivery = new RedisDelivery(this, tag, this.keys[keyIndex]!, item, (process.env.XNOPARSE ? STUB : readKombuEnvelope(item).wire), this.queueOfKey[keyIndex]!, Number(out[i + 2]));
+      const delivery = new RedisDelivery(this, tag, this.keys[keyIndex]!, item, readKombuEnvelope(item).wire, this.queueOfKey[keyIndex]!, Number(out[i + 2]));
       this.held.set(tag, delivery);
       this.onDelivery(delivery);
       got++;
