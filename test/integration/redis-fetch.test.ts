@@ -82,7 +82,8 @@ describe('Redis fetch script', () => {
     const first = await take(owner, 'cq');
     // The owner stops renewing (as a frozen worker would); a peer restores it once the window passed.
     await first.cancel();
-    await waitFor(() => peer.restoreVisible(), 'a restore after the visibility window', 10_000, 100);
+    // Any live transport restores it (the owner's housekeeping may beat the peer to it).
+    await waitFor(async () => (await peer.restoreVisible()) > 0 || (await raw.llen('cq')) > 0, 'a restore after the visibility window', 10_000, 100);
     const second = await take(peer, 'cq');
     expect(second.got[0]!.deliveryCount).toBe(2);
     expect(second.got[0]!.redelivered).toBe(true);
@@ -115,7 +116,7 @@ describe('Redis fetch script', () => {
     expect(first.got[0]!.message.contentType).toBe('application/x-celeriac-undecodable');
     await first.cancel();
     const peer = await make();
-    await waitFor(() => peer.restoreVisible(), 'a restore after the visibility window', 10_000, 100);
+    await waitFor(async () => (await peer.restoreVisible()) > 0 || (await raw.llen('mq')) > 0, 'a restore after the visibility window', 10_000, 100);
     expect(await raw.lrange('mq', 0, -1)).toEqual([bad]);
     const second = await take(peer, 'mq');
     expect(second.got[0]!.message.contentType).toBe('application/x-celeriac-undecodable');

@@ -4,7 +4,7 @@ import { readKombuEnvelope } from '../../protocol/kombu.js';
 import type { WireMessage } from '../../protocol/message.js';
 import { PollBackoff } from '../../util/backoff.js';
 import type { Consumer, Delivery } from '../transport.js';
-import { KEYS, nowSeconds, queueKeys } from './keys.js';
+import { KEYS, nowSeconds, queueKeys, readUnackedEntry } from './keys.js';
 import { SEP } from './scripts.js';
 
 /** A fetch loop silent this long is considered stuck (every command has a timeout, so this is a last resort). */
@@ -30,9 +30,8 @@ export class RedisDelivery implements Delivery {
   constructor(
     private readonly consumer: RedisConsumer,
     readonly tag: string,
-    /** The list it was taken from, and its envelope text: what a requeue puts back. */
+    /** The list it was taken from: where a requeue puts it back. */
     readonly key: string,
-    readonly item: string,
     readonly message: WireMessage,
     readonly queue: string,
     readonly deliveryCount: number,
@@ -151,8 +150,8 @@ export class RedisConsumer implements Consumer {
       if (free > 0) {
         this.fetching += free;
         try {
-          const out = (await redis.celeriacFetch(3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys, free, nowSeconds())) as (
-            | string
+          const out = (await redis.celeriacFetchBuffer(3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys, free, nowSeconds())) as (
+            | Buffer
             | number
           )[];
           got = this.deliverAll(out, 0);
@@ -179,14 +178,18 @@ export class RedisConsumer implements Consumer {
     return Math.min(Math.max(1, Math.ceil(this.prefetch / 2)), this.prefetch - this.held.size - this.fetching);
   }
 
-  /** Hand out the messages of a fetch reply (flat: key index, tag, count, envelope), from `from`; returns how many. */
-  private deliverAll(out: (string | number)[], from: number): number {
+  /**
+   * Hand out the messages of a fetch reply (flat: key index, tag, count, envelope), from `from`;
+   * returns how many. The reply comes as Buffers, not strings (the `…Buffer` form of the script
+   * commands): an envelope is decoded once here, and its bytes stay off the JS heap while held.
+   */
+  private deliverAll(out: (Buffer | number)[], from: number): number {
     let got = 0;
     for (let i = from; i < out.length; i += 4) {
       const keyIndex = Number(out[i]) - 1;
       const tag = String(out[i + 1]);
-      const item = String(out[i + 3]);
-      const delivery = new RedisDelivery(this, tag, this.keys[keyIndex]!, item, readKombuEnvelope(item).wire, this.queueOfKey[keyIndex]!, Number(out[i + 2]));
+      const wire = readKombuEnvelope((out[i + 3] as Buffer).toString()).wire;
+      const delivery = new RedisDelivery(this, tag, this.keys[keyIndex]!, wire, this.queueOfKey[keyIndex]!, Number(out[i + 2]));
       this.held.set(tag, delivery);
       this.onDelivery(delivery);
       got++;
@@ -209,11 +212,23 @@ export class RedisConsumer implements Consumer {
   }
 
   async reject(delivery: RedisDelivery, requeue: boolean, delayMs: number | undefined): Promise<boolean> {
-    const { tag, key, item } = delivery;
-    const redis = this.host.redis;
     if (!requeue) return this.ack(delivery);
-    if (delayMs) return (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, KEYS.delayed, KEYS.deliveries, tag, `${key}${SEP}${item}`, Date.now() + delayMs)) === 1;
-    return (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, key, KEYS.deliveries, tag, item, '')) === 1;
+    return this.requeue(delivery.tag, delivery.key, delayMs);
+  }
+
+  /**
+   * Put a delivery back, now or after `delayMs`. Its envelope is read back from its `unacked`
+   * entry rather than held in memory for every message in flight (a requeue is the rare path);
+   * the REQUEUE step is fenced by that entry, so a lost lease still answers false.
+   */
+  private async requeue(tag: string, key: string, delayMs?: number): Promise<boolean> {
+    const redis = this.host.redis;
+    const entry = await redis.hget(KEYS.unacked, tag);
+    if (entry === null) return false;
+    const [payload] = readUnackedEntry(entry);
+    const text = typeof payload === 'string' ? payload : JSON.stringify(payload);
+    if (delayMs) return (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, KEYS.delayed, KEYS.deliveries, tag, `${key}${SEP}${text}`, Date.now() + delayMs)) === 1;
+    return (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, key, KEYS.deliveries, tag, text, '')) === 1;
   }
 
   /** A settle that did not reach Redis: the delivery is held (and renewed) again until one does. */
@@ -241,12 +256,12 @@ export class RedisConsumer implements Consumer {
       }
       this.fetching += want;
       const wakes = this.wakes;
-      let out: (string | number)[];
+      let out: (Buffer | number)[];
       try {
-        out = (await redis.celeriacAckFetch(
+        out = (await redis.celeriacAckFetchBuffer(
           3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys,
           batch.length, ...tags, want, nowSeconds(),
-        )) as (string | number)[];
+        )) as (Buffer | number)[];
       } finally {
         this.fetching -= want;
       }
@@ -277,10 +292,7 @@ export class RedisConsumer implements Consumer {
   /** Closing: what this client holds goes back to its queue now rather than after the visibility window. */
   async releaseAll(): Promise<void> {
     await this.cancel();
-    const redis = this.host.redis;
-    await Promise.all(
-      [...this.held.values()].map(({ tag, key, item }) => redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, key, KEYS.deliveries, tag, item, '').catch(() => 0)),
-    );
+    await Promise.all([...this.held.values()].map(({ tag, key }) => this.requeue(tag, key).catch(() => false)));
     this.held.clear();
   }
 }

@@ -38,3 +38,16 @@ export const queueKeys = (queue: string): string[] => STEPS.map((s) => queueKey(
  */
 export const nowSeconds = (): number => Math.ceil(Date.now() / 1000);
 
+/**
+ * An `unacked` entry: JSON `[envelope, exchange, routing key]`. The fetch script embeds a celeriac
+ * envelope's text without decoding it, so an entry can hold a malformed one (a hostile producer
+ * copying celeriac's prefix): its text is then cut out as it is and goes back to be refused by a worker.
+ */
+export function readUnackedEntry(entry: string): [Record<string, unknown> | string, string, string] {
+  try {
+    return JSON.parse(entry) as [Record<string, unknown> | string, string, string];
+  } catch {
+    const cut = /^\[([\s\S]*), "([^"\\]*)", "([^"\\]*)"\]$/.exec(entry);
+    return cut ? [cut[1]!, cut[2]!, cut[3]!] : [entry, '', ''];
+  }
+}

@@ -8,7 +8,7 @@ import { deadLetterRecord, type Consumer, type DeadLetterRecord, type Delivery, 
 import { connectRedis, RedisUnavailableError, warnIfUnsafe, type RedisSettings } from './connection.js';
 import { bindingMatches, type ListenOptions, type Notice, type NoticeExchange, type NotifyOptions } from '../notice.js';
 import { RedisConsumer, RedisDelivery } from './consumer.js';
-import { KEYS, queueKey, queueKeys, WAKE } from './keys.js';
+import { KEYS, queueKey, queueKeys, readUnackedEntry, WAKE } from './keys.js';
 import { ACK, ACK_FETCH, DEAD_LETTER, FETCH, NOTIFY_DIRECT, PROMOTE, RELEASE_LOCK, REQUEUE, RESTORE_ONE, SEP } from './scripts.js';
 
 export interface RedisTransportOptions {
@@ -373,20 +373,6 @@ function defineScripts(redis: Redis): void {
   }
 }
 
-/**
- * An `unacked` entry: JSON `[envelope, exchange, routing key]`. The fetch script embeds a celeriac
- * envelope's text without decoding it, so an entry can hold a malformed one (a hostile producer
- * copying celeriac's prefix): its text is then cut out as it is and goes back to be refused by a worker.
- */
-function readUnackedEntry(entry: string): [Record<string, unknown> | string, string, string] {
-  try {
-    return JSON.parse(entry) as [Record<string, unknown> | string, string, string];
-  } catch {
-    const cut = /^\[([\s\S]*), "([^"\\]*)", "([^"\\]*)"\]$/.exec(entry);
-    return cut ? [cut[1]!, cut[2]!, cut[3]!] : [entry, '', ''];
-  }
-}
-
 /** A kombu envelope read as a notice (its body JSON); undefined when it is not one. */
 function readNotice(text: string): Omit<Notice, 'routingKey'> | undefined {
   try {
@@ -401,6 +387,8 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     celeriacFetch(numKeys: number, ...args: (string | number)[]): Result<unknown, Context>;
     celeriacAckFetch(numKeys: number, ...args: (string | number)[]): Result<unknown, Context>;
+    celeriacFetchBuffer(numKeys: number, ...args: (string | number)[]): Result<unknown, Context>;
+    celeriacAckFetchBuffer(numKeys: number, ...args: (string | number)[]): Result<unknown, Context>;
     celeriacAck(...args: (string | number)[]): Result<unknown, Context>;
     celeriacRequeue(...args: (string | number)[]): Result<unknown, Context>;
     celeriacDeadLetter(...args: (string | number)[]): Result<unknown, Context>;
