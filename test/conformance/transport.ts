@@ -204,6 +204,22 @@ export function transportConformance(name: string, setup: () => Promise<{ make: 
       expect(new Set(ids).size).toBe(20);
     });
 
+    it('reject with requeue after delayMs redelivers it once the delay has passed, not before', async () => {
+      const { make } = await setup();
+      const t = await client(make);
+      await t.publish('later', msg('d1'));
+      const { got } = await collect(t, ['later'], 1);
+      await waitFor(() => got.length === 1, 'the first delivery');
+      const at = Date.now();
+      await got[0]!.reject({ requeue: true, delayMs: 300 });
+      await waitFor(() => got.length === 2, 'the delayed redelivery', 10_000);
+      expect(Date.now() - at).toBeGreaterThanOrEqual(250);
+      expect(got[1]!.message.headers.id).toBe('d1');
+      expect(got[1]!.redelivered).toBe(true);
+      expect(got[1]!.deliveryCount).toBe(2);
+      await got[1]!.ack();
+    });
+
     it('returns unacknowledged deliveries to the queue when their client closes', async () => {
       const { make } = await setup();
       const a = await make();
