@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { CeleriacApp } from '@celeriac/core';
+import { reapplyYoungGenerationCap } from '../young-generation.js';
 
 /** A clear, one-line CLI failure (printed without a stack trace, exit code 2). */
 export class CliError extends Error {
@@ -39,6 +40,8 @@ export async function loadApp(spec: string, cwd = process.cwd()): Promise<{ app:
       throw new CliError(`-A ${spec}: loading a TypeScript module needs tsx; install it (pnpm add -D tsx) or point -A at compiled JavaScript`);
     }
     api.register();
+    // Its loader thread reset V8's flags: the worker's young-generation cap applies again.
+    reapplyYoungGenerationCap();
     tsxRegistered = true;
   }
   let mod: Record<string, unknown>;

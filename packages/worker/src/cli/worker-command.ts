@@ -5,6 +5,7 @@ import { Worker } from '../worker.js';
 import { ProcessPool } from '../pools/process.js';
 import { AsyncPool } from '../pools/async.js';
 import { loadApp } from './load-app.js';
+import { capYoungGeneration, DEFAULT_YOUNG_GENERATION_MB } from '../young-generation.js';
 import { nonNegativeInt, positiveInt, queueList } from './options.js';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -24,8 +25,16 @@ export function workerCommand(): Command {
     .addOption(new Option('--drain-timeout <ms>', 'warm shutdown: wait this long for running tasks').env('CELERIAC_DRAIN_TIMEOUT').argParser(nonNegativeInt).default(30_000))
     .addOption(new Option('-B, --beat', 'also run the beat scheduler in this process').env('CELERIAC_BEAT'))
     .addOption(new Option('-E, --events', 'send task and worker events on celeryev (Celery\'s -E; enable_events turns them on later)').env('CELERIAC_EVENTS'))
+    .addOption(
+      new Option('--young-generation-mb <mb>', 'cap V8\'s young generation at about this many MB (0: leave V8\'s default, up to 32)')
+        .env('CELERIAC_YOUNG_GENERATION_MB')
+        .argParser(nonNegativeInt)
+        .default(DEFAULT_YOUNG_GENERATION_MB),
+    )
     .addOption(new Option('--metrics-port <port>', 'serve Prometheus metrics on this port (0: any free port; the address is logged)').env('CELERIAC_METRICS_PORT').argParser(nonNegativeInt))
     .action(async (opts) => {
+      // First: the young generation grows as soon as the app loads and tasks flow.
+      if (opts.youngGenerationMb > 0) capYoungGeneration(opts.youngGenerationMb);
       const log = createLogger(opts.loglevel);
       const { app, path } = await loadApp(opts.app);
       const concurrency = opts.concurrency ?? (opts.pool === 'process' ? (await import('node:os')).availableParallelism() : 10);
@@ -35,6 +44,7 @@ export function workerCommand(): Command {
               module: path,
               size: concurrency,
               logLevel: opts.loglevel,
+              youngGenerationMb: opts.youngGenerationMb,
               ...(opts.maxTasksPerChild ? { maxTasksPerChild: opts.maxTasksPerChild } : {}),
               ...(opts.maxMemoryPerChild ? { maxMemoryPerChildMb: opts.maxMemoryPerChild } : {}),
             })

@@ -18,6 +18,8 @@ export interface ProcessPoolOptions {
   /** After a terminate request, kill the child if the task has not stopped within this many ms. */
   readonly terminateGraceMs?: number;
   readonly logLevel?: string;
+  /** Start each child with its young generation capped at about this many MB (`--max-semi-space-size`); 0 or unset: V8's default. */
+  readonly youngGenerationMb?: number;
 }
 
 interface Child {
@@ -76,7 +78,10 @@ export class ProcessPool implements Pool {
   }
 
   private spawn(): Promise<Child> {
+    const young = this.options.youngGenerationMb;
     const proc = fork(CHILD_ENTRY, [], {
+      // A child is started by us, so its cap is a start-up flag (exact), unlike the worker's own.
+      ...(young ? { execArgv: [...process.execArgv, `--max-semi-space-size=${Math.max(1, Math.round(young / 2))}`] } : {}),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, CELERIAC_CHILD_MODULE: this.options.module, CELERIAC_LOGLEVEL: this.options.logLevel ?? 'info' },
       serialization: 'advanced',
