@@ -207,14 +207,15 @@ export function transportConformance(name: string, setup: () => Promise<{ make: 
     it('reject with requeue after delayMs redelivers it once the delay has passed, not before', async () => {
       const { make } = await setup();
       const t = await client(make);
-      await t.publish('later', msg('d1'));
-      const { got } = await collect(t, ['later'], 1);
+      // A queue of its own: the delayed-message test above leaves its delivery unacknowledged in 'later'.
+      await t.publish('later-again', msg('r1'));
+      const { got } = await collect(t, ['later-again'], 1);
       await waitFor(() => got.length === 1, 'the first delivery');
       const at = Date.now();
       await got[0]!.reject({ requeue: true, delayMs: 300 });
       await waitFor(() => got.length === 2, 'the delayed redelivery', 10_000);
       expect(Date.now() - at).toBeGreaterThanOrEqual(250);
-      expect(got[1]!.message.headers.id).toBe('d1');
+      expect(got[1]!.message.headers.id).toBe('r1');
       expect(got[1]!.redelivered).toBe(true);
       expect(got[1]!.deliveryCount).toBe(2);
       await got[1]!.ack();

@@ -59,6 +59,8 @@ export class Beat {
     this.leaseMs = options.leaseMs ?? 10_000;
     this.maxTickMs = options.maxTickMs ?? 1000;
     this.log = options.logger ?? silent;
+    // Beat sends and never waits: no send-time result subscriptions.
+    app.watchResultsOnSend = false;
   }
 
   /** Entries from code and from the run-time API (the API wins on a name clash). */
