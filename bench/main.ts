@@ -7,7 +7,8 @@
 const which = process.argv[2] ?? 'redis';
 if (which === 'redis') await (await import('./redis.js')).benchRedis();
 else if (which === 'amqp') await (await import('./amqp.js')).benchAmqp();
+else if (which === 'redis-drain') await (await import('./redis-drain.js')).benchRedisDrain();
 else {
-  console.error(`pnpm bench ${which}: unknown benchmark; use "redis" or "amqp"`);
+  console.error(`pnpm bench ${which}: unknown benchmark; use "redis", "amqp" or "redis-drain"`);
   process.exit(2);
 }

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { buildTaskMessage, parseUrl, RedisTransport, redisSettings, toWire, type Delivery } from '@celeriac/core';
+import { z } from 'zod';
+import { buildTaskMessage, createApp, parseUrl, RedisTransport, redisSettings, toWire, type Delivery } from '@celeriac/core';
+import { startInProcessWorker } from '../helpers/in-process.js';
 import { startRedis } from '../servers/redis.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -140,5 +142,22 @@ describe('Redis fetch script', () => {
     await raw.connect();
     expect(await raw.hlen('unacked')).toBe(0);
     expect(await raw.llen('aq')).toBe(0);
+  });
+
+  it('with early acks, wrong argument types still end in the dead-letter store (the record alone: the message is acked already)', async () => {
+    const prefix = `early${process.pid}-${++n}:`;
+    const url = `${base}?keyPrefix=${prefix}`;
+    const app = createApp({ broker: url, backend: url, acksLate: false });
+    open.push({ close: () => app.close() });
+    app.task({ name: 'tasks.typed', args: z.tuple([z.number()]) }, (x: number) => x * 2);
+    await startInProcessWorker(app, { concurrency: 1 });
+    const sent = await app.sendTask('tasks.typed', ['not a number']);
+    await expect(sent.get({ timeout: 10_000 })).rejects.toThrow();
+    const transport = (await app.transport()) as RedisTransport;
+    const dead = await waitFor(async () => (await transport.listDeadLetters()).find((d) => d.id === sent.id), 'the dead letter');
+    expect(dead).toMatchObject({ reason: 'TASK_ARGS_INVALID', taskName: 'tasks.typed' });
+    const raw = new Redis(base, { keyPrefix: prefix });
+    open.push({ close: async () => void raw.disconnect() });
+    expect(await raw.hlen('unacked')).toBe(0);
   });
 });
