@@ -269,22 +269,19 @@ function settle(step: () => Promise<void>, log: Logger): Promise<void> {
 }
 
 async function settleAgain(step: () => Promise<void>, log: Logger, first: unknown): Promise<void> {
-  if (first instanceof LeaseLostError) {
-    log.warn({ code: first.code }, first.message);
-    return;
-  }
-  await new Promise((r) => setTimeout(r, 100));
-  for (let attempt = 2, delay = 200; ; attempt++, delay = Math.min(delay * 2, 2000)) {
+  let err = first;
+  for (let attempt = 1, delay = 100; ; attempt++, delay = Math.min(delay * 2, 2000)) {
+    if (err instanceof LeaseLostError) {
+      log.warn({ code: err.code }, err.message);
+      return;
+    }
+    if (attempt >= 8) throw err;
+    await new Promise((r) => setTimeout(r, delay));
     try {
       await step();
       return;
-    } catch (err) {
-      if (err instanceof LeaseLostError) {
-        log.warn({ code: err.code }, err.message);
-        return;
-      }
-      if (attempt >= 8) throw err;
-      await new Promise((r) => setTimeout(r, delay));
+    } catch (next) {
+      err = next;
     }
   }
 }

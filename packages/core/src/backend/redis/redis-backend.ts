@@ -105,11 +105,17 @@ export class RedisBackend implements ResultBackend {
     this.waiters.set(channel, entry);
   }
 
-  private unwatch(channel: string, entry: Channel): void {
-    if (!entry.watch) return;
+  /** The watch ends (dropped, or joined by a wait); false when it had already ended. */
+  private endWatch(entry: Channel): boolean {
+    if (!entry.watch) return false;
     clearTimeout(entry.watch);
     entry.watch = undefined;
     this.watching--;
+    return true;
+  }
+
+  private unwatch(channel: string, entry: Channel): void {
+    if (!this.endWatch(entry)) return;
     if (entry.set.size === 0 && this.waiters.get(channel) === entry) {
       this.waiters.delete(channel);
       void this.sub.unsubscribe(channel).catch(() => undefined);
@@ -133,11 +139,7 @@ export class RedisBackend implements ResultBackend {
     set.add(waiter!);
     const early = entry.early;
     // Joined: the watch is this wait's subscription now, released with it.
-    if (entry.watch) {
-      clearTimeout(entry.watch);
-      entry.watch = undefined;
-      this.watching--;
-    }
+    this.endWatch(entry);
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
     try {
