@@ -41,30 +41,26 @@ export class RedisDelivery implements Delivery {
 
   async ack(): Promise<void> {
     if (this.settled) return;
-    this.settled = true;
-    let ok: boolean;
-    try {
-      ok = await this.consumer.ack(this);
-    } catch (err) {
-      // Redis away: still ours, so a retry of this ack is sent again (and renewals go on meanwhile).
-      this.consumer.unsettled(this);
-      throw err;
-    }
-    if (!ok) throw new LeaseLostError('ack');
+    if (!(await this.settle(() => this.consumer.ack(this)))) throw new LeaseLostError('ack');
   }
 
   async reject({ requeue, delayMs }: { requeue: boolean; delayMs?: number }): Promise<void> {
     if (this.settled) return;
+    const ok = await this.settle(() => this.consumer.reject(this, requeue, delayMs));
+    this.release();
+    if (!ok) throw new LeaseLostError('reject');
+  }
+
+  /** Mark it settled and run `step` (true: done; false: the lease was lost, the message handed on). */
+  private async settle(step: () => Promise<boolean>): Promise<boolean> {
     this.settled = true;
-    let ok: boolean;
     try {
-      ok = await this.consumer.reject(this, requeue, delayMs);
+      return await step();
     } catch (err) {
+      // Redis away: still ours, so a retry of this settle is sent again (and renewals go on meanwhile).
       this.consumer.unsettled(this);
       throw err;
     }
-    this.release();
-    if (!ok) throw new LeaseLostError('reject');
   }
 
   /** Settled some other way (dead-lettered): free its slot. */

@@ -385,8 +385,7 @@ function readNotice(text: string): Omit<Notice, 'routingKey'> | undefined {
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    celeriacFetch(numKeys: number, ...args: (string | number)[]): Result<unknown, Context>;
-    celeriacAckFetch(numKeys: number, ...args: (string | number)[]): Result<unknown, Context>;
+    // The consumer reads fetch replies as Buffers: ioredis's `…Buffer` forms of the two scripts.
     celeriacFetchBuffer(numKeys: number, ...args: (string | number)[]): Result<unknown, Context>;
     celeriacAckFetchBuffer(numKeys: number, ...args: (string | number)[]): Result<unknown, Context>;
     celeriacAck(...args: (string | number)[]): Result<unknown, Context>;
