@@ -131,8 +131,12 @@ export function backendConformance(
       expect(await a.chordPartReturn('g1', part(0), day)).toBeNull();
       const done = await b.chordPartReturn('g1', part(1), day);
       expect(done?.map((p) => [p.index, p.taskId, p.result])).toEqual([[0, 't0', 0], [1, 't1', 10], [2, 't2', 20]]);
+      // Until the body is confirmed sent, the completer's next run (it died before sending) gets the parts again.
+      expect((await a.chordPartReturn('g1', part(1), day))?.map((p) => p.index)).toEqual([0, 1, 2]);
+      await b.chordComplete('g1', day);
       // After completion the join is gone: a late duplicate completes nothing.
       expect(await a.chordPartReturn('g1', part(1), day)).toBeNull();
+      expect(await a.chordPartReturn('g1', part(0), day)).toBeNull();
     });
 
     it('remembers revocations for their TTL, across clients (or declares it does not)', async () => {

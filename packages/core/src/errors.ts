@@ -31,6 +31,7 @@ export const ErrorCodes = {
   RETRY: 'RETRY',
   LEASE_LOST: 'LEASE_LOST',
   CHORD_ERROR: 'CHORD_ERROR',
+  UNSAFE_REDIS_CONFIG: 'UNSAFE_REDIS_CONFIG',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

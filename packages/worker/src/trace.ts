@@ -24,6 +24,7 @@ import {
   type TaskHeaders,
   type TaskLogger,
   type RetryOptions,
+  type ResultMeta,
   type Transport,
   UnknownTaskError,
   PayloadTooLargeError,
@@ -39,6 +40,10 @@ import type { WorkerEvents } from './events.js';
 import type { RateLimiter } from './rate-limit.js';
 import { LazyAbort } from './lazy-abort.js';
 import { ChildTaskError, TimeLimitExceeded, WorkerLostError } from './pools/errors.js';
+import { persist, PersistHalted } from './persist.js';
+
+/** Unknown task names remembered for their once-only warning; the oldest is forgotten past this. */
+export const UNKNOWN_NAMES_MAX = 1000;
 
 /** Marks a message re-sent to wait for its booked rate-limit slot (epoch ms). */
 const RATE_SLOT_HEADER = 'x-celeriac-rate-slot';
@@ -73,6 +78,8 @@ export interface TraceDeps {
   readonly running: Map<string, RunningTask>;
   /** Time limits set at run time by remote control (`time_limit`), ms; null lifts one. */
   readonly timeLimits: Map<string, { hard?: number | null; soft?: number | null }>;
+  /** Aborted when the worker goes cold: steps still retrying give up, and their deliveries return by the broker's rules. */
+  readonly halt: AbortSignal;
 }
 
 /** A task this worker is running now (`inspect active`). */
@@ -104,10 +111,48 @@ export async function traceDelivery(deps: TraceDeps, delivery: Delivery): Promis
   try {
     await trace(deps, delivery);
   } catch (err) {
-    // Storing the outcome failed (backend or broker down): give the message back rather than lose it.
-    deps.log.error({ err, queue: delivery.queue }, 'could not record the outcome of a task; returning it to the queue');
-    await delivery.reject({ requeue: true }).catch(() => undefined);
+    await giveBack(deps, delivery, err);
   }
+}
+
+/**
+ * The outcome could not be recorded for good. A lost lease means another worker has the message
+ * now; a worker going cold leaves it to the broker (unacked: it comes back). Anything else is a
+ * permanent error in a follow-up: the message goes back after a doubling pause (as a crash would,
+ * so its delivery count ends a loop) rather than in a tight loop.
+ */
+async function giveBack(deps: TraceDeps, delivery: Delivery, err: unknown): Promise<void> {
+  const id = typeof delivery.message.headers.id === 'string' ? delivery.message.headers.id : undefined;
+  if (err instanceof LeaseLostError) {
+    deps.log.warn({ taskId: id, code: err.code }, `${err.message}: another worker owns this task now; its outcome here is dropped`);
+    return;
+  }
+  if (err instanceof PersistHalted) {
+    deps.log.warn({ taskId: id, err }, 'worker stopping with a task outcome unrecorded: the message stays unacknowledged and returns to the queue');
+    return;
+  }
+  const delayMs = Math.min(60_000, 1000 * 2 ** (delivery.deliveryCount - 1));
+  deps.log.error({ err, taskId: id, queue: delivery.queue, redeliverInMs: delayMs }, 'could not record the outcome of a task; returning it to the queue');
+  await keep(deps, 'return the message to its queue', () => delivery.reject({ requeue: true, delayMs }), id).catch((again: unknown) => {
+    deps.log.error({ err: again, taskId: id }, 'could not return the message; it comes back after the visibility window');
+  });
+}
+
+/** {@link persist} with this worker's log and halt signal. */
+function keep<T>(deps: Pick<TraceDeps, 'log' | 'halt'>, what: string, step: () => Promise<T>, taskId?: string): Promise<T> {
+  return persist(step, { log: deps.log, halt: deps.halt, what, ...(taskId ? { fields: { taskId } } : {}) });
+}
+
+/**
+ * Before a result is written: is this delivery still ours? A worker paused past its lease
+ * (SIGSTOP, a long GC, a frozen VM) finds the task handed to another worker, and must write
+ * neither a result nor an ack (Kleppmann's fencing: the other run's outcome stands).
+ */
+async function stillOwned(deps: TraceDeps, delivery: Delivery, id: string): Promise<boolean> {
+  if (!delivery.leaseHeld) return true;
+  const held = await keep(deps, 'check the lease', () => delivery.leaseHeld!(), id);
+  if (!held) deps.log.warn({ taskId: id, code: ErrorCodes.LEASE_LOST }, 'LEASE_LOST: the lease lapsed while the task ran and another worker was handed it; this run\'s result and ack are dropped');
+  return held;
 }
 
 async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
@@ -140,12 +185,11 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
     // Each earlier delivery ended without an ack: its worker died (or was killed) running it.
     const detail = `Worker exited prematurely: delivered ${delivery.deliveryCount - 1} times without finishing (maxDeliveries ${cfg.maxDeliveries})`;
     const exc = CELERY_EXCEPTIONS.workerLost(detail);
-    await backend.store(resultMeta(headers, 'FAILURE', exc), storeOptions(deps, delivery));
+    await keep(deps, 'store the result', () => backend.store(resultMeta(headers, 'FAILURE', exc), storeOptions(deps, delivery)), id);
     await dispatchErrbacks(deps, message);
     await settleFollowUps(deps, message, 'FAILURE', exc);
-    await deps.transport.deadLetter(delivery, {
-      id, taskName: headers.task, reason: ErrorCodes.WORKER_LOST, message: detail, traceback: null, failedAt: Date.now(),
-    });
+    const record = { id, taskName: headers.task, reason: ErrorCodes.WORKER_LOST, message: detail, traceback: null, failedAt: Date.now() };
+    await keep(deps, 'dead-letter the message', () => deps.transport.deadLetter(delivery, record), id);
     deps.events.emit('task-rejected', { id, name: headers.task, reason: ErrorCodes.WORKER_LOST });
     return;
   }
@@ -154,8 +198,8 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   const eta = headers.eta ? parseCeleryIso(headers.eta) : NaN;
   if (eta > now + 5 && deps.transport.capabilities.delayedDelivery) {
     // A future ETA (e.g. from Python Celery, or a broker without delays): park it broker-side, never in memory.
-    await app.sendTask(headers.task, args, kwargs, { ...followUp(message, delivery), taskId: id, retries: headers.retries, eta });
-    await delivery.ack();
+    await keep(deps, 'park the message until its eta', () => app.sendTask(headers.task, args, kwargs, { ...followUp(message, delivery), taskId: id, retries: headers.retries, eta }), id);
+    await keep(deps, 'ack', () => delivery.ack(), id);
     return;
   }
 
@@ -171,20 +215,15 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   if (wait > 0 && deps.transport.capabilities.delayedDelivery) {
     // Over its rate: back to the broker until its slot, holding neither a slot nor the message here.
     const options = followUp(message, delivery);
-    await app.sendTask(headers.task, args, kwargs, {
-      ...options,
-      headers: { ...options.headers, [RATE_SLOT_HEADER]: now + wait },
-      taskId: id,
-      retries: headers.retries,
-      countdown: wait,
-    });
-    await delivery.ack();
+    const later = { ...options, headers: { ...options.headers, [RATE_SLOT_HEADER]: now + wait }, taskId: id, retries: headers.retries, countdown: wait };
+    await keep(deps, 'send the message back for its rate-limit slot', () => app.sendTask(headers.task, args, kwargs, later), id);
+    await keep(deps, 'ack', () => delivery.ack(), id);
     return;
   }
 
   const acksLate = task.options.acksLate ?? cfg.acksLate;
-  if (!acksLate) await settle(() => delivery.ack(), log);
-  const ack = acksLate ? () => settle(() => delivery.ack(), log) : async () => undefined;
+  if (!acksLate) await keep(deps, 'ack', () => delivery.ack(), id);
+  const ack = acksLate ? () => keep(deps, 'ack', () => delivery.ack(), id) : async () => undefined;
 
   let callArgs: unknown[];
   try {
@@ -197,7 +236,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   deps.running.set(id, { controller, name: task.name, headers, queue: delivery.queue, startedAt: Date.now() });
   const ctx = makeContext(deps, task, message, controller, delivery);
   if (task.options.trackStarted ?? cfg.trackStarted) {
-    await backend.store(resultMeta(headers, 'STARTED', { pid: process.pid }), storeOptions(deps, delivery));
+    await keep(deps, 'store the STARTED state', () => backend.store(resultMeta(headers, 'STARTED', { pid: process.pid }), storeOptions(deps, delivery)), id);
   }
   if (deps.events.listenerCount('task-started')) deps.events.emit('task-started', { id, name: task.name });
   const started = performance.now();
@@ -216,11 +255,12 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
       // its delivery count decides when it is a poison message.
       const delayMs = Math.min(60_000, 1000 * 2 ** (delivery.deliveryCount - 1));
       log.error({ taskId: id, task: task.name, deliveryCount: delivery.deliveryCount, redeliverInMs: delayMs }, err.message);
-      await delivery.reject({ requeue: true, delayMs });
+      await keep(deps, 'return the message to its queue', () => delivery.reject({ requeue: true, delayMs }), id);
       return;
     }
     if (err instanceof TimeLimitExceeded) {
-      await backend.store(resultMeta(headers, 'FAILURE', CELERY_EXCEPTIONS.timeLimit(err.seconds)), storeOptions(deps, delivery));
+      if (!(await stillOwned(deps, delivery, id))) return;
+      await store(deps, delivery, resultMeta(headers, 'FAILURE', CELERY_EXCEPTIONS.timeLimit(err.seconds)));
       log.error({ taskId: id, task: task.name }, `hard time limit (${err.seconds} s) exceeded: child killed`);
       deps.events.emit('task-failed', { id, name: task.name, exception: CELERY_EXCEPTIONS.timeLimit(err.seconds), traceback: null });
       await dispatchErrbacks(deps, message);
@@ -232,58 +272,36 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
     if (interrupt instanceof Interrupt) {
       if (interrupt.kind === 'terminate') return skip(deps, delivery, message, 'revoked');
       // Cold shutdown: not the task's failure. Give it back to run elsewhere.
-      await delivery.reject({ requeue: true });
+      await keep(deps, 'return the message to its queue', () => delivery.reject({ requeue: true }), id);
       return;
     }
+    if (!(await stillOwned(deps, delivery, id))) return;
     return onFailure(deps, delivery, task, message, err, ack);
   }
   clearTimeout(softTimer);
   deps.running.delete(id);
   const runtime = (performance.now() - started) / 1000;
-  if (!(headers.ignore_result || task.options.ignoreResult)) {
-    await backend.store(resultMeta(headers, 'SUCCESS', value ?? null), storeOptions(deps, delivery));
-  }
+  if (!(await stillOwned(deps, delivery, id))) return;
+  if (!(headers.ignore_result || task.options.ignoreResult)) await store(deps, delivery, resultMeta(headers, 'SUCCESS', value ?? null));
   if (log.isLevelEnabled('info')) log.info({ taskId: id, task: task.name, runtime }, 'task succeeded');
   if (deps.events.listenerCount('task-succeeded')) deps.events.emit('task-succeeded', { id, name: task.name, result: value, runtime });
   for (const sig of embed.callbacks ?? []) {
-    await applyCanvas(app, sig, { prepend: [value ?? null], parentId: id, rootId: headers.root_id ?? id });
+    await keep(deps, 'send a link', () => applyCanvas(app, sig, { prepend: [value ?? null], parentId: id, rootId: headers.root_id ?? id }), id);
   }
   const chain = embed.chain ?? [];
   const next = chain[chain.length - 1];
   if (next) {
-    await applyCanvas(app, next, { prepend: [value ?? null], parentId: id, rootId: headers.root_id ?? id, chain: chain.slice(0, -1) });
+    const rest = { prepend: [value ?? null], parentId: id, rootId: headers.root_id ?? id, chain: chain.slice(0, -1) };
+    await keep(deps, "send the chain's next step", () => applyCanvas(app, next, rest), id);
   }
   // On success the only follow-up is a chord member's join: no call (and no promise) without one.
   if (embed.chord) await settleFollowUps(deps, message, 'SUCCESS', value ?? null);
   await ack();
 }
 
-/**
- * Acknowledge, retrying while the broker is briefly away (a restart, a pause):
- * an ack lost to a blip would otherwise make a finished task run again. A lost
- * lease is final — the message was handed on — and is logged, not retried.
- */
-function settle(step: () => Promise<void>, log: Logger): Promise<void> {
-  // The first try without an async frame of its own: it is the one that almost always works.
-  return step().catch((err: unknown) => settleAgain(step, log, err));
-}
-
-async function settleAgain(step: () => Promise<void>, log: Logger, first: unknown): Promise<void> {
-  let err = first;
-  for (let attempt = 1, delay = 100; ; attempt++, delay = Math.min(delay * 2, 2000)) {
-    if (err instanceof LeaseLostError) {
-      log.warn({ code: err.code }, err.message);
-      return;
-    }
-    if (attempt >= 8) throw err;
-    await new Promise((r) => setTimeout(r, delay));
-    try {
-      await step();
-      return;
-    } catch (next) {
-      err = next;
-    }
-  }
+/** Store a task's state where its caller reads it, retried while the backend is away. */
+function store(deps: TraceDeps, delivery: Delivery, meta: ResultMeta): Promise<void> {
+  return keep(deps, `store the ${meta.status} state`, () => deps.backend.store(meta, storeOptions(deps, delivery)), meta.task_id);
 }
 
 /** Where and for how long a state is stored: `rpc://` replies to the message's `reply_to`. */
@@ -378,7 +396,7 @@ async function onFailure(
   err: unknown,
   ack: () => Promise<void>,
 ): Promise<void> {
-  const { app, backend, log } = deps;
+  const { app, log } = deps;
   const { headers } = message;
   const id = headers.id;
   const requested = err instanceof RetryRequested ? err : undefined;
@@ -396,7 +414,7 @@ async function onFailure(
         parentId: id,
         countdown,
       });
-      await backend.store(resultMeta(headers, 'RETRY', encodeException(cause), tracebackOf(cause)), storeOptions(deps, delivery));
+      await store(deps, delivery, resultMeta(headers, 'RETRY', encodeException(cause), tracebackOf(cause)));
       log.info({ taskId: id, task: task.name, retries: headers.retries + 1, countdown }, 'task retry scheduled');
       deps.events.emit('task-retried', { id, name: task.name, retries: headers.retries + 1, exception: encodeException(cause), traceback: tracebackOf(cause) });
       await ack();
@@ -404,7 +422,7 @@ async function onFailure(
     }
   }
   const exc = encodeException(cause);
-  await backend.store(resultMeta(headers, 'FAILURE', exc, tracebackOf(cause)), storeOptions(deps, delivery));
+  await store(deps, delivery, resultMeta(headers, 'FAILURE', exc, tracebackOf(cause)));
   log.warn({ taskId: id, task: task.name, excType: exc.exc_type, err: cause }, 'task failed');
   deps.events.emit('task-failed', { id, name: task.name, exception: exc, traceback: tracebackOf(cause) });
   await dispatchErrbacks(deps, message);
@@ -416,7 +434,8 @@ async function onFailure(
 async function dispatchErrbacks(deps: TraceDeps, message: TaskMessage): Promise<void> {
   const { headers } = message;
   for (const sig of message.body[2].errbacks ?? []) {
-    await applyCanvas(deps.app, { ...sig, immutable: false }, { prepend: [headers.id], parentId: headers.id, rootId: headers.root_id ?? headers.id });
+    const errback = { ...sig, immutable: false };
+    await keep(deps, 'send an errback', () => applyCanvas(deps.app, errback, { prepend: [headers.id], parentId: headers.id, rootId: headers.root_id ?? headers.id }), headers.id);
   }
 }
 
@@ -430,10 +449,9 @@ async function settleFollowUps(deps: TraceDeps, message: TaskMessage, state: str
   if (state !== 'SUCCESS') {
     const ids = (message.body[2].chain ?? []).flatMap(finalTaskIds);
     for (const id of ids) {
-      await deps.backend.store(resultMeta({ id, group: null, parent_id: message.headers.id }, state, result), {
-        expiresMs: deps.app.config.resultExpires,
-        replyTo: typeof message.properties.reply_to === 'string' ? message.properties.reply_to : undefined,
-      });
+      const meta = resultMeta({ id, group: null, parent_id: message.headers.id }, state, result);
+      const replyTo = typeof message.properties.reply_to === 'string' ? message.properties.reply_to : undefined;
+      await keep(deps, "store a stopped chain step's state", () => deps.backend.store(meta, { expiresMs: deps.app.config.resultExpires, replyTo }), id);
     }
   }
   const { headers } = message;
@@ -470,13 +488,16 @@ interface ChordMember {
 async function joinChord(deps: TraceDeps, m: ChordMember, state: string, result: unknown): Promise<void> {
   const { body } = m;
   const expiresMs = deps.app.config.resultExpires;
-  const parts = await deps.backend.chordPartReturn(m.group, { index: m.index, taskId: m.taskId, state, result }, { expiresMs });
+  const part = { index: m.index, taskId: m.taskId, state, result };
+  const parts = await keep(deps, 'join the chord', () => deps.backend.chordPartReturn(m.group, part, { expiresMs }), m.taskId);
   if (!parts) return;
   const failed = parts.find((p) => p.state !== 'SUCCESS');
   const bodyIds = finalTaskIds(body);
   const bodyId = bodyIds[0];
   if (!failed) {
-    await applyCanvas(deps.app, body, { prepend: [parts.map((p) => p.result)], parentId: m.taskId, rootId: m.rootId });
+    const results = parts.map((p) => p.result);
+    await keep(deps, 'send the chord body', () => applyCanvas(deps.app, body, { prepend: [results], parentId: m.taskId, rootId: m.rootId }), m.taskId);
+    await keep(deps, 'complete the chord', () => deps.backend.chordComplete(m.group, { expiresMs }), m.taskId);
     return;
   }
   const cause = failed.result as { exc_type?: string; exc_message?: unknown[] } | null;
@@ -485,20 +506,24 @@ async function joinChord(deps: TraceDeps, m: ChordMember, state: string, result:
     exc_message: [`Dependency ${failed.taskId} raised ${cause?.exc_type ?? failed.state}(${JSON.stringify(cause?.exc_message?.[0] ?? '')})`],
     exc_module: 'celery.exceptions',
   };
-  for (const id of bodyIds) await deps.backend.store(resultMeta({ id, group: null, parent_id: m.taskId }, 'FAILURE', exc), { expiresMs });
+  for (const id of bodyIds) {
+    await keep(deps, "store the chord body's FAILURE", () => deps.backend.store(resultMeta({ id, group: null, parent_id: m.taskId }, 'FAILURE', exc), { expiresMs }), m.taskId);
+  }
   deps.log.warn({ chord: m.group, failedMember: failed.taskId }, 'chord body not run: a header task failed');
   for (const errback of (body.options.link_error as SignatureLike[] | undefined) ?? []) {
-    await applyCanvas(deps.app, { ...errback, immutable: false }, { prepend: [bodyId ?? m.group], parentId: m.taskId });
+    const sig = { ...errback, immutable: false };
+    await keep(deps, "send the chord body's errback", () => applyCanvas(deps.app, sig, { prepend: [bodyId ?? m.group], parentId: m.taskId }), m.taskId);
   }
+  await keep(deps, 'complete the chord', () => deps.backend.chordComplete(m.group, { expiresMs }), m.taskId);
 }
 
 async function skip(deps: TraceDeps, delivery: Delivery, message: TaskMessage, reason: 'revoked' | 'expired'): Promise<void> {
   const { headers } = message;
-  await deps.backend.store(resultMeta(headers, 'REVOKED', CELERY_EXCEPTIONS.revoked(reason)), storeOptions(deps, delivery));
+  await store(deps, delivery, resultMeta(headers, 'REVOKED', CELERY_EXCEPTIONS.revoked(reason)));
   await settleFollowUps(deps, message, 'REVOKED', CELERY_EXCEPTIONS.revoked(reason));
   deps.log.info({ taskId: headers.id, task: headers.task, reason }, 'task skipped');
   deps.events.emit('task-revoked', { id: headers.id, name: headers.task, reason });
-  await delivery.ack();
+  await keep(deps, 'ack', () => delivery.ack(), headers.id);
 }
 
 /**
@@ -517,7 +542,7 @@ async function refuse(
   const text = err instanceof Error ? err.message : String(err);
   if (id) {
     const headers = message?.headers ?? { id, group: null, parent_id: null };
-    await deps.backend.store(resultMeta(headers, 'FAILURE', encodeException(err), tracebackOf(err)), storeOptions(deps, delivery));
+    await store(deps, delivery, resultMeta(headers, 'FAILURE', encodeException(err), tracebackOf(err)));
     if (message) {
       await dispatchErrbacks(deps, message);
       await settleFollowUps(deps, message, 'FAILURE', encodeException(err));
@@ -526,6 +551,8 @@ async function refuse(
   if (reason === ErrorCodes.TASK_UNKNOWN && taskName !== null) {
     // One warning per unknown name (a rolling deploy can send thousands), then a count at debug level.
     const seen = (deps.unknownTasks.get(taskName) ?? 0) + 1;
+    // Bounded: names come from the wire, and a stream of made-up names must not grow a map for good.
+    if (seen === 1 && deps.unknownTasks.size >= UNKNOWN_NAMES_MAX) deps.unknownTasks.delete(deps.unknownTasks.keys().next().value!);
     deps.unknownTasks.set(taskName, seen);
     if (seen === 1) deps.log.warn({ task: taskName }, `unregistered task ${JSON.stringify(taskName)}: messages go to the dead-letter store (requeue them once a worker knows it)`);
     else deps.log.debug({ taskId: id, task: taskName, seen }, 'unregistered task dead-lettered');
@@ -536,5 +563,5 @@ async function refuse(
   const record = { id: id ?? newId(), taskName, reason, message: text, traceback: tracebackOf(err), failedAt: Date.now() };
   // With early acks the delivery is already settled: every transport then writes the record alone
   // (its ack is a no-op once settled).
-  await deps.transport.deadLetter(delivery, record);
+  await keep(deps, 'dead-letter the message', () => deps.transport.deadLetter(delivery, record), record.id);
 }

@@ -1,5 +1,5 @@
 import { hostname as osHostname } from 'node:os';
-import { CapabilityError, EventDispatcher, type CeleriacApp, type Consumer, type Delivery, type ResultBackend, type Transport } from '@celeriac/core';
+import { CapabilityError, ConfigError, ErrorCodes, EventDispatcher, type CeleriacApp, type Consumer, type Delivery, type ResultBackend, type Transport } from '@celeriac/core';
 import { WorkerEvents } from './events.js';
 import { createLogger, type Logger } from './logger.js';
 import { AsyncPool } from './pools/async.js';
@@ -7,6 +7,7 @@ import type { Pool } from './pools/pool.js';
 import { Interrupt, traceDelivery, type RunningTask, type TraceDeps } from './trace.js';
 import { RateLimiter } from './rate-limit.js';
 import { ControlNode } from './control/node.js';
+import { persist } from './persist.js';
 import { TaskEventPublisher } from './control/task-events.js';
 
 /** How often a worker re-reads revocations from the backend (broadcasts reach it sooner). */
@@ -63,6 +64,8 @@ export class Worker {
   private stopping = false;
   private suspended = false;
   private revokedTimer: NodeJS.Timeout | undefined;
+  /** Aborted by a cold shutdown: outcome steps still retrying against an absent broker give up. */
+  private readonly halt = new AbortController();
 
   constructor(
     readonly app: CeleriacApp,
@@ -91,10 +94,21 @@ export class Worker {
     }
   }
 
+  /** A broker that may drop accepted work (Redis evicting, or not persisting) is refused unless the app allows it. */
+  private async checkBrokerSafety(transport: Transport): Promise<void> {
+    const problems = (await transport.unsafeSettings?.()) ?? [];
+    if (problems.length === 0) return;
+    if (!this.app.config.allowUnsafeBroker) {
+      throw new ConfigError(`${problems.join('; ')}. Fix the broker's settings, or set allowUnsafeBroker: true to run anyway`, { problems }, ErrorCodes.UNSAFE_REDIS_CONFIG);
+    }
+    for (const problem of problems) this.log.warn({ code: ErrorCodes.UNSAFE_REDIS_CONFIG }, `${problem} (allowed by allowUnsafeBroker)`);
+  }
+
   async start(): Promise<void> {
     this.checkCapabilities();
     await this.pool.start?.();
     const [transport, backend] = await Promise.all([this.app.transport(), this.app.backend()]);
+    await this.checkBrokerSafety(transport);
     this.transportRef = transport;
     this.deps = {
       app: this.app,
@@ -108,6 +122,7 @@ export class Worker {
       rateLimiter: this.rateLimiter,
       unknownTasks: new Map(),
       timeLimits: this.timeLimits,
+      halt: this.halt.signal,
     };
     this.dispatcher = new EventDispatcher(() => this.app.transport(), this.hostname, this.app.clock);
     this.taskEvents = new TaskEventPublisher(this, this.dispatcher);
@@ -167,7 +182,7 @@ export class Worker {
 
   private onDelivery(delivery: Delivery): void {
     if (this.stopping || this.suspended) {
-      void delivery.reject({ requeue: true });
+      void this.giveBack(delivery);
       return;
     }
     this.buffer.push(delivery);
@@ -186,6 +201,18 @@ export class Worker {
         this.drain();
       });
       this.inFlight.add(run);
+    }
+  }
+
+  /**
+   * Return an unstarted delivery to its queue, retried while the broker is away (a failed return
+   * would leave it held, and renewed, by this worker for good). Never rejects.
+   */
+  private async giveBack(delivery: Delivery): Promise<void> {
+    try {
+      await persist(() => delivery.reject({ requeue: true }), { log: this.log, halt: this.halt.signal, what: 'return an unstarted message to its queue' });
+    } catch (err) {
+      this.log.warn({ err }, 'could not return an unstarted message; it comes back after the visibility window');
     }
   }
 
@@ -252,7 +279,7 @@ export class Worker {
     const old = this.consumer;
     this.consumer = undefined;
     await old?.cancel();
-    for (const delivery of this.buffer.splice(0)) await delivery.reject({ requeue: true });
+    await Promise.all(this.buffer.splice(0).map((d) => this.giveBack(d)));
     this.log.info({ hostname: this.hostname }, 'worker suspended: not taking new tasks');
   }
 
@@ -291,9 +318,10 @@ export class Worker {
     this.stopping = true;
     clearInterval(this.revokedTimer);
     await this.consumer?.cancel();
-    for (const delivery of this.buffer.splice(0)) await delivery.reject({ requeue: true });
+    await Promise.all(this.buffer.splice(0).map((d) => this.giveBack(d)));
     for (const task of this.running.values()) task.controller.abort(new Interrupt('shutdown'));
     await this.pool.interruptAll?.();
+    this.halt.abort();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.allSettled(this.inFlight), new Promise((r) => (timer = setTimeout(r, 1000)))]);
     clearTimeout(timer);
@@ -309,7 +337,7 @@ export class Worker {
     this.stopping = true;
     await this.consumer?.cancel();
     clearInterval(this.revokedTimer);
-    for (const delivery of this.buffer.splice(0)) await delivery.reject({ requeue: true });
+    await Promise.all(this.buffer.splice(0).map((d) => this.giveBack(d)));
     const timeoutMs = options.timeoutMs ?? 30_000;
     let timer: NodeJS.Timeout | undefined;
     const drained = await Promise.race([

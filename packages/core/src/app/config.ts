@@ -102,6 +102,11 @@ export const configSchema = z.strictObject({
   trackStarted: z.boolean().default(false),
   /** Send a `task-sent` event for every task this app sends (Celery's task_send_sent_event). */
   sendSentEvent: z.boolean().default(false),
+  /**
+   * Let workers start on a broker set up to lose accepted work (Redis with eviction on, or with no
+   * persistence): they refuse with `UNSAFE_REDIS_CONFIG` otherwise, and warn when allowed.
+   */
+  allowUnsafeBroker: z.boolean().default(false),
 });
 
 export type AppOptions = z.input<typeof configSchema>;

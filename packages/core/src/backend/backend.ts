@@ -72,11 +72,16 @@ export interface ResultBackend {
   chordInit(groupId: string, size: number, options: { expiresMs: number }): Promise<void>;
   /**
    * Join one header member's outcome, atomically. Counts distinct members (by
-   * index), so a member that ran twice counts once. Exactly one caller — the one
-   * that completes the join — gets the parts, in header order; the join's keys
-   * are deleted then (and expire otherwise).
+   * index), so a member that ran twice counts once. The caller that completes
+   * the join gets the parts, in header order, and sends the body; the join is
+   * kept until it calls {@link chordComplete}, so that if it dies before the body
+   * is sent, its member's next run (the message was not acked) gets the parts
+   * again and sends it then. After `chordComplete`, a late member gets null and
+   * writes nothing. The join's keys expire in any case.
    */
   chordPartReturn(groupId: string, part: ChordPart, options: { expiresMs: number }): Promise<ChordPart[] | null>;
+  /** The body of a completed join was sent (or its failure stored): end the join for good. */
+  chordComplete(groupId: string, options: { expiresMs: number }): Promise<void>;
   /**
    * Make sure replies can reach this client before a task is sent (`rpc://` declares
    * its reply queue). Called by the app before each send for schemes in `REPLY_BACKENDS`.

@@ -48,13 +48,23 @@ export interface Delivery {
    * `delayMs` when given (broker-side, like a delayed publish); false drops it.
    */
   reject(options: { requeue: boolean; delayMs?: number }): Promise<void>;
+  /**
+   * Transports with leases (a visibility window): true while no other consumer can have been
+   * handed this message — the lease was renewed recently enough, or the broker says it is still
+   * this delivery's. A worker checks it before writing a result, so an owner paused past its
+   * lease writes nothing over the run that replaced it (fencing). Cheap when the lease is fresh.
+   */
+  leaseHeld?(): Promise<boolean>;
 }
 
 /** What the worker gets back from `consume`: a handle to tune and stop it. */
 export interface Consumer {
   /** Maximum unacknowledged deliveries in flight for this consumer. */
   setPrefetch(count: number): void;
-  /** Stop receiving; deliveries not yet acked stay owned until acked or rejected. */
+  /**
+   * Stop receiving. Deliveries not yet acked stay owned until acked or rejected: a transport with
+   * leases keeps renewing them (a long task outlives a suspend, a cancel_consumer or a warm shutdown).
+   */
   cancel(): Promise<void>;
 }
 
@@ -101,6 +111,12 @@ export interface Transport {
    * unbinds and deletes the queue). A listener survives reconnects.
    */
   listen(exchange: NoticeExchange, bindingKey: string, onNotice: (notice: Notice) => void, options?: ListenOptions): Promise<() => Promise<void>>;
+  /**
+   * Why this broker, as it is set up, may lose work it accepted (Redis: eviction on, no
+   * persistence). Workers refuse to start on such a broker unless the app allows it. Omitted or
+   * empty: nothing known to be unsafe.
+   */
+  unsafeSettings?(): Promise<readonly string[]>;
   /** Messages waiting broker-side for their due time (countdown, eta, retries), when the broker can count them. */
   delayedCount(): Promise<number | null>;
   close(): Promise<void>;

@@ -125,8 +125,11 @@ export class MemoryBackend implements ResultBackend {
     if (!chord) return null;
     if (!chord.parts.has(part.index)) chord.parts.set(part.index, part);
     if (chord.parts.size < chord.size) return null;
-    this.state.chords.delete(groupId);
     return [...chord.parts.values()].sort((a, b) => a.index - b.index);
+  }
+
+  async chordComplete(groupId: string): Promise<void> {
+    this.state.chords.delete(groupId);
   }
 
   async close(): Promise<void> {}

@@ -2,7 +2,7 @@ import type { Redis, Result } from 'ioredis';
 import { TimeoutError } from '../../errors.js';
 import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/schema.js';
 import { connectRedis, type RedisSettings } from '../../transport/redis/connection.js';
-import { CHORD_PART_RETURN, STORE_RESULT } from '../../transport/redis/scripts.js';
+import { CHORD_COMPLETE, CHORD_PART_RETURN, STORE_RESULT } from '../../transport/redis/scripts.js';
 import type { BackendCapabilities, ChordPart, ResultBackend, WaitOptions } from '../backend.js';
 import { abortReason } from '../../util/abort.js';
 
@@ -21,6 +21,7 @@ const WATCH_MS = 1000;
 
 /** One subscribed result channel: its waiters, and (for a send-time watch) what it heard before any came. */
 interface Channel {
+  readonly taskId: string;
   readonly set: Set<(meta: ResultMeta) => void>;
   readonly subscribed: Promise<unknown>;
   watch?: NodeJS.Timeout | undefined;
@@ -46,7 +47,8 @@ export class RedisBackend implements ResultBackend {
     private readonly settings: RedisSettings,
   ) {
     redis.defineCommand('celeriacStoreResult', { lua: STORE_RESULT, numberOfKeys: 1 });
-    redis.defineCommand('celeriacChordPartReturn', { lua: CHORD_PART_RETURN, numberOfKeys: 3 });
+    redis.defineCommand('celeriacChordPartReturn', { lua: CHORD_PART_RETURN, numberOfKeys: 4 });
+    redis.defineCommand('celeriacChordComplete', { lua: CHORD_COMPLETE, numberOfKeys: 4 });
     sub.on('message', (channel: string, text: string) => {
       const entry = this.waiters.get(channel);
       if (!entry) return;
@@ -56,9 +58,32 @@ export class RedisBackend implements ResultBackend {
       } catch {
         return;
       }
-      if (entry.watch && READY_STATES.has(meta.status as TaskState)) entry.early = meta;
-      for (const waiter of entry.set) waiter(meta);
+      this.dispatch(entry, meta);
     });
+    // After a reconnect ioredis subscribes again, but a result PUBLISHed while the connection was
+    // down was heard by nobody: every waiter re-reads its record once subscribed again.
+    sub.on('ready', () => void this.reread());
+  }
+
+  private dispatch(entry: Channel, meta: ResultMeta): void {
+    if (entry.watch && READY_STATES.has(meta.status as TaskState)) entry.early = meta;
+    for (const waiter of entry.set) waiter(meta);
+  }
+
+  /** Subscribe again (idempotent; ordered after ioredis's own) and read every waited-on record. Never rejects. */
+  private async reread(): Promise<void> {
+    const entries = [...this.waiters.entries()].filter(([, e]) => e.set.size > 0);
+    if (entries.length === 0) return;
+    try {
+      await this.sub.subscribe(...entries.map(([channel]) => channel));
+      const metas = await this.getMany(entries.map(([, e]) => e.taskId));
+      metas.forEach((meta, i) => {
+        const [channel, entry] = entries[i]!;
+        if (meta && READY_STATES.has(meta.status as TaskState) && this.waiters.get(channel) === entry) this.dispatch(entry, meta);
+      });
+    } catch {
+      // Down again: the next 'ready' reads again.
+    }
   }
 
   static async open(settings: RedisSettings): Promise<RedisBackend> {
@@ -96,7 +121,7 @@ export class RedisBackend implements ResultBackend {
   watch(taskId: string): void {
     const channel = this.channelOf(taskId);
     if (this.watching >= WATCH_MAX || this.waiters.has(channel)) return;
-    const entry: Channel = { set: new Set(), subscribed: this.sub.subscribe(channel) };
+    const entry: Channel = { taskId, set: new Set(), subscribed: this.sub.subscribe(channel) };
     entry.watch = setTimeout(() => this.unwatch(channel, entry), WATCH_MS);
     entry.watch.unref();
     // A failed SUBSCRIBE: drop the watch (a wait that joined sees the failure itself).
@@ -132,7 +157,7 @@ export class RedisBackend implements ResultBackend {
     });
     let entry = this.waiters.get(channel);
     if (!entry) {
-      entry = { set: new Set(), subscribed: this.sub.subscribe(channel) };
+      entry = { taskId, set: new Set(), subscribed: this.sub.subscribe(channel) };
       this.waiters.set(channel, entry);
     }
     const set = entry.set;
@@ -146,9 +171,13 @@ export class RedisBackend implements ResultBackend {
       if (early) return early;
       // Subscribed first, then read: a result stored in between is in one or the other. Whichever
       // answers first wins — a push that arrives while the read is on its way does not wait for it.
+      // A read that fails (Redis away) is not the wait's end: the re-read after the reconnect answers it.
       const read = entry.subscribed
         .then(() => this.get(taskId))
-        .then((current) => (current && READY_STATES.has(current.status as TaskState) ? current : new Promise<never>(() => undefined)));
+        .then(
+          (current) => (current && READY_STATES.has(current.status as TaskState) ? current : new Promise<never>(() => undefined)),
+          () => new Promise<never>(() => undefined),
+        );
       const stops: Promise<ResultMeta>[] = [read];
       if (options.timeoutMs !== undefined) {
         const ms = options.timeoutMs;
@@ -221,7 +250,7 @@ export class RedisBackend implements ResultBackend {
     const key = tasksetKey(groupId);
     // Celery's member format, so Python and celeriac workers complete each other's chords.
     const member = JSON.stringify([1, part.taskId, part.state, part.result]);
-    const flat = (await this.redis.celeriacChordPartReturn(`${key}.j`, `${key}.s`, `${key}.t`, part.index, member, options.expiresMs)) as string[] | null;
+    const flat = (await this.redis.celeriacChordPartReturn(`${key}.j`, `${key}.s`, `${key}.t`, `${key}.d`, part.index, member, options.expiresMs)) as string[] | null;
     if (!flat) return null;
     const parts: ChordPart[] = [];
     for (let i = 0; i < flat.length; i += 2) {
@@ -229,6 +258,11 @@ export class RedisBackend implements ResultBackend {
       parts.push({ index: Number(flat[i + 1]), taskId, state, result });
     }
     return parts;
+  }
+
+  async chordComplete(groupId: string, options: { expiresMs: number }): Promise<void> {
+    const key = tasksetKey(groupId);
+    await this.redis.celeriacChordComplete(`${key}.j`, `${key}.s`, `${key}.t`, `${key}.d`, options.expiresMs);
   }
 
   async close(): Promise<void> {
@@ -241,6 +275,7 @@ export class RedisBackend implements ResultBackend {
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     celeriacStoreResult(key: string, meta: string, expiresMs: number): Result<unknown, Context>;
-    celeriacChordPartReturn(j: string, s: string, t: string, index: number, member: string, expiresMs: number): Result<unknown, Context>;
+    celeriacChordPartReturn(j: string, s: string, t: string, d: string, index: number, member: string, expiresMs: number): Result<unknown, Context>;
+    celeriacChordComplete(j: string, s: string, t: string, d: string, expiresMs: number): Result<unknown, Context>;
   }
 }

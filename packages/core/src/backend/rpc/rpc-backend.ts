@@ -189,6 +189,10 @@ export class RpcBackend implements ResultBackend {
     this.refuse('join a chord');
   }
 
+  async chordComplete(): Promise<void> {
+    this.refuse('join a chord');
+  }
+
   async close(): Promise<void> {
     await this.replyChannel?.close().catch(() => undefined);
     await this.session.close();

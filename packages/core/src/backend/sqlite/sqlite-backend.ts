@@ -124,10 +124,15 @@ export class SqliteBackend implements ResultBackend {
         this.db.prepare('INSERT OR IGNORE INTO kv (key, value, expires_at) VALUES (?, ?, ?)').run(`${prefix}${part.index}`, JSON.stringify(part), now + options.expiresMs);
         const rows = this.db.prepare('SELECT value FROM kv WHERE key >= ? AND key < ?').all(prefix, `${prefix}\uffff`) as { value: string }[];
         if (rows.length < Number(size.value)) return null;
-        this.db.prepare('DELETE FROM kv WHERE key = ? OR (key >= ? AND key < ?)').run(`chord:${groupId}:size`, prefix, `${prefix}\uffff`);
         return rows.map((r) => JSON.parse(r.value) as ChordPart).sort((a, b) => a.index - b.index);
       })
       .immediate();
+  }
+
+  async chordComplete(groupId: string): Promise<void> {
+    const prefix = `chord:${groupId}:part:`;
+    // The size row goes with the parts: a late member then finds no join and writes nothing.
+    this.db.prepare('DELETE FROM kv WHERE key = ? OR (key >= ? AND key < ?)').run(`chord:${groupId}:size`, prefix, `${prefix}\uffff`);
   }
 
   async close(): Promise<void> {

@@ -99,24 +99,31 @@ export async function connectRedis(settings: RedisSettings, role: 'commands' | '
   return client;
 }
 
-/** Warn once per process when Redis can lose queued work (eviction on, or no persistence). */
-const warned = new Set<string>();
-export async function warnIfUnsafe(client: Redis, redacted: string): Promise<void> {
-  if (warned.has(redacted)) return;
-  warned.add(redacted);
+/**
+ * Why this Redis may lose queued work (eviction on, or no persistence at all): empty when it
+ * cannot (or when CONFIG is disabled, as on managed Redis, so nothing can be told).
+ */
+export async function unsafeRedisSettings(client: Redis, redacted: string): Promise<string[]> {
+  let policy: string[], aof: string[], save: string[];
   try {
-    const [policy, aof, save] = await Promise.all([
+    [policy, aof, save] = await Promise.all([
       client.config('GET', 'maxmemory-policy') as Promise<string[]>,
       client.config('GET', 'appendonly') as Promise<string[]>,
       client.config('GET', 'save') as Promise<string[]>,
     ]);
-    if (policy[1] && policy[1] !== 'noeviction') {
-      process.emitWarning(`Redis at ${redacted} has maxmemory-policy ${policy[1]}: it may evict queued tasks; use noeviction`, 'CeleriacWarning');
-    }
-    if (aof[1] !== 'yes' && !save[1]) {
-      process.emitWarning(`Redis at ${redacted} has no persistence (appendonly no, save ''): a restart loses queued tasks`, 'CeleriacWarning');
-    }
   } catch {
-    // CONFIG may be disabled (managed Redis): nothing to check.
+    return [];
   }
+  const problems: string[] = [];
+  if (policy[1] && policy[1] !== 'noeviction') problems.push(`Redis at ${redacted} has maxmemory-policy ${policy[1]}: it may evict queued tasks; use noeviction`);
+  if (aof[1] !== 'yes' && !save[1]) problems.push(`Redis at ${redacted} has no persistence (appendonly no, save ''): a restart loses queued tasks`);
+  return problems;
+}
+
+/** Warn once per process when Redis can lose queued work. Never rejects. */
+const warned = new Set<string>();
+export async function warnIfUnsafe(client: Redis, redacted: string): Promise<void> {
+  if (warned.has(redacted)) return;
+  warned.add(redacted);
+  for (const problem of await unsafeRedisSettings(client, redacted).catch(() => [])) process.emitWarning(problem, 'CeleriacWarning');
 }

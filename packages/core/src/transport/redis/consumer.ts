@@ -9,6 +9,11 @@ import { SEP } from './scripts.js';
 
 /** A fetch loop silent this long is considered stuck (every command has a timeout, so this is a last resort). */
 const WATCHDOG_QUIET_MS = 30_000;
+/**
+ * A lease this close to its end is checked with Redis rather than trusted: room for another host's
+ * clock being ahead of ours (restores compare index scores with the restorer's clock).
+ */
+const LEASE_MARGIN_MS = 1000;
 
 /** What a consumer needs of its transport. */
 export interface ConsumerHost {
@@ -23,6 +28,8 @@ export interface ConsumerHost {
 export class RedisDelivery implements Delivery {
   settled = false;
   readonly redelivered: boolean;
+  /** Epoch ms until which no other consumer can be handed it: the last fetch or renewal sent, plus the window. */
+  leaseUntil: number;
   /** Set while its ack waits in the consumer's batch. */
   ackDone: ((ok: boolean) => void) | undefined;
   ackFailed: ((err: unknown) => void) | undefined;
@@ -35,8 +42,14 @@ export class RedisDelivery implements Delivery {
     readonly message: WireMessage,
     readonly queue: string,
     readonly deliveryCount: number,
+    sentAt: number,
   ) {
     this.redelivered = deliveryCount > 1 || message.headers.redelivered === true;
+    this.leaseUntil = sentAt + consumer.visibilityTimeout;
+  }
+
+  leaseHeld(): Promise<boolean> {
+    return this.consumer.leaseHeld(this);
   }
 
   async ack(): Promise<void> {
@@ -84,6 +97,7 @@ export class RedisConsumer implements Consumer {
   /** Slots asked for by a fetch on its way (the loop's or an ack batch's), so the two never over-fetch. */
   private fetching = 0;
   private readonly keys: string[];
+  readonly visibilityTimeout: number;
   /** Queue name for each polled list (same order as `keys`). */
   private readonly queueOfKey: string[];
   /** Deliveries whose ack waits for this event-loop turn's batch. */
@@ -100,12 +114,11 @@ export class RedisConsumer implements Consumer {
   ) {
     this.keys = queues.flatMap(queueKeys);
     this.queueOfKey = queues.flatMap((q) => queueKeys(q).map(() => q));
+    this.visibilityTimeout = host.options.visibilityTimeout;
   }
 
   start(): void {
-    const every = Math.max(50, Math.floor(this.host.options.visibilityTimeout / 3));
-    // A live owner keeps its deliveries fresh in unacked_index: never restored while it runs them.
-    this.renewTimer = setInterval(() => void this.renew(), every);
+    this.startRenewing();
     // Watchdog: a fetch loop that has gone quiet (a reply that never came) is replaced by a fresh one.
     this.watchdog = setInterval(() => {
       if (this.active && Date.now() - this.lastLoopAt > WATCHDOG_QUIET_MS) {
@@ -127,11 +140,62 @@ export class RedisConsumer implements Consumer {
     this.backoff.wake();
   }
 
-  private async renew(): Promise<void> {
-    if (this.held.size === 0) return;
+  private readonly onReady = (): void => void this.renew();
+
+  private startRenewing(): void {
+    if (this.renewTimer) return;
+    const every = Math.max(50, Math.floor(this.visibilityTimeout / 3));
+    // A live owner keeps its deliveries fresh in unacked_index: never restored while it runs them.
+    this.renewTimer = setInterval(() => void this.renew(), every);
+    // Back from an outage: renew at once, before any process's restore can take what this one still runs.
+    this.host.redis.on('ready', this.onReady);
+  }
+
+  /**
+   * Keep what this consumer holds fresh in unacked_index. Goes on after {@link cancel} for as long
+   * as deliveries are held: they are still this consumer's until settled. Never rejects.
+   */
+  async renew(): Promise<void> {
+    if (this.held.size === 0) {
+      if (!this.active) this.stop();
+      return;
+    }
+    const sentAt = Date.now();
     const now = nowSeconds();
-    const args = [...this.held.keys()].flatMap((tag) => [now, tag]);
-    await this.host.redis.zadd(KEYS.unackedIndex, 'XX', ...args).catch(() => undefined);
+    const held = [...this.held.values()];
+    const args = held.flatMap((d) => [now, d.tag]);
+    try {
+      await this.host.redis.zadd(KEYS.unackedIndex, 'XX', ...args);
+      for (const d of held) d.leaseUntil = Math.max(d.leaseUntil, sentAt + this.visibilityTimeout);
+    } catch {
+      // Redis away: the next renewal (or the reconnect's) tries again; leases age meanwhile.
+    }
+  }
+
+  /** Fresh enough to trust, else asked of Redis: still in unacked with this delivery's count (and then renewed). */
+  async leaseHeld(delivery: RedisDelivery): Promise<boolean> {
+    if (Date.now() < delivery.leaseUntil - LEASE_MARGIN_MS) return true;
+    const sentAt = Date.now();
+    const [[, entry], [, count]] = (await this.host.redis
+      .multi()
+      .hexists(KEYS.unacked, delivery.tag)
+      .hget(KEYS.deliveries, delivery.tag)
+      .exec()) as [[null, number], [null, string | null]];
+    const held = entry === 1 && Number(count ?? 1) === delivery.deliveryCount;
+    if (held) {
+      await this.host.redis.zadd(KEYS.unackedIndex, 'XX', nowSeconds(), delivery.tag);
+      delivery.leaseUntil = sentAt + this.visibilityTimeout;
+    }
+    return held;
+  }
+
+  /** No more renewals: cancelled, and nothing held any more. */
+  private stop(): void {
+    if (!this.renewTimer) return;
+    clearInterval(this.renewTimer);
+    this.renewTimer = undefined;
+    this.host.redis.off('ready', this.onReady);
+    this.onGone();
   }
 
   private async loop(): Promise<void> {
@@ -146,11 +210,12 @@ export class RedisConsumer implements Consumer {
       if (free > 0) {
         this.fetching += free;
         try {
+          const sentAt = Date.now();
           const out = (await redis.celeriacFetchBuffer(3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys, free, nowSeconds())) as (
             | Buffer
             | number
           )[];
-          got = this.deliverAll(out, 0);
+          got = this.deliverAll(out, 0, sentAt);
         } catch {
           // Redis unreachable or restarting: back off; ioredis reconnects, and this loop resumes on its own.
         } finally {
@@ -179,13 +244,13 @@ export class RedisConsumer implements Consumer {
    * returns how many. The reply comes as Buffers, not strings (the `…Buffer` form of the script
    * commands): an envelope is decoded once here, and its bytes stay off the JS heap while held.
    */
-  private deliverAll(out: (Buffer | number)[], from: number): number {
+  private deliverAll(out: (Buffer | number)[], from: number, sentAt: number): number {
     let got = 0;
     for (let i = from; i < out.length; i += 4) {
       const keyIndex = Number(out[i]) - 1;
       const tag = String(out[i + 1]);
       const wire = readKombuEnvelope((out[i + 3] as Buffer).toString()).wire;
-      const delivery = new RedisDelivery(this, tag, this.keys[keyIndex]!, wire, this.queueOfKey[keyIndex]!, Number(out[i + 2]));
+      const delivery = new RedisDelivery(this, tag, this.keys[keyIndex]!, wire, this.queueOfKey[keyIndex]!, Number(out[i + 2]), sentAt);
       this.held.set(tag, delivery);
       this.onDelivery(delivery);
       got++;
@@ -209,7 +274,7 @@ export class RedisConsumer implements Consumer {
 
   async reject(delivery: RedisDelivery, requeue: boolean, delayMs: number | undefined): Promise<boolean> {
     if (!requeue) return this.ack(delivery);
-    return this.requeue(delivery.tag, delivery.key, delayMs);
+    return this.requeue(delivery, delayMs);
   }
 
   /**
@@ -217,20 +282,23 @@ export class RedisConsumer implements Consumer {
    * entry rather than held in memory for every message in flight (a requeue is the rare path);
    * the REQUEUE step is fenced by that entry, so a lost lease still answers false.
    */
-  private async requeue(tag: string, key: string, delayMs?: number): Promise<boolean> {
+  private async requeue({ tag, key, deliveryCount }: RedisDelivery, delayMs?: number): Promise<boolean> {
     const redis = this.host.redis;
     const entry = await redis.hget(KEYS.unacked, tag);
     if (entry === null) return false;
     const [payload] = readUnackedEntry(entry);
     const text = typeof payload === 'string' ? payload : JSON.stringify(payload);
-    if (delayMs) return (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, KEYS.delayed, KEYS.deliveries, tag, `${key}${SEP}${text}`, Date.now() + delayMs)) === 1;
-    return (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, key, KEYS.deliveries, tag, text, '')) === 1;
+    if (delayMs) {
+      return (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, KEYS.delayed, KEYS.deliveries, tag, `${key}${SEP}${text}`, Date.now() + delayMs, deliveryCount)) === 1;
+    }
+    return (await redis.celeriacRequeue(KEYS.unacked, KEYS.unackedIndex, key, KEYS.deliveries, tag, text, '', deliveryCount)) === 1;
   }
 
   /** A settle that did not reach Redis: the delivery is held (and renewed) again until one does. */
   unsettled(delivery: RedisDelivery): void {
     delivery.settled = false;
     this.held.set(delivery.tag, delivery);
+    this.startRenewing();
   }
 
   release(delivery: RedisDelivery): void {
@@ -242,7 +310,7 @@ export class RedisConsumer implements Consumer {
     const batch = this.acks;
     this.acks = [];
     const redis = this.host.redis;
-    const tags = batch.map((d) => d.tag);
+    const tags = batch.flatMap((d) => [d.tag, d.deliveryCount]);
     const want = this.active ? this.free() : 0;
     try {
       if (want <= 0) {
@@ -252,6 +320,7 @@ export class RedisConsumer implements Consumer {
       }
       this.fetching += want;
       const wakes = this.wakes;
+      const sentAt = Date.now();
       let out: (Buffer | number)[];
       try {
         out = (await redis.celeriacAckFetchBuffer(
@@ -263,7 +332,7 @@ export class RedisConsumer implements Consumer {
       }
       for (let i = 0; i < batch.length; i++) batch[i]!.ackDone!(out[i] === 1);
       // A consumer cancelled meanwhile still owns what was fetched: handed out, it is acked or returned as usual.
-      const got = this.deliverAll(out, batch.length);
+      const got = this.deliverAll(out, batch.length, sentAt);
       if (got > 0) this.backoff.reset();
       // The loop may have been woken while this fetch held the free slots, and gone back to sleep.
       if (got < want && this.wakes !== wakes) this.backoff.wake();
@@ -277,18 +346,21 @@ export class RedisConsumer implements Consumer {
     this.backoff.wake();
   }
 
+  /** Stop fetching. Renewals go on while deliveries are held (see {@link renew}). */
   async cancel(): Promise<void> {
     this.active = false;
     this.backoff.wake();
-    clearInterval(this.renewTimer);
     clearInterval(this.watchdog);
-    this.onGone();
+    if (this.held.size === 0) this.stop();
   }
 
   /** Closing: what this client holds goes back to its queue now rather than after the visibility window. */
   async releaseAll(): Promise<void> {
-    await this.cancel();
-    await Promise.all([...this.held.values()].map(({ tag, key }) => this.requeue(tag, key).catch(() => false)));
+    this.active = false;
+    this.backoff.wake();
+    clearInterval(this.watchdog);
+    await Promise.all([...this.held.values()].map((d) => this.requeue(d).catch(() => false)));
     this.held.clear();
+    this.stop();
   }
 }

@@ -5,7 +5,7 @@ import type { WireMessage } from '../../protocol/message.js';
 import { PollBackoff } from '../../util/backoff.js';
 import { newId } from '../../util/ids.js';
 import { deadLetterRecord, type Consumer, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
-import { connectRedis, RedisUnavailableError, warnIfUnsafe, type RedisSettings } from './connection.js';
+import { connectRedis, RedisUnavailableError, unsafeRedisSettings, warnIfUnsafe, type RedisSettings } from './connection.js';
 import { bindingMatches, type ListenOptions, type Notice, type NoticeExchange, type NotifyOptions } from '../notice.js';
 import { RedisConsumer, RedisDelivery } from './consumer.js';
 import { KEYS, queueKey, queueKeys, readUnackedEntry, WAKE } from './keys.js';
@@ -185,6 +185,9 @@ export class RedisTransport implements Transport {
     if (!locked) return 0;
     let restored = 0;
     try {
+      // This process's own deliveries first: after an outage its renewals may be behind, and it must
+      // never restore what it still runs.
+      await Promise.all([...this.consumers].map((c) => c.renew()));
       const cutoff = (Date.now() - this.options.visibilityTimeout) / 1000;
       const tags = await this.redis.zrangebyscore(KEYS.unackedIndex, 0, cutoff, 'LIMIT', 0, 200);
       for (const tag of tags) {
@@ -236,7 +239,14 @@ export class RedisTransport implements Transport {
       return;
     }
     delivery.settled = true;
-    const done = (await this.redis.celeriacDeadLetter(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, KEYS.deadLetters, delivery.tag, record.id, JSON.stringify(full))) as number;
+    let done: number;
+    try {
+      done = (await this.redis.celeriacDeadLetter(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, KEYS.deadLetters, delivery.tag, record.id, JSON.stringify(full), delivery.deliveryCount)) as number;
+    } catch (err) {
+      // Redis away: still ours, so a retry sends it again (and renewals go on meanwhile).
+      delivery.settled = false;
+      throw new RedisUnavailableError(this.settings.redacted, err);
+    }
     delivery.release();
     if (!done) throw new LeaseLostError('dead-letter');
   }
@@ -337,6 +347,10 @@ export class RedisTransport implements Transport {
       await loop;
       if (!this.closed) await this.redis.multi().srem(KEYS.binding(exchange.name), member).del(queue).exec().catch(() => undefined);
     };
+  }
+
+  unsafeSettings(): Promise<string[]> {
+    return unsafeRedisSettings(this.redis, this.settings.redacted);
   }
 
   /** Messages waiting in the delayed set (all queues). */

@@ -64,10 +64,17 @@ for k = 4, #KEYS do
 end
 `;
 
-/** Lua that acknowledges the tags ARGV[from..to], appending one flag each to `out` (1 acknowledged, 0 no longer ours). */
-const settle = (from: number | string, to: string): string => `for i = ${from}, ${to} do
+/**
+ * Lua that acknowledges the (tag, delivery count) pairs ARGV[from..to], appending one flag each to
+ * `out` (1 acknowledged, 0 no longer ours).
+ *
+ * Why the count: a restored message keeps its delivery_tag, so the unacked entry alone cannot tell
+ * a paused owner from the worker it was handed to. The delivery count (KEYS[3], absent = 1) moves
+ * on at every delivery: a settle carrying an older count is a stale owner's, and is refused.
+ */
+const settle = (from: number | string, to: string): string => `for i = ${from}, ${to}, 2 do
   local tag = ARGV[i]
-  if redis.call('HDEL', KEYS[1], tag) == 1 then
+  if ${owns('tag', 'ARGV[i + 1]')} and redis.call('HDEL', KEYS[1], tag) == 1 then
     redis.call('ZREM', KEYS[2], tag)
     redis.call('HDEL', KEYS[3], tag)
     out[#out + 1] = 1
@@ -77,9 +84,13 @@ const settle = (from: number | string, to: string): string => `for i = ${from}, 
 end
 `;
 
+/** Lua condition: the delivery `tag` is still the one counted `count` (KEYS[3] deliveries; absent = 1). */
+const owns = (tag: string, count: string): string => `(tonumber(redis.call('HGET', KEYS[3], ${tag})) or 1) == tonumber(${count})`;
+
 const UNACKED_KEYS = `-- KEYS[1] unacked         hash  delivery_tag -> JSON [envelope, exchange, routing_key] (kombu)
 -- KEYS[2] unacked_index   zset  delivery_tag -> delivery time, unix seconds (kombu)
--- KEYS[3] deliveries      hash  delivery_tag -> deliveries so far, for messages delivered before (celeriac; removed on ack)`;
+-- KEYS[3] deliveries      hash  delivery_tag -> deliveries so far, for messages delivered before (celeriac; removed on ack);
+--                               a settle names the count it was delivered with, and is refused when it moved on (fencing)`;
 
 export const FETCH = `
 -- fetch: take up to ARGV[1] messages from the queue lists KEYS[4..] (served in that order) and record
@@ -93,9 +104,10 @@ ${take(1, 2)}return out
 
 export const ACK = `
 -- ack: forget deliveries (kombu's ack: HDEL unacked + ZREM unacked_index), each fenced by its
--- unacked entry: if it is gone, the lease was lost and the message was restored elsewhere.
+-- unacked entry and its delivery count: if the entry is gone or the count moved on, the lease was
+-- lost and the message was restored (and perhaps delivered again) elsewhere.
 -- KEYS[1] unacked; KEYS[2] unacked_index; KEYS[3] deliveries
--- ARGV[1..n] delivery tags (a batch: the acks of one event-loop turn)
+-- ARGV[1..2n] delivery tag, delivery count, ... (a batch: the acks of one event-loop turn)
 -- returns one flag per tag: 1 acknowledged, 0 no longer ours
 local out = {}
 ${settle(1, '#ARGV')}return out
@@ -106,20 +118,23 @@ export const ACK_FETCH = `
 -- they free (as fetch), in one step and one round trip (what BullMQ's moveToFinished does).
 ${UNACKED_KEYS}
 -- KEYS[4..] queue lists, served in that order
--- ARGV[1] n = number of tags; ARGV[2..n+1] delivery tags; ARGV[n+2] max messages; ARGV[n+3] now, unix seconds
+-- ARGV[1] n = number of tags; ARGV[2..2n+1] delivery tag, delivery count, ...; ARGV[2n+2] max messages;
+-- ARGV[2n+3] now, unix seconds
 -- returns n ack flags (1 acknowledged, 0 no longer ours), then fetch's flat array
 local out = {}
-local last = tonumber(ARGV[1]) + 1
+local last = 2 * tonumber(ARGV[1]) + 1
 ${settle(2, 'last')}${take('last + 1', 'last + 2')}return out
 `;
 
 export const REQUEUE = `
 -- requeue: give a delivery back, now (RPUSH: next to be served, as kombu restores)
--- or later (into the delayed set), fenced by the unacked entry like ack.
+-- or later (into the delayed set), fenced by the unacked entry and the delivery count like ack.
 -- KEYS[1] unacked; KEYS[2] unacked_index; KEYS[3] target queue list, or the delayed zset;
 -- KEYS[4] deliveries (a first delivery has no entry yet: it gets one, so the next one counts 2)
--- ARGV[1] delivery tag; ARGV[2] envelope text (list) or delayed member (zset); ARGV[3] due ms, or '' for now
+-- ARGV[1] delivery tag; ARGV[2] envelope text (list) or delayed member (zset); ARGV[3] due ms, or '' for now;
+-- ARGV[4] the delivery count it was delivered with
 -- returns 1 when requeued, 0 when the entry was no longer ours
+if (tonumber(redis.call('HGET', KEYS[4], ARGV[1])) or 1) ~= tonumber(ARGV[4]) then return 0 end
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSETNX', KEYS[4], ARGV[1], 1)
@@ -131,8 +146,9 @@ return 1
 export const DEAD_LETTER = `
 -- dead-letter: record why a delivery was set aside and acknowledge it, in one step.
 -- KEYS[1] unacked; KEYS[2] unacked_index; KEYS[3] deliveries; KEYS[4] dead letters (hash id -> record)
--- ARGV[1] delivery tag; ARGV[2] record id; ARGV[3] record JSON
+-- ARGV[1] delivery tag; ARGV[2] record id; ARGV[3] record JSON; ARGV[4] the delivery count it was delivered with
 -- returns 1, or 0 when the delivery was no longer ours (nothing written)
+if not ${owns('ARGV[1]', 'ARGV[4]')} then return 0 end
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
@@ -197,22 +213,33 @@ return 0
 `;
 
 export const CHORD_PART_RETURN = `
--- chord-part-return: join one header member into Celery's chord keys and, for the member that
--- completes the chord, return every member and delete the keys — exactly one caller gets them.
+-- chord-part-return: join one header member into Celery's chord keys; to the member that completes
+-- the chord, return every member. The keys stay (with their expiry) until chord-complete says the
+-- body was sent: a completer that died first is run again (its message was not acked), joins again
+-- and gets the members again — the body is never lost between the join and its send.
 -- Members are counted by their group_index (the score), so a member that ran twice counts once.
 -- KEYS[1] celery-taskset-meta-<gid>.j (zset: JSON [1, id, state, result] scored by group_index)
 -- KEYS[2] celery-taskset-meta-<gid>.s (header size); KEYS[3] ...t (members added by add_to_chord)
+-- KEYS[4] celery-taskset-meta-<gid>.d (celeriac: the body was sent; a late member writes nothing)
 -- ARGV[1] group_index; ARGV[2] member JSON; ARGV[3] expiry ms of the join keys
 -- returns the members with their scores (flat: member, score, ...) when complete, else false
+if redis.call('EXISTS', KEYS[4]) == 1 then return false end
 if redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]) == 0 then redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 local size = redis.call('GET', KEYS[2])
 if not size then return false end
 local total = tonumber(size) + tonumber(redis.call('GET', KEYS[3]) or '0')
 if redis.call('ZCARD', KEYS[1]) < total then return false end
-local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+`;
+
+export const CHORD_COMPLETE = `
+-- chord-complete: the body of a completed chord was sent: mark the join done and delete its keys.
+-- KEYS[1] .j; KEYS[2] .s; KEYS[3] .t; KEYS[4] .d (see chord-part-return); ARGV[1] expiry ms of the mark
+-- returns 1
+redis.call('SET', KEYS[4], '1', 'PX', ARGV[1])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-return members
+return 1
 `;
 
 export const NOTIFY_DIRECT = `

@@ -260,6 +260,8 @@ class SqliteConsumer implements Consumer {
         requeue
           ? settle(`UPDATE messages SET owner = NULL, lease_until = NULL, due_at = ${Date.now() + (delayMs ?? 0)} WHERE id = ? AND owner = ?`, 'reject')
           : settle('DELETE FROM messages WHERE id = ? AND owner = ?', 'reject'),
+      // Still ours when the row still carries our token: a lapsed lease was claimed under another.
+      leaseHeld: async () => db.prepare('SELECT 1 FROM messages WHERE id = ? AND owner = ?').get(row.id, this.token) !== undefined,
     });
   }
 
