@@ -16,6 +16,7 @@ import { loadApp } from '../cli/load-app.js';
 import { createLogger, taskLogger } from '../logger.js';
 import { shouldAutoretry } from '../retry.js';
 import type { FromChild, ToChild } from './ipc.js';
+import { exitWithParent } from './orphan-watch.js';
 import { Interrupt } from '../trace.js';
 
 const send = (msg: FromChild): void => {
@@ -23,6 +24,12 @@ const send = (msg: FromChild): void => {
 };
 const log = createLogger((process.env.CELERIAC_LOGLEVEL as 'info' | undefined) ?? 'info', 'celeriac-child');
 const controllers = new Map<number, AbortController>();
+
+// Before the app loads: a child must not outlive a worker killed with -9, even one whose
+// task (or module) never yields, or its task would run here and again where it is redelivered.
+exitWithParent({
+  onError: (err) => log.warn({ err }, 'orphan watchdog thread failed: this child now stops with its worker only when its event loop is free'),
+});
 
 async function main(): Promise<void> {
   const module = process.env.CELERIAC_CHILD_MODULE;
