@@ -5,7 +5,8 @@ import type { BeatStore, EntryState } from './store.js';
 export class MemoryBeatStore implements BeatStore {
   readonly kind = 'memory';
   private readonly states = new Map<string, EntryState>();
-  private readonly claims = new Map<string, number>();
+  /** Claims: key → expiry and owner ('' for a claim taken without one). */
+  private readonly claims = new Map<string, { until: number; owner: string }>();
   private readonly entries = new Map<string, BeatEntry>();
   private leader: { token: string; until: number } | undefined;
 
@@ -21,13 +22,18 @@ export class MemoryBeatStore implements BeatStore {
   async setState(name: string, state: EntryState): Promise<void> {
     this.states.set(name, { ...state });
   }
-  async claimSlot(name: string, slot: number, ttlMs: number): Promise<boolean> {
+  async claimSlot(name: string, slot: number, ttlMs: number, owner = ''): Promise<boolean> {
     const key = `${name}\u0000${slot}`;
     const now = this.clock();
-    const until = this.claims.get(key);
-    if (until !== undefined && until > now) return false;
-    this.claims.set(key, now + ttlMs);
+    const held = this.claims.get(key);
+    if (held !== undefined && held.until > now) return false;
+    this.claims.set(key, { until: now + ttlMs, owner });
     return true;
+  }
+  async releaseSlot(name: string, slot: number, owner: string): Promise<void> {
+    const key = `${name}\u0000${slot}`;
+    const held = this.claims.get(key);
+    if (owner !== '' && held?.owner === owner) this.claims.delete(key);
   }
   async acquireLeadership(token: string, leaseMs: number): Promise<boolean> {
     const now = this.clock();

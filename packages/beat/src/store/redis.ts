@@ -22,7 +22,8 @@ return 0
 /**
  * Beat state in Redis. The reference clock is Redis `TIME`, so beats on
  * machines with skewed clocks still agree on slots; the lease is `SET NX PX`
- * with a token; each slot is claimed with `SET NX PX` (the idempotency key).
+ * with a token; each slot is claimed with `SET NX PX` (the idempotency key),
+ * its value the claiming beat's token so that a failed send can give it back.
  */
 export class RedisBeatStore implements BeatStore {
   readonly kind = 'redis';
@@ -47,8 +48,14 @@ export class RedisBeatStore implements BeatStore {
   async setState(name: string, state: EntryState): Promise<void> {
     await this.redis.hset(KEYS.state, name, JSON.stringify(state));
   }
-  async claimSlot(name: string, slot: number, ttlMs: number): Promise<boolean> {
-    return (await this.redis.set(KEYS.claim(name, slot), '1', 'PX', ttlMs, 'NX')) === 'OK';
+  async claimSlot(name: string, slot: number, ttlMs: number, owner?: string): Promise<boolean> {
+    // The value is the owner's token ('1' without one, as claims were written before owners existed).
+    return (await this.redis.set(KEYS.claim(name, slot), owner ?? '1', 'PX', ttlMs, 'NX')) === 'OK';
+  }
+  async releaseSlot(name: string, slot: number, owner: string): Promise<void> {
+    if (owner === '' || owner === '1') return; // never an owner: those claims cannot be given back
+    // The lease's compare-and-delete: only the owner's claim goes.
+    await (this.redis as unknown as Renewer).celeriacBeatRelease(KEYS.claim(name, slot), owner);
   }
   async acquireLeadership(token: string, leaseMs: number): Promise<boolean> {
     return ((await (this.redis as unknown as Renewer).celeriacBeatRenew(KEYS.leader, token, leaseMs)) as number) === 1;

@@ -39,15 +39,20 @@ export class SqliteBeatStore implements BeatStore {
   async setState(name: string, state: EntryState): Promise<void> {
     this.put(`beat:state:${name}`, JSON.stringify(state));
   }
-  async claimSlot(name: string, slot: number, ttlMs: number): Promise<boolean> {
+  async claimSlot(name: string, slot: number, ttlMs: number, owner?: string): Promise<boolean> {
     const now = this.clock();
     return this.db
       .transaction(() => {
         // Expired claims are swept here: the table never grows without bound.
         this.db.prepare("DELETE FROM kv WHERE key LIKE 'beat:claim:%' AND expires_at <= ?").run(now);
-        return this.db.prepare('INSERT OR IGNORE INTO kv (key, value, expires_at) VALUES (?, ?, ?)').run(`beat:claim:${name}:${slot}`, '1', now + ttlMs).changes === 1;
+        // The value is the owner's token ('1' without one, as claims were written before owners existed).
+        return this.db.prepare('INSERT OR IGNORE INTO kv (key, value, expires_at) VALUES (?, ?, ?)').run(`beat:claim:${name}:${slot}`, owner ?? '1', now + ttlMs).changes === 1;
       })
       .immediate();
+  }
+  async releaseSlot(name: string, slot: number, owner: string): Promise<void> {
+    if (owner === '' || owner === '1') return; // never an owner: those claims cannot be given back
+    this.db.prepare('DELETE FROM kv WHERE key = ? AND value = ?').run(`beat:claim:${name}:${slot}`, owner);
   }
   async acquireLeadership(token: string, leaseMs: number): Promise<boolean> {
     const now = this.clock();

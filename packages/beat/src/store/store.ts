@@ -21,8 +21,19 @@ export interface BeatStore {
   time(): Promise<number>;
   getState(name: string): Promise<EntryState | undefined>;
   setState(name: string, state: EntryState): Promise<void>;
-  /** Claim a slot once for all beats: true for the first caller only (the idempotency key per entry and slot). */
-  claimSlot(name: string, slot: number, ttlMs: number): Promise<boolean>;
+  /**
+   * Claim a slot once for all beats: true for the first caller only (the
+   * idempotency key per entry and slot). A beat claims before it sends, with
+   * its token as `owner`, so that a send that fails can give the claim back
+   * ({@link BeatStore.releaseSlot}). A claim without an owner can never be given back.
+   */
+  claimSlot(name: string, slot: number, ttlMs: number, owner?: string): Promise<boolean>;
+  /**
+   * Give back a claim whose send failed, so that this beat or another can claim
+   * and send the slot. Removes the claim only while `owner` holds it: a claim
+   * taken since by another beat, or one that was never this owner's, stays.
+   */
+  releaseSlot(name: string, slot: number, owner: string): Promise<void>;
   /** Take or renew the leader lease for `token`; false while another beat holds it. */
   acquireLeadership(token: string, leaseMs: number): Promise<boolean>;
   releaseLeadership(token: string): Promise<void>;

@@ -1,11 +1,33 @@
 import type { Channel } from 'amqplib';
-import { CapabilityError, TimeoutError } from '../../errors.js';
+import { CapabilityError, ConfigError, TimeoutError } from '../../errors.js';
 import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/schema.js';
 import { AmqpSession, type AmqpSettings } from '../../transport/amqp/connection.js';
 import type { BackendCapabilities, ChordPart, ResultBackend, StoreOptions, WaitOptions } from '../backend.js';
 
 /** Celery's reply queue arguments: not durable, deleted when unused, and gone after a day without use. */
 const REPLY_QUEUE_OPTIONS = { durable: false, autoDelete: true, exclusive: false, expires: 86_400_000 } as const;
+
+export interface RpcBackendOptions {
+  /**
+   * How many task states this client holds at most (default
+   * {@link RpcBackend.DEFAULT_MAX_HELD_STATES}, 8192). Every state that reaches the reply queue is
+   * held, so that `get()`, `state()` or a late `wait()` can answer it; a client
+   * that sends many tasks and never asks would otherwise grow without bound.
+   * Beyond the bound the least recently heard or read state is dropped (LRU);
+   * a task somebody is waiting on is answered as its state arrives, so the bound
+   * never costs a waiter its result. A result dropped before anyone asked is gone
+   * for this client (the reply was consumed): asking later waits as for a
+   * result not yet in, as with Celery's rpc backend. A count, not a TTL, because
+   * it bounds memory whatever the send rate; each state carries its result, so
+   * with large results choose a smaller bound.
+   */
+  readonly maxHeldStates?: number;
+}
+
+const checkBound = (n: number): number => {
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`rpc:// maxHeldStates must be a positive integer, not ${String(n)}`, { maxHeldStates: n });
+  return n;
+};
 
 /**
  * `rpc://`, as Celery 5 does it: each state is a message to the sender's reply
@@ -14,8 +36,16 @@ const REPLY_QUEUE_OPTIONS = { durable: false, autoDelete: true, exclusive: false
  * children}`. Results reach only the client that sent the task, so this backend
  * has no chord join, no saved groups and no stored revocations — declared as
  * capabilities, and refused with a named error where a feature needs them.
+ * The states heard are held in memory, at most
+ * {@link RpcBackendOptions.maxHeldStates} of them (least recently used dropped first).
  */
 export class RpcBackend implements ResultBackend {
+  /**
+   * Default of {@link RpcBackendOptions.maxHeldStates}: Celery's `MESSAGE_BUFFER_MAX`,
+   * the bound of the buffer in which its rpc backend keeps states that arrived for
+   * results nobody was waiting on (oldest dropped first).
+   */
+  static readonly DEFAULT_MAX_HELD_STATES = 8192;
   readonly kind = 'rpc';
   readonly capabilities: BackendCapabilities = Object.freeze({
     push: true,
@@ -26,8 +56,14 @@ export class RpcBackend implements ResultBackend {
     savedGroups: false,
     sharedResults: false,
   });
-  /** Latest state heard per task id (a ready state is final). */
+  /**
+   * Latest state heard per task id (a ready state is final), least recently
+   * heard or read first: a state heard or read again moves to the end, and the
+   * first ones go when there are more than {@link RpcBackend.maxHeldStates}.
+   */
   private readonly states = new Map<string, ResultMeta>();
+  private bound: number;
+  private evicted = 0;
   private readonly waiters = new Map<string, Set<(meta: ResultMeta) => void>>();
   private consuming: Promise<void> | undefined;
   private replyChannel: Channel | undefined;
@@ -37,12 +73,63 @@ export class RpcBackend implements ResultBackend {
     private readonly session: AmqpSession,
     /** This client's reply queue (the app's oid, sent as every message's `reply_to`). */
     readonly replyQueue: string,
-  ) {}
+    options: RpcBackendOptions,
+  ) {
+    this.bound = checkBound(options.maxHeldStates ?? RpcBackend.DEFAULT_MAX_HELD_STATES);
+  }
 
-  static async open(settings: AmqpSettings, replyQueue: string): Promise<RpcBackend> {
-    const backend = new RpcBackend(await AmqpSession.open(settings), replyQueue);
+  static async open(settings: AmqpSettings, replyQueue: string, options: RpcBackendOptions = {}): Promise<RpcBackend> {
+    if (options.maxHeldStates !== undefined) checkBound(options.maxHeldStates); // before a connection is opened for nothing
+    const backend = new RpcBackend(await AmqpSession.open(settings), replyQueue, options);
     await backend.prepareSend();
     return backend;
+  }
+
+  /**
+   * The bound on held states ({@link RpcBackendOptions.maxHeldStates}). An app
+   * opens its backend from the URL, so this is where it is changed there:
+   * `(await app.backend() as RpcBackend).maxHeldStates = 1000`. Lowering it drops
+   * the oldest states at once.
+   */
+  get maxHeldStates(): number {
+    return this.bound;
+  }
+
+  set maxHeldStates(n: number) {
+    this.bound = checkBound(n);
+    this.evictOverflow();
+  }
+
+  /** How many task states this client holds now: never more than {@link RpcBackend.maxHeldStates}. */
+  get heldStates(): number {
+    return this.states.size;
+  }
+
+  /** How many states were dropped to keep the bound (results that arrived and were not asked for in time). */
+  get evictedStates(): number {
+    return this.evicted;
+  }
+
+  /** Hold a state as the most recently used one, dropping the least recently used beyond the bound. */
+  private hold(taskId: string, meta: ResultMeta): void {
+    this.states.delete(taskId);
+    this.states.set(taskId, meta);
+    this.evictOverflow();
+  }
+
+  private evictOverflow(): void {
+    for (const id of this.states.keys()) {
+      if (this.states.size <= this.bound) break;
+      this.states.delete(id);
+      this.evicted++;
+    }
+  }
+
+  /** A held state, marked as just used. */
+  private read(taskId: string): ResultMeta | undefined {
+    const meta = this.states.get(taskId);
+    if (meta) this.hold(taskId, meta);
+    return meta;
   }
 
   /** Declare the reply queue (once per connection) so a fast worker's reply is never dropped. */
@@ -98,7 +185,7 @@ export class RpcBackend implements ResultBackend {
       children: Array.isArray(body.children) ? body.children : [],
       date_done: null,
     };
-    this.states.set(body.task_id, meta);
+    this.hold(body.task_id, meta);
     if (READY_STATES.has(meta.status as TaskState)) for (const w of this.waiters.get(body.task_id) ?? []) w(meta);
   }
 
@@ -119,12 +206,12 @@ export class RpcBackend implements ResultBackend {
 
   async get(taskId: string): Promise<ResultMeta | undefined> {
     await this.settle();
-    return this.states.get(taskId);
+    return this.read(taskId);
   }
 
   async getMany(taskIds: readonly string[]): Promise<(ResultMeta | undefined)[]> {
     await this.settle();
-    return taskIds.map((id) => this.states.get(id));
+    return taskIds.map((id) => this.read(id));
   }
 
   async wait(taskId: string, options: WaitOptions = {}): Promise<ResultMeta> {
