@@ -149,6 +149,30 @@ export function transportConformance(name: string, setup: () => Promise<{ make: 
       expect(await t.listDeadLetters()).toEqual([]);
     });
 
+    it('lists dead letters a page at a time, oldest first, with a count', async () => {
+      const { make } = await setup();
+      const t = await client(make);
+      for (let i = 0; i < 7; i++) await t.publish('pq', msg(`page${i}`));
+      const { got } = await collect(t, ['pq'], 7);
+      await waitFor(() => got.length === 7, 'deliveries');
+      // Oldest first: the order they failed in (AMQP keeps them in a queue, so time order is arrival order).
+      const order: string[] = [];
+      for (const [i, d] of got.entries()) {
+        const id = String(d.message.headers.id);
+        order.push(id);
+        await t.deadLetter(d, { id, taskName: 'tasks.add', reason: 'TASK_UNKNOWN', message: 'nope', traceback: null, failedAt: 1000 + i });
+      }
+      expect(await t.deadLetterCount()).toBe(7);
+      const first = await t.listDeadLetters({ limit: 3 });
+      const second = await t.listDeadLetters({ offset: 3, limit: 3 });
+      const last = await t.listDeadLetters({ offset: 6, limit: 3 });
+      expect([...first, ...second, ...last].map((r) => r.id)).toEqual(order);
+      expect(await t.listDeadLetters({ offset: 7 })).toEqual([]);
+      await t.takeDeadLetter(order[1]!);
+      expect((await t.listDeadLetters({ limit: 3 })).map((r) => r.id)).toEqual([order[0], order[2], order[3]]);
+      expect(await t.deadLetterCount()).toBe(6);
+    });
+
     it('fans a notice out to every listener, with its headers', async () => {
       const { make } = await setup();
       const a = await client(make);
@@ -193,15 +217,18 @@ export function transportConformance(name: string, setup: () => Promise<{ make: 
       const a = await client(make);
       const b = await client(make);
       const ids: string[] = [];
+      const acks: Promise<void>[] = [];
       const onDelivery = (d: Delivery) => {
         ids.push(String(d.message.headers.id));
-        void d.ack();
+        acks.push(d.ack());
       };
       await a.consume(['shared'], onDelivery, { prefetch: 2 });
       await b.consume(['shared'], onDelivery, { prefetch: 2 });
       for (let i = 0; i < 20; i++) await a.publish('shared', msg(`s${i}`));
       await waitFor(() => ids.length === 20, 'all twenty');
       expect(new Set(ids).size).toBe(20);
+      // Every ack observed: one left to fail after the close would be an unhandled rejection.
+      await Promise.all(acks);
     });
 
     it('reject with requeue after delayMs redelivers it once the delay has passed, not before', async () => {

@@ -4,7 +4,7 @@ import { ConfigError, CapabilityError, PayloadTooLargeError } from '../errors.js
 import { buildTaskMessage, toWire, wireSize } from '../protocol/message.js';
 import { AsyncResult, type ResultHost } from '../result/async-result.js';
 import { BACKEND_FACTORIES, REPLY_BACKENDS, TRANSPORT_FACTORIES, type FactoryContext } from '../transport/registry.js';
-import type { Transport } from '../transport/transport.js';
+import { DEAD_LETTER_PAGE, type DeadLetterRecord, type Transport } from '../transport/transport.js';
 import { signatureList, type Signature } from '../canvas/signature.js';
 import { sendCanvas } from '../canvas/run.js';
 import { registerBuiltins } from './builtins.js';
@@ -221,16 +221,44 @@ export class CeleriacApp implements ResultHost {
    */
   async requeueDeadLetters(ids?: readonly string[]): Promise<number> {
     const [transport, backend] = await Promise.all([this.transport(), this.backend()]);
-    const records = (await transport.listDeadLetters()).filter((r) => !ids || ids.includes(r.id));
-    for (const record of records) {
+    const requeue = async (record: DeadLetterRecord): Promise<void> => {
       // The FAILURE recorded when it was refused is no longer its outcome: the new run's result will be.
       if ((await backend.get(record.id))?.status === 'FAILURE') await backend.forget(record.id);
       // Publish first, then remove: a crash in between duplicates an entry but never loses one.
       const priority = record.wire.properties.priority;
       await transport.publish(record.queue, record.wire, typeof priority === 'number' ? { priority } : {});
       await transport.takeDeadLetter(record.id);
+    };
+    if (ids) {
+      const found = await this.findDeadLetters(ids);
+      for (const record of found) await requeue(record);
+      return found.length;
     }
-    return records.length;
+    // A page at a time from the oldest, as many as were stored when asked: one refused again at once
+    // (a still-malformed message) goes to the end of the store and is not requeued twice.
+    let left = await transport.deadLetterCount();
+    let n = 0;
+    while (left > 0) {
+      const page = await transport.listDeadLetters({ limit: Math.min(left, DEAD_LETTER_PAGE) });
+      if (page.length === 0) break;
+      for (const record of page) await requeue(record);
+      left -= page.length;
+      n += page.length;
+    }
+    return n;
+  }
+
+  /** The dead letters with these ids (read a page at a time; the store is never loaded whole). */
+  async findDeadLetters(ids: readonly string[]): Promise<DeadLetterRecord[]> {
+    const transport = await this.transport();
+    const wanted = new Set(ids);
+    const found: DeadLetterRecord[] = [];
+    for (let offset = 0; wanted.size > 0; offset += DEAD_LETTER_PAGE) {
+      const page = await transport.listDeadLetters({ offset, limit: DEAD_LETTER_PAGE });
+      for (const r of page) if (wanted.delete(r.id)) found.push(r);
+      if (page.length < DEAD_LETTER_PAGE) break;
+    }
+    return found;
   }
 
   /**

@@ -100,7 +100,10 @@ export interface Transport {
   length(queue: string): Promise<number>;
   /** Move a delivery to the dead-letter store (acknowledging it) in one step. */
   deadLetter(delivery: Delivery, record: Omit<DeadLetterRecord, 'wire' | 'queue' | 'deliveryCount'>): Promise<void>;
-  listDeadLetters(): Promise<DeadLetterRecord[]>;
+  /** Dead letters oldest first, one page at a time (the store is never loaded whole). */
+  listDeadLetters(page?: DeadLetterPage): Promise<DeadLetterRecord[]>;
+  /** How many dead letters are stored. */
+  deadLetterCount(): Promise<number>;
   /** Remove a dead letter by id, returning it (to requeue or discard). */
   takeDeadLetter(id: string): Promise<DeadLetterRecord | undefined>;
   /** Publish a transient notice (remote control, events) on `exchange`; dropped when no queue is bound. */
@@ -120,6 +123,21 @@ export interface Transport {
   /** Messages waiting broker-side for their due time (countdown, eta, retries), when the broker can count them. */
   delayedCount(): Promise<number | null>;
   close(): Promise<void>;
+}
+
+/** A page of the dead-letter store: `limit` records (default {@link DEAD_LETTER_PAGE}, at most 1000) from `offset`. */
+export interface DeadLetterPage {
+  readonly offset?: number;
+  readonly limit?: number;
+}
+
+export const DEAD_LETTER_PAGE = 100;
+
+/** A page's bounds, checked: offset ≥ 0, 1 ≤ limit ≤ 1000. */
+export function pageBounds(page: DeadLetterPage = {}): { offset: number; limit: number } {
+  const offset = Math.max(0, Math.floor(page.offset ?? 0));
+  const limit = Math.min(1000, Math.max(1, Math.floor(page.limit ?? DEAD_LETTER_PAGE)));
+  return { offset, limit };
 }
 
 /** The full record of a delivery being dead-lettered: the caller's reason plus where it came from and how often. */

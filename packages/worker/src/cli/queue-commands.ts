@@ -2,7 +2,7 @@ import { Argument, Command, Option } from '@commander-js/extra-typings';
 import type { DeadLetterRecord } from '@celeriac/core';
 import { CliError } from './load-app.js';
 import { appQueues, confirm, EXIT, opsCommand, printJson, table, withApp } from './ops.js';
-import { queueList } from './options.js';
+import { nonNegativeInt, positiveInt, queueList } from './options.js';
 
 /** `celeriac purge`: empty queues (ready messages; those being run are not touched), asking first. */
 export function purgeCommand() {
@@ -60,20 +60,26 @@ function describe(r: DeadLetterRecord, stored: { status: string; date_done: stri
 export function failedCommand() {
   const failed = new Command('failed').description('The dead-letter store: messages refused (bad input, unknown task) or delivered too often.');
   failed.addCommand(
-    opsCommand('list', 'List dead letters with reason, queue and time.')
+    opsCommand('list', 'List dead letters with reason, queue and time, oldest first, a page at a time.')
+      .addOption(new Option('--limit <n>', 'at most this many (1–1000)').env('CELERIAC_LIMIT').argParser(positiveInt).default(50))
+      .addOption(new Option('--offset <n>', 'skip this many of the oldest').env('CELERIAC_OFFSET').argParser(nonNegativeInt).default(0))
       .action(async (opts) => {
-        const records = await withApp(opts, async (app) => (await app.transport()).listDeadLetters());
+        const [records, total] = await withApp(opts, async (app) => {
+          const transport = await app.transport();
+          return Promise.all([transport.listDeadLetters({ offset: opts.offset, limit: opts.limit }), transport.deadLetterCount()]);
+        });
         if (opts.json) {
           printJson(records.map(({ wire: _wire, ...r }) => r));
           return;
         }
-        if (records.length === 0) {
+        if (total === 0) {
           process.stdout.write('no failed tasks\n');
           return;
         }
         const rows = [['id', 'task', 'reason', 'queue', 'failed at']];
         for (const r of records) rows.push([r.id, r.taskName ?? '-', r.reason, r.queue, iso(r.failedAt)]);
-        process.stdout.write(`${table(rows)}\n\n${records.length} failed task(s)\n`);
+        const shown = records.length === total ? `${total} failed task(s)` : `${records.length} of ${total} failed task(s) shown (--offset ${opts.offset} --limit ${opts.limit})`;
+        process.stdout.write(`${records.length ? `${table(rows)}\n\n` : ''}${shown}\n`);
       }),
   );
   failed.addCommand(
@@ -81,7 +87,7 @@ export function failedCommand() {
       .addArgument(new Argument('<id>', 'task id'))
       .action(async (id, opts) => {
         await withApp(opts, async (app) => {
-          const record = (await (await app.transport()).listDeadLetters()).find((r) => r.id === id);
+          const [record] = await app.findDeadLetters([id]);
           if (!record) throw new CliError(`no failed task with id ${id}`, EXIT.NEGATIVE);
           const stored = await (await app.backend()).get(id).catch(() => undefined);
           if (opts.json) printJson({ ...record, result: stored ?? null });
@@ -107,14 +113,20 @@ export function failedCommand() {
       .action(async (opts) => {
         await withApp(opts, async (app) => {
           const transport = await app.transport();
-          const records = await transport.listDeadLetters();
-          if (!opts.yes && !(await confirm(`Delete ${records.length} failed task(s)?`))) {
+          const count = await transport.deadLetterCount();
+          if (!opts.yes && !(await confirm(`Delete ${count} failed task(s)?`))) {
             process.stderr.write('not purged\n');
             process.exitCode = EXIT.NEGATIVE;
             return;
           }
+          // As many as were there when asked, oldest first, a page at a time.
           let n = 0;
-          for (const r of records) if (await transport.takeDeadLetter(r.id)) n++;
+          for (let left = count; left > 0; ) {
+            const page = await transport.listDeadLetters({ limit: Math.min(left, 100) });
+            if (page.length === 0) break;
+            for (const r of page) if (await transport.takeDeadLetter(r.id)) n++;
+            left -= page.length;
+          }
           if (opts.json) printJson({ purged: n });
           else process.stdout.write(`Deleted ${n} failed task(s).\n`);
         });

@@ -105,7 +105,7 @@ async function startWithRetry(worker: Worker, log: ReturnType<typeof createLogge
       return;
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code === 'CAPABILITY_MISSING' || code === 'CONFIG_INVALID' || code === 'URL_INVALID') throw err;
+      if (code === 'CAPABILITY_MISSING' || code === 'CONFIG_INVALID' || code === 'URL_INVALID' || code === 'UNSAFE_REDIS_CONFIG') throw err;
       log.error(`cannot connect to broker ${redactUrl(broker)}: ${err instanceof Error ? err.message : String(err)}; retrying in ${delay} ms (attempt ${attempt})`);
       await new Promise((r) => setTimeout(r, delay));
     }

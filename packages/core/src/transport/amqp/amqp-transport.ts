@@ -2,7 +2,7 @@ import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
 import type { QueueDeclaration } from '../../app/config.js';
 import { BrokerError, ErrorCodes, LeaseLostError, TransportClosedError } from '../../errors.js';
 import type { WireMessage } from '../../protocol/message.js';
-import { deadLetterRecord, type Consumer, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
+import { deadLetterRecord, pageBounds, type Consumer, type DeadLetterPage, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
 import type { ListenOptions, Notice, NoticeExchange, NotifyOptions } from '../notice.js';
 import { AmqpSession, brokerReason, type AmqpSettings } from './connection.js';
 import { declareDelayQueue, declareQueue, Topology, type ResolvedQueue } from './topology.js';
@@ -181,10 +181,10 @@ export class AmqpTransport implements Transport {
   }
 
   /**
-   * Read the dead-letter queue on a private channel: every message is fetched
-   * unacknowledged, and closing the channel puts back all but the one `take` acks.
+   * Read the dead-letter queue on a private channel: messages are fetched unacknowledged (up to the
+   * end of the page asked for, or until the one `take` acks), and closing the channel puts the rest back.
    */
-  private async scanDeadLetters(take?: string): Promise<{ records: DeadLetterRecord[]; taken?: DeadLetterRecord }> {
+  private async scanDeadLetters(take?: string, page?: { offset: number; limit: number }): Promise<{ records: DeadLetterRecord[]; taken?: DeadLetterRecord }> {
     this.assertOpen();
     await this.declareDeadLetters();
     const model = await this.session.ready('dead letters');
@@ -194,14 +194,16 @@ export class AmqpTransport implements Transport {
     let taken: DeadLetterRecord | undefined;
     try {
       const { messageCount } = await ch.checkQueue(DEAD_LETTERS);
-      for (let i = 0; i < messageCount; i++) {
+      const end = page ? Math.min(messageCount, page.offset + page.limit) : messageCount;
+      for (let i = 0; i < end; i++) {
         const msg = await ch.get(DEAD_LETTERS, { noAck: false });
         if (!msg) break;
         const record = readDeadLetter(msg);
         if (take !== undefined && !taken && record.id === take) {
           taken = record;
           ch.ack(msg);
-        } else records.push(record);
+          break;
+        } else if (!page || i >= page.offset) records.push(record);
       }
     } finally {
       await ch.close().catch(() => undefined);
@@ -209,8 +211,15 @@ export class AmqpTransport implements Transport {
     return taken ? { records, taken } : { records };
   }
 
-  async listDeadLetters(): Promise<DeadLetterRecord[]> {
-    return (await this.scanDeadLetters()).records;
+  async listDeadLetters(page?: DeadLetterPage): Promise<DeadLetterRecord[]> {
+    return (await this.scanDeadLetters(undefined, pageBounds(page))).records;
+  }
+
+  async deadLetterCount(): Promise<number> {
+    this.assertOpen();
+    await this.declareDeadLetters();
+    const ch = await this.session.adminChannel();
+    return (await ch.checkQueue(DEAD_LETTERS)).messageCount;
   }
 
   async takeDeadLetter(id: string): Promise<DeadLetterRecord | undefined> {

@@ -3,6 +3,8 @@ import { readKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
 import type { WireMessage } from '../../protocol/message.js';
 import {
   deadLetterRecord,
+  pageBounds,
+  type DeadLetterPage,
   type Consumer,
   type DeadLetterRecord,
   type Delivery,
@@ -76,8 +78,13 @@ export class MemoryTransport implements Transport {
     await delivery.ack();
   }
 
-  async listDeadLetters(): Promise<DeadLetterRecord[]> {
-    return [...this.broker.deadLetters.values()];
+  async listDeadLetters(page?: DeadLetterPage): Promise<DeadLetterRecord[]> {
+    const { offset, limit } = pageBounds(page);
+    return [...this.broker.deadLetters.values()].sort((a, b) => a.failedAt - b.failedAt).slice(offset, offset + limit);
+  }
+
+  async deadLetterCount(): Promise<number> {
+    return this.broker.deadLetters.size;
   }
 
   async takeDeadLetter(id: string): Promise<DeadLetterRecord | undefined> {

@@ -33,6 +33,11 @@ export function redisSettings(url: ParsedUrl): RedisSettings {
     throw new ConfigError(`${url.redacted}: a sentinel URL names the master after the host: redis+sentinel://host:port/<master>`, { url: url.redacted }, ErrorCodes.URL_INVALID);
   }
   const ca = u.searchParams.get('ca');
+  const timeoutText = u.searchParams.get('commandTimeout') ?? '2000';
+  const commandTimeout = Number(timeoutText);
+  if (!Number.isInteger(commandTimeout) || commandTimeout < 1) {
+    throw new ConfigError(`${url.redacted}: commandTimeout must be a positive whole number of ms, got ${JSON.stringify(timeoutText)}`, { url: url.redacted }, ErrorCodes.URL_INVALID);
+  }
   const endpoint = sentinel
     ? {
         sentinels: [`${u.hostname}:${u.port || 26379}`, ...(u.searchParams.get('sentinels')?.split(',').filter(Boolean) ?? [])].map((hp) => {
@@ -60,10 +65,16 @@ export function redisSettings(url: ParsedUrl): RedisSettings {
     // Commands issued in the same tick share one write: acks, fetches and publishes from many tasks batch themselves.
     enableAutoPipelining: true,
     // A stalled Redis (CLIENT PAUSE, SIGSTOP) fails each command after this long instead of hanging it.
-    commandTimeout: Number(u.searchParams.get('commandTimeout') ?? 2000),
+    commandTimeout,
+    // A socket that answers nothing for as long (a half-open partition: no RST ever comes) is
+    // destroyed and replaced, rather than kept with its commands timing out one by one.
+    socketTimeout: commandTimeout,
   };
   return { options, keyPrefix, db, redacted: url.redacted };
 }
+
+/** How often an idle subscriber connection proves it is alive. */
+const SUBSCRIBER_PING_MS = 5000;
 
 /** Raised when Redis cannot be reached or stops answering; names the URL without its password. */
 export class RedisUnavailableError extends CeleriacError {
@@ -86,6 +97,13 @@ export async function connectRedis(settings: RedisSettings, role: 'commands' | '
   const options =
     role === 'subscriber' ? { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null } : role === 'consumer' ? { ...settings.options, enableAutoPipelining: false } : settings.options;
   const client = new Redis(options);
+  if (role === 'subscriber') {
+    // A subscriber waits for pushes and sends nothing: a PING now and then arms its socket timeout,
+    // so a half-open partition is found (and the connection replaced, re-subscribed) within seconds.
+    const ping = setInterval(() => void client.ping().catch(() => undefined), SUBSCRIBER_PING_MS);
+    ping.unref();
+    client.once('end', () => clearInterval(ping));
+  }
   // ioredis reports connection trouble as 'error' events while it retries: handled here, not crashing the
   // process; the last one says why a first connection failed (refused, certificate, WRONGPASS...).
   let reason: unknown;

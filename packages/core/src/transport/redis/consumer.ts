@@ -27,6 +27,8 @@ export interface ConsumerHost {
  */
 export class RedisDelivery implements Delivery {
   settled = false;
+  /** Found handed on to another consumer (a renewal or a lease check said so): never settled here. */
+  lost = false;
   readonly redelivered: boolean;
   /** Epoch ms until which no other consumer can be handed it: the last fetch or renewal sent, plus the window. */
   leaseUntil: number;
@@ -53,11 +55,13 @@ export class RedisDelivery implements Delivery {
   }
 
   async ack(): Promise<void> {
+    if (this.lost) throw new LeaseLostError('ack');
     if (this.settled) return;
     if (!(await this.settle(() => this.consumer.ack(this)))) throw new LeaseLostError('ack');
   }
 
   async reject({ requeue, delayMs }: { requeue: boolean; delayMs?: number }): Promise<void> {
+    if (this.lost) throw new LeaseLostError('reject');
     if (this.settled) return;
     const ok = await this.settle(() => this.consumer.reject(this, requeue, delayMs));
     this.release();
@@ -160,33 +164,42 @@ export class RedisConsumer implements Consumer {
       if (!this.active) this.stop();
       return;
     }
-    const sentAt = Date.now();
-    const now = nowSeconds();
     const held = [...this.held.values()];
-    const args = held.flatMap((d) => [now, d.tag]);
     try {
-      await this.host.redis.zadd(KEYS.unackedIndex, 'XX', ...args);
-      for (const d of held) d.leaseUntil = Math.max(d.leaseUntil, sentAt + this.visibilityTimeout);
+      await this.renewSome(held);
     } catch {
       // Redis away: the next renewal (or the reconnect's) tries again; leases age meanwhile.
     }
   }
 
-  /** Fresh enough to trust, else asked of Redis: still in unacked with this delivery's count (and then renewed). */
-  async leaseHeld(delivery: RedisDelivery): Promise<boolean> {
-    if (Date.now() < delivery.leaseUntil - LEASE_MARGIN_MS) return true;
+  /** Renew these deliveries (fenced by their counts); one found handed on is let go. */
+  private async renewSome(deliveries: RedisDelivery[]): Promise<boolean[]> {
     const sentAt = Date.now();
-    const [[, entry], [, count]] = (await this.host.redis
-      .multi()
-      .hexists(KEYS.unacked, delivery.tag)
-      .hget(KEYS.deliveries, delivery.tag)
-      .exec()) as [[null, number], [null, string | null]];
-    const held = entry === 1 && Number(count ?? 1) === delivery.deliveryCount;
-    if (held) {
-      await this.host.redis.zadd(KEYS.unackedIndex, 'XX', nowSeconds(), delivery.tag);
-      delivery.leaseUntil = sentAt + this.visibilityTimeout;
-    }
-    return held;
+    const args = deliveries.flatMap((d) => [d.tag, d.deliveryCount]);
+    const flags = (await this.host.redis.celeriacRenew(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, nowSeconds(), ...args)) as number[];
+    return deliveries.map((d, i) => {
+      if (flags[i] === 1) {
+        d.leaseUntil = Math.max(d.leaseUntil, sentAt + this.visibilityTimeout);
+        return true;
+      }
+      // Handed on: not ours to renew, nor to count against the prefetch; it will not be settled here.
+      if (!d.settled && this.held.get(d.tag) === d) {
+        d.settled = true;
+        d.lost = true;
+        this.release(d);
+      }
+      return false;
+    });
+  }
+
+  /** Fresh enough to trust, else asked of Redis (and renewed): still in unacked with this delivery's count. */
+  async leaseHeld(delivery: RedisDelivery): Promise<boolean> {
+    if (delivery.lost) return false;
+    // Acknowledged already (early acks): there is no lease left to fence.
+    if (delivery.settled) return true;
+    if (Date.now() < delivery.leaseUntil - LEASE_MARGIN_MS) return true;
+    const [held] = await this.renewSome([delivery]);
+    return held!;
   }
 
   /** No more renewals: cancelled, and nothing held any more. */
@@ -264,7 +277,7 @@ export class RedisConsumer implements Consumer {
       delivery.ackDone = done;
       delivery.ackFailed = fail;
     });
-    if (this.acks.length === 0) setImmediate(() => void this.flushAcks());
+    if (this.acks.length === 0) setImmediate(() => void this.flush());
     this.acks.push(delivery);
     // Free the slot as soon as the ack is queued, without waking the loop: the ack batch itself
     // fetches for the slots it frees, in the same script call.
@@ -304,6 +317,18 @@ export class RedisConsumer implements Consumer {
   release(delivery: RedisDelivery): void {
     this.held.delete(delivery.tag);
     this.backoff.wake();
+  }
+
+  /** Ack batches on their way: closing waits for them, so no ack meets a connection already closed. */
+  private readonly flushing = new Set<Promise<void>>();
+
+  private flush(): Promise<void> {
+    if (this.acks.length === 0) return Promise.resolve();
+    const batch = this.flushAcks();
+    this.flushing.add(batch);
+    // flushAcks never rejects: each ack's own promise carries its failure.
+    void batch.then(() => this.flushing.delete(batch));
+    return batch;
   }
 
   private async flushAcks(): Promise<void> {
@@ -359,6 +384,9 @@ export class RedisConsumer implements Consumer {
     this.active = false;
     this.backoff.wake();
     clearInterval(this.watchdog);
+    // Acks queued or on their way first: they were given before the close.
+    await this.flush();
+    await Promise.all(this.flushing);
     await Promise.all([...this.held.values()].map((d) => this.requeue(d).catch(() => false)));
     this.held.clear();
     this.stop();

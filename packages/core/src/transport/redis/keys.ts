@@ -12,6 +12,8 @@ export const KEYS = {
   delayed: 'celeriac.delayed',
   /** Dead letters, id -> record (owner: operators, via `failed requeue|purge`). */
   deadLetters: 'celeriac.dead_letters',
+  /** Dead-letter ids scored by when they failed (owner: the transport), so the store is listed a page at a time. */
+  deadLetterIndex: 'celeriac.dead_letters.index',
   binding: (exchange: string) => `_kombu.binding.${exchange}`,
 } as const;
 

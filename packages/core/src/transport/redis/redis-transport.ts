@@ -4,12 +4,12 @@ import { fromKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
 import type { WireMessage } from '../../protocol/message.js';
 import { PollBackoff } from '../../util/backoff.js';
 import { newId } from '../../util/ids.js';
-import { deadLetterRecord, type Consumer, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
+import { deadLetterRecord, pageBounds, type Consumer, type DeadLetterPage, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
 import { connectRedis, RedisUnavailableError, unsafeRedisSettings, warnIfUnsafe, type RedisSettings } from './connection.js';
 import { bindingMatches, type ListenOptions, type Notice, type NoticeExchange, type NotifyOptions } from '../notice.js';
 import { RedisConsumer, RedisDelivery } from './consumer.js';
 import { KEYS, queueKey, queueKeys, readUnackedEntry, WAKE } from './keys.js';
-import { ACK, ACK_FETCH, DEAD_LETTER, FETCH, NOTIFY_DIRECT, PROMOTE, RELEASE_LOCK, REQUEUE, RESTORE_ONE, SEP } from './scripts.js';
+import { ACK, ACK_FETCH, DEAD_LETTER, FETCH, NOTIFY_DIRECT, PROMOTE, RELEASE_LOCK, RENEW, REQUEUE, RESTORE_ONE, SEP } from './scripts.js';
 
 export interface RedisTransportOptions {
   readonly visibilityTimeout: number;
@@ -234,14 +234,17 @@ export class RedisTransport implements Transport {
     const full = deadLetterRecord(delivery, record);
     if (!(delivery instanceof RedisDelivery) || delivery.settled) {
       // Not one of ours, or already acknowledged (early acks): there is only the record to write.
-      await this.redis.hset(KEYS.deadLetters, record.id, JSON.stringify(full));
+      await this.redis.multi().hset(KEYS.deadLetters, record.id, JSON.stringify(full)).zadd(KEYS.deadLetterIndex, record.failedAt, record.id).exec();
       await delivery.ack();
       return;
     }
     delivery.settled = true;
     let done: number;
     try {
-      done = (await this.redis.celeriacDeadLetter(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, KEYS.deadLetters, delivery.tag, record.id, JSON.stringify(full), delivery.deliveryCount)) as number;
+      done = (await this.redis.celeriacDeadLetter(
+        KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, KEYS.deadLetters, KEYS.deadLetterIndex,
+        delivery.tag, record.id, JSON.stringify(full), delivery.deliveryCount, record.failedAt,
+      )) as number;
     } catch (err) {
       // Redis away: still ours, so a retry sends it again (and renewals go on meanwhile).
       delivery.settled = false;
@@ -251,13 +254,46 @@ export class RedisTransport implements Transport {
     if (!done) throw new LeaseLostError('dead-letter');
   }
 
-  async listDeadLetters(): Promise<DeadLetterRecord[]> {
-    const all = await this.redis.hvals(KEYS.deadLetters);
-    return all.map((r) => JSON.parse(r) as DeadLetterRecord).sort((a, b) => a.failedAt - b.failedAt);
+  /** A page read through the time index: one ZRANGE and one HMGET, whatever the store's size. */
+  async listDeadLetters(page?: DeadLetterPage): Promise<DeadLetterRecord[]> {
+    const { offset, limit } = pageBounds(page);
+    await this.indexDeadLetters();
+    const ids = await this.redis.zrange(KEYS.deadLetterIndex, offset, offset + limit - 1);
+    if (ids.length === 0) return [];
+    const texts = await this.redis.hmget(KEYS.deadLetters, ...ids);
+    const gone = ids.filter((_, i) => texts[i] === null);
+    if (gone.length) await this.redis.zrem(KEYS.deadLetterIndex, ...gone);
+    return texts.filter((t): t is string => t !== null).map((t) => JSON.parse(t) as DeadLetterRecord);
+  }
+
+  /** Records written before the index existed (or by a failed half-write) get an entry, a scan at a time. */
+  private async indexDeadLetters(): Promise<void> {
+    const [[, stored], [, indexed]] = (await this.redis.multi().hlen(KEYS.deadLetters).zcard(KEYS.deadLetterIndex).exec()) as [[null, number], [null, number]];
+    if (indexed >= stored) return;
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.redis.hscan(KEYS.deadLetters, cursor, 'COUNT', 500);
+      cursor = next;
+      const args: (string | number)[] = [];
+      for (let i = 0; i < flat.length; i += 2) {
+        let at = 0;
+        try {
+          at = (JSON.parse(flat[i + 1]!) as DeadLetterRecord).failedAt;
+        } catch {
+          // Unreadable: listed first.
+        }
+        args.push(at, flat[i]!);
+      }
+      if (args.length) await this.redis.zadd(KEYS.deadLetterIndex, 'NX', ...args);
+    } while (cursor !== '0');
+  }
+
+  async deadLetterCount(): Promise<number> {
+    return this.redis.hlen(KEYS.deadLetters);
   }
 
   async takeDeadLetter(id: string): Promise<DeadLetterRecord | undefined> {
-    const [[, record]] = (await this.redis.multi().hget(KEYS.deadLetters, id).hdel(KEYS.deadLetters, id).exec()) as [[null, string | null]];
+    const [[, record]] = (await this.redis.multi().hget(KEYS.deadLetters, id).hdel(KEYS.deadLetters, id).zrem(KEYS.deadLetterIndex, id).exec()) as [[null, string | null]];
     return record ? (JSON.parse(record) as DeadLetterRecord) : undefined;
   }
 
@@ -376,8 +412,9 @@ function defineScripts(redis: Redis): void {
     ['celeriacFetch', FETCH, undefined],
     ['celeriacAckFetch', ACK_FETCH, undefined],
     ['celeriacAck', ACK, 3],
+    ['celeriacRenew', RENEW, 3],
     ['celeriacRequeue', REQUEUE, 4],
-    ['celeriacDeadLetter', DEAD_LETTER, 4],
+    ['celeriacDeadLetter', DEAD_LETTER, 5],
     ['celeriacPromote', PROMOTE, 1],
     ['celeriacRestoreOne', RESTORE_ONE, 3],
     ['celeriacReleaseLock', RELEASE_LOCK, 1],
@@ -403,6 +440,7 @@ declare module 'ioredis' {
     celeriacFetchBuffer(numKeys: number, ...args: (string | number)[]): Result<unknown, Context>;
     celeriacAckFetchBuffer(numKeys: number, ...args: (string | number)[]): Result<unknown, Context>;
     celeriacAck(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacRenew(...args: (string | number)[]): Result<unknown, Context>;
     celeriacRequeue(...args: (string | number)[]): Result<unknown, Context>;
     celeriacDeadLetter(...args: (string | number)[]): Result<unknown, Context>;
     celeriacPromote(...args: (string | number)[]): Result<unknown, Context>;

@@ -126,6 +126,27 @@ local last = 2 * tonumber(ARGV[1]) + 1
 ${settle(2, 'last')}${take('last + 1', 'last + 2')}return out
 `;
 
+export const RENEW = `
+-- renew: refresh the index scores of deliveries that are still this consumer's, fenced like ack
+-- (the unacked entry exists and carries the delivery count it was delivered with). A paused owner
+-- that wakes up must not renew the entry of the worker its message was handed to: that would keep
+-- the new owner's lease alive past the new owner's death, and make the stale owner trust its own.
+${UNACKED_KEYS}
+-- ARGV[1] now, unix seconds; ARGV[2..] delivery tag, delivery count, ...
+-- returns one flag per tag: 1 renewed, 0 no longer ours
+local out = {}
+for i = 2, #ARGV, 2 do
+  local tag = ARGV[i]
+  if redis.call('HEXISTS', KEYS[1], tag) == 1 and ${owns('tag', 'ARGV[i + 1]')} then
+    redis.call('ZADD', KEYS[2], 'XX', ARGV[1], tag)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+`;
+
 export const REQUEUE = `
 -- requeue: give a delivery back, now (RPUSH: next to be served, as kombu restores)
 -- or later (into the delayed set), fenced by the unacked entry and the delivery count like ack.
@@ -145,14 +166,17 @@ return 1
 
 export const DEAD_LETTER = `
 -- dead-letter: record why a delivery was set aside and acknowledge it, in one step.
--- KEYS[1] unacked; KEYS[2] unacked_index; KEYS[3] deliveries; KEYS[4] dead letters (hash id -> record)
--- ARGV[1] delivery tag; ARGV[2] record id; ARGV[3] record JSON; ARGV[4] the delivery count it was delivered with
+-- KEYS[1] unacked; KEYS[2] unacked_index; KEYS[3] deliveries; KEYS[4] dead letters (hash id -> record);
+-- KEYS[5] dead-letter index (zset id -> failed at, ms)
+-- ARGV[1] delivery tag; ARGV[2] record id; ARGV[3] record JSON; ARGV[4] the delivery count it was delivered with;
+-- ARGV[5] failed at, ms
 -- returns 1, or 0 when the delivery was no longer ours (nothing written)
 if not ${owns('ARGV[1]', 'ARGV[4]')} then return 0 end
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[5], ARGV[5], ARGV[2])
 return 1
 `;
 

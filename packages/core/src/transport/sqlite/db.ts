@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_claim ON messages (queue, priority DESC, id);
 CREATE INDEX IF NOT EXISTS messages_owner ON messages (owner);
 CREATE TABLE IF NOT EXISTS dead_letters (id TEXT PRIMARY KEY, record TEXT NOT NULL, failed_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (failed_at, id);
 CREATE TABLE IF NOT EXISTS broadcasts (seq INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, payload TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS results (task_id TEXT PRIMARY KEY, status TEXT NOT NULL, meta TEXT NOT NULL, expires_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS results_expiry ON results (expires_at);

@@ -3,7 +3,7 @@ import { readKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
 import type { WireMessage } from '../../protocol/message.js';
 import { PollBackoff } from '../../util/backoff.js';
 import { newId } from '../../util/ids.js';
-import { deadLetterRecord, type Consumer, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
+import { deadLetterRecord, pageBounds, type Consumer, type DeadLetterPage, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
 import { bindingMatches, type Notice, type NoticeExchange, type NotifyOptions } from '../notice.js';
 import { ChangeHints, openDb, type Db } from './db.js';
 
@@ -100,9 +100,14 @@ export class SqliteTransport implements Transport {
     await delivery.ack();
   }
 
-  async listDeadLetters(): Promise<DeadLetterRecord[]> {
-    const rows = this.db.prepare('SELECT record FROM dead_letters ORDER BY failed_at').all() as { record: string }[];
+  async listDeadLetters(page?: DeadLetterPage): Promise<DeadLetterRecord[]> {
+    const { offset, limit } = pageBounds(page);
+    const rows = this.db.prepare('SELECT record FROM dead_letters ORDER BY failed_at, id LIMIT ? OFFSET ?').all(limit, offset) as { record: string }[];
     return rows.map((r) => JSON.parse(r.record) as DeadLetterRecord);
+  }
+
+  async deadLetterCount(): Promise<number> {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get() as { n: number }).n;
   }
 
   async takeDeadLetter(id: string): Promise<DeadLetterRecord | undefined> {
