@@ -21,6 +21,8 @@ export interface FaultProxy {
   set(mode: FaultMode): void;
   /** Client sockets currently open. */
   connections(): number;
+  /** Client connections accepted since the start (a client that replaces its socket adds one). */
+  accepted(): number;
   /** Destroy every socket and stop listening. */
   close(): Promise<void>;
 }
@@ -220,11 +222,13 @@ export async function startFaultProxy(target: { host?: string; port: number }): 
     for (const p of conn.pipes) p.pump();
   };
 
+  let acceptedCount = 0;
   const server: Server = createServer({ allowHalfOpen: true }, (client) => {
     client.on('error', () => {
       // Seen again as 'close'.
     });
     if (closed) return void client.destroy();
+    acceptedCount++;
     const conn: Conn = { client, upstream: null, pipes: [], teardownPending: false };
     conns.add(conn);
     conn.pipes.push(new Pipe(client, () => conn.upstream, () => current));
@@ -249,6 +253,7 @@ export async function startFaultProxy(target: { host?: string; port: number }): 
     url: (scheme, path = '') => `${scheme}://127.0.0.1:${port}${path}`,
     mode: () => current,
     connections: () => [...conns].filter((c) => !c.client.destroyed).length,
+    accepted: () => acceptedCount,
     set(mode) {
       if (mode.kind === 'delay' && !(mode.ms >= 0)) throw new RangeError(`delay needs ms >= 0, got ${mode.ms}`);
       if (mode.kind === 'throttle' && !(mode.bytesPerSecond > 0)) throw new RangeError(`throttle needs bytesPerSecond > 0, got ${mode.bytesPerSecond}`);

@@ -36,6 +36,7 @@ export function celeriac(args: string[], env: Record<string, string> = {}): Spaw
     exited,
   };
   running.add(spawned);
+  spawnedInTest.add(spawned);
   void exited.then(() => running.delete(spawned));
   return spawned;
 }
@@ -56,6 +57,22 @@ export async function startWorker(args: string[], env: Record<string, string>): 
 function childrenOf(pid: number): number[] {
   return spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
 }
+
+/** What a process prints for a promise left unobserved or an exception nothing caught (ours, and Node's own). */
+const UNHANDLED = /celeriac: (unhandled rejection|uncaught exception)|UnhandledPromiseRejection|Uncaught (Exception|Error)|triggerUncaughtException/;
+
+/** Every process spawned in this file so far, alive or not: their logs are checked after each test. */
+const spawnedInTest = new Set<Spawned>();
+
+/**
+ * A spawned worker (or any CLI process) whose log shows an unhandled rejection or an uncaught
+ * exception fails the test that ran it, even when the test's own assertions passed.
+ */
+afterEach(() => {
+  const bad = [...spawnedInTest].filter((s) => UNHANDLED.test(s.output()));
+  spawnedInTest.clear();
+  if (bad.length) throw new Error(`unhandled error in a spawned process:\n${bad.map((s) => s.output().split('\n').filter((l) => UNHANDLED.test(l)).join('\n')).join('\n---\n')}`);
+});
 
 afterEach(async () => {
   for (const s of [...running]) {
