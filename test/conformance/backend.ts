@@ -131,8 +131,10 @@ export function backendConformance(
       expect(await a.chordPartReturn('g1', part(0), day)).toBeNull();
       const done = await b.chordPartReturn('g1', part(1), day);
       expect(done?.map((p) => [p.index, p.taskId, p.result])).toEqual([[0, 't0', 0], [1, 't1', 10], [2, 't2', 20]]);
-      // Until the body is confirmed sent, the completer's next run (it died before sending) gets the parts again.
+      // Until the body is confirmed sent, the completer's next run (it died before sending) gets the parts
+      // again — and only it: another member joining again (its first reply lost) does not send the body twice.
       expect((await a.chordPartReturn('g1', part(1), day))?.map((p) => p.index)).toEqual([0, 1, 2]);
+      expect(await a.chordPartReturn('g1', part(2), day)).toBeNull();
       await b.chordComplete('g1', day);
       // After completion the join is gone: a late duplicate completes nothing.
       expect(await a.chordPartReturn('g1', part(1), day)).toBeNull();

@@ -18,7 +18,7 @@ export const size = (ci: number, full: number): number => (FULL ? full : ci);
 const dir = tempDir('celeriac-fault-world-');
 const worlds: RedisWorld[] = [];
 afterEach(async () => {
-  for (const w of worlds.splice(0)) await w.close();
+  for (const w of [...worlds]) await w.close();
 });
 
 export interface WorldOptions {
@@ -146,7 +146,11 @@ export class RedisWorld {
     return checkHistory({ producer: this.producer, runs: readRuns(this.runsFile), faults: this.faults.windows(), slackMs: this.visibilityMs + 4000 });
   }
 
+  /** Stop everything (also done after each test); a second call does nothing. */
   async close(): Promise<void> {
+    const at = worlds.indexOf(this);
+    if (at === -1) return;
+    worlds.splice(at, 1);
     await this.client.close().catch(() => undefined);
     for (const w of this.workers) w.proc.kill('SIGKILL');
     await Promise.all(this.workers.map((w) => w.exited));

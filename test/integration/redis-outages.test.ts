@@ -90,11 +90,10 @@ describe('Redis outages (issue #15)', () => {
 
   for (const how of ['suspend', 'cancel_consumer', 'warm shutdown'] as const) {
     it(`${how} while a task longer than the visibility window runs: the task is not run a second time elsewhere`, async () => {
-      const { client, effects, env } = await world(`held-${how.replace(' ', '-')}`, { visibilityMs: 3000 });
-      const a = await startWorker(['-A', FIXTURE_APP, '-c', '1', '-n', 'a@test'], env);
-      await startWorker(['-A', FIXTURE_APP, '-c', '1', '-n', 'b@test'], env);
+      const { client, effects, env } = await world(`held-${how.replace(' ', '-')}`, { visibilityMs: 2000 });
+      const [a] = await Promise.all([startWorker(['-A', FIXTURE_APP, '-c', '1', '-n', 'a@test'], env), startWorker(['-A', FIXTURE_APP, '-c', '1', '-n', 'b@test'], env)]);
       // Whichever worker starts it is the owner acted on; the other is there to take it if the owner's lease lapses.
-      const long = await client.sendTask<string>('tasks.sleepy', [12_000, 'long']);
+      const long = await client.sendTask<string>('tasks.sleepy', [8000, 'long']);
       const start = await waitFor(() => readEffects(effects).find((e) => e.kind === 'start' && e.tag === 'long'), 'long task started', 20_000);
       const owner = start.pid === a.pid ? 'a@test' : 'b@test';
       if (how === 'suspend') {
@@ -111,6 +110,22 @@ describe('Redis outages (issue #15)', () => {
       expect(starts.map((s) => s.pid)).toEqual([start.pid]);
     }, 90_000);
   }
+
+  it('suspend on the embedded SQLite broker while a task longer than the visibility window runs: not run a second time', async () => {
+    const url = `sqlite://${join(dir, 'held-sqlite.db')}`;
+    const effects = join(dir, 'held-sqlite.jsonl');
+    const env = { CELERIAC_BROKER_URL: url, EFFECTS_FILE: effects, FIXTURE_VISIBILITY_MS: '2000' };
+    const client = createApp({ broker: url });
+    clients.push(client);
+    const [a] = await Promise.all([startWorker(['-A', FIXTURE_APP, '-c', '1', '-n', 'a@sqlite'], env), startWorker(['-A', FIXTURE_APP, '-c', '1', '-n', 'b@sqlite'], env)]);
+    const long = await client.sendTask<string>('tasks.sleepy', [8000, 'long']);
+    const start = await waitFor(() => readEffects(effects).find((e) => e.kind === 'start' && e.tag === 'long'), 'long task started', 20_000);
+    const out = celeriac(['suspend', '-b', url, '-d', start.pid === a.pid ? 'a@sqlite' : 'b@sqlite'], env);
+    expect(await out.exited).toBe(0);
+    expect(await long.get({ timeout: 40_000 })).toBe('long');
+    const starts = readEffects(effects).filter((e) => e.kind === 'start' && e.tag === 'long');
+    expect(starts.map((e) => e.pid)).toEqual([start.pid]);
+  }, 90_000);
 
   it('get() without a timeout across a Redis restart answers once the result is stored (a push missed while reconnecting is re-read)', async () => {
     const { redis, client } = await world('get-restart');

@@ -14,12 +14,19 @@ const PERMANENT = new Set<string>([
   ErrorCodes.LEASE_LOST, ErrorCodes.CHORD_ERROR,
 ]);
 
+/** Redis replies that say "not now" rather than "never" (loading, busy script, failover, out of memory). */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|TRYAGAIN|READONLY|MASTERDOWN|OOM|CLUSTERDOWN|NOREPLICAS)\b/;
+
 /** True for an error a later attempt may not meet (the server came back). */
 export function isTransient(err: unknown): boolean {
   if (err instanceof CeleriacError) return !PERMANENT.has(err.code);
-  // A client library's own error (ioredis "Connection is closed", a command timeout, ECONNREFUSED,
-  // amqplib "Channel closed"): the server was away.
-  return err instanceof Error && !(err instanceof TypeError) && !(err instanceof RangeError) && !(err instanceof SyntaxError);
+  if (!(err instanceof Error) || err instanceof TypeError || err instanceof RangeError || err instanceof SyntaxError) return false;
+  // A Redis error reply (WRONGTYPE, a script error) is the same next time, unless it is one of the "not now" ones.
+  if (err.name === 'ReplyError') return TRANSIENT_REPLY.test(err.message);
+  // ioredis says this only of a client that was closed on purpose (one that reconnects says otherwise).
+  if (err.message === 'Connection is closed.') return false;
+  // Any other client library error (a command timeout, ECONNREFUSED, amqplib "Channel closed"): the server was away.
+  return true;
 }
 
 /** Raised by {@link persist} when the worker stopped while a step still failed. */

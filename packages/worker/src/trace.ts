@@ -180,6 +180,9 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   const found = app.registry.get(headers.task);
   if (!found) return refuse(deps, delivery, id, headers.task, new UnknownTaskError(headers.task), message);
   const task = deps.timeLimits.size ? withRunTimeLimits(found, deps.timeLimits) : found;
+  // Prefetched by a worker that was then paused past its lease: handed on meanwhile, so neither run
+  // nor copied (cheap while the lease is fresh).
+  if (!(await stillOwned(deps, delivery, id))) return;
 
   if (delivery.deliveryCount > cfg.maxDeliveries) {
     // Each earlier delivery ended without an ack: its worker died (or was killed) running it.

@@ -66,6 +66,8 @@ export class Worker {
   private revokedTimer: NodeJS.Timeout | undefined;
   /** Aborted by a cold shutdown: outcome steps still retrying against an absent broker give up. */
   private readonly halt = new AbortController();
+  /** Unstarted deliveries being given back by a warm shutdown (never reject). */
+  private returning: Promise<void>[] = [];
 
   constructor(
     readonly app: CeleriacApp,
@@ -317,11 +319,12 @@ export class Worker {
   async cold(): Promise<void> {
     this.stopping = true;
     clearInterval(this.revokedTimer);
+    // First: nothing may wait on an absent broker from here on (each step is tried once more at most).
+    this.halt.abort();
     await this.consumer?.cancel();
-    await Promise.all(this.buffer.splice(0).map((d) => this.giveBack(d)));
+    await Promise.all([...this.returning, ...this.buffer.splice(0).map((d) => this.giveBack(d))]);
     for (const task of this.running.values()) task.controller.abort(new Interrupt('shutdown'));
     await this.pool.interruptAll?.();
-    this.halt.abort();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.allSettled(this.inFlight), new Promise((r) => (timer = setTimeout(r, 1000)))]);
     clearTimeout(timer);
@@ -337,11 +340,12 @@ export class Worker {
     this.stopping = true;
     await this.consumer?.cancel();
     clearInterval(this.revokedTimer);
-    await Promise.all(this.buffer.splice(0).map((d) => this.giveBack(d)));
+    // Returned meanwhile, within the drain's time: with the broker away they retry until it ends.
+    this.returning = this.buffer.splice(0).map((d) => this.giveBack(d));
     const timeoutMs = options.timeoutMs ?? 30_000;
     let timer: NodeJS.Timeout | undefined;
     const drained = await Promise.race([
-      Promise.allSettled(this.inFlight).then(() => true),
+      Promise.all([Promise.allSettled(this.inFlight), ...this.returning]).then(() => true),
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
     ]);
     clearTimeout(timer);

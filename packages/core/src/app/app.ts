@@ -227,7 +227,8 @@ export class CeleriacApp implements ResultHost {
       // Publish first, then remove: a crash in between duplicates an entry but never loses one.
       const priority = record.wire.properties.priority;
       await transport.publish(record.queue, record.wire, typeof priority === 'number' ? { priority } : {});
-      await transport.takeDeadLetter(record.id);
+      // Only this record: the message may already be refused again, under the same id.
+      await transport.takeDeadLetter(record.id, { failedAt: record.failedAt });
     };
     if (ids) {
       const found = await this.findDeadLetters(ids);

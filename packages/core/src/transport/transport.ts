@@ -105,7 +105,11 @@ export interface Transport {
   /** How many dead letters are stored. */
   deadLetterCount(): Promise<number>;
   /** Remove a dead letter by id, returning it (to requeue or discard). */
-  takeDeadLetter(id: string): Promise<DeadLetterRecord | undefined>;
+  /**
+   * With `failedAt`, only the record that failed at that time is taken: the message requeued from it
+   * and refused again at once has a newer record under the same id, which stays.
+   */
+  takeDeadLetter(id: string, options?: { failedAt?: number }): Promise<DeadLetterRecord | undefined>;
   /** Publish a transient notice (remote control, events) on `exchange`; dropped when no queue is bound. */
   notify(exchange: NoticeExchange, routingKey: string, payload: unknown, options?: NotifyOptions): Promise<void>;
   /**

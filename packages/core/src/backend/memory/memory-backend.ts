@@ -7,7 +7,7 @@ import type { BackendCapabilities, ChordPart, ResultBackend, WaitOptions } from 
 interface Store {
   readonly records: Map<string, { text: string; expiresAt: number }>;
   readonly revoked: Map<string, number>;
-  readonly chords: Map<string, { size: number; parts: Map<number, ChordPart> }>;
+  readonly chords: Map<string, { size: number; parts: Map<number, ChordPart>; completer?: number }>;
   readonly events: EventEmitter;
 }
 
@@ -125,6 +125,9 @@ export class MemoryBackend implements ResultBackend {
     if (!chord) return null;
     if (!chord.parts.has(part.index)) chord.parts.set(part.index, part);
     if (chord.parts.size < chord.size) return null;
+    // Only the member that completed the join (or its own re-run) sends the body.
+    chord.completer ??= part.index;
+    if (chord.completer !== part.index) return null;
     return [...chord.parts.values()].sort((a, b) => a.index - b.index);
   }
 

@@ -47,8 +47,8 @@ export class RedisBackend implements ResultBackend {
     private readonly settings: RedisSettings,
   ) {
     redis.defineCommand('celeriacStoreResult', { lua: STORE_RESULT, numberOfKeys: 1 });
-    redis.defineCommand('celeriacChordPartReturn', { lua: CHORD_PART_RETURN, numberOfKeys: 4 });
-    redis.defineCommand('celeriacChordComplete', { lua: CHORD_COMPLETE, numberOfKeys: 4 });
+    redis.defineCommand('celeriacChordPartReturn', { lua: CHORD_PART_RETURN, numberOfKeys: 5 });
+    redis.defineCommand('celeriacChordComplete', { lua: CHORD_COMPLETE, numberOfKeys: 5 });
     sub.on('message', (channel: string, text: string) => {
       const entry = this.waiters.get(channel);
       if (!entry) return;
@@ -70,19 +70,44 @@ export class RedisBackend implements ResultBackend {
     for (const waiter of entry.set) waiter(meta);
   }
 
-  /** Subscribe again (idempotent; ordered after ioredis's own) and read every waited-on record. Never rejects. */
+  /**
+   * Subscribe again (idempotent; ordered after ioredis's own) and read every waited-on record,
+   * retried while the commands connection is still coming back. Never rejects.
+   */
   private async reread(): Promise<void> {
-    const entries = [...this.waiters.entries()].filter(([, e]) => e.set.size > 0);
-    if (entries.length === 0) return;
-    try {
-      await this.sub.subscribe(...entries.map(([channel]) => channel));
-      const metas = await this.getMany(entries.map(([, e]) => e.taskId));
-      metas.forEach((meta, i) => {
-        const [channel, entry] = entries[i]!;
-        if (meta && READY_STATES.has(meta.status as TaskState) && this.waiters.get(channel) === entry) this.dispatch(entry, meta);
-      });
-    } catch {
-      // Down again: the next 'ready' reads again.
+    for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 2000)) {
+      const entries = [...this.waiters.entries()].filter(([, e]) => e.set.size > 0);
+      if (entries.length === 0) return;
+      try {
+        await this.sub.subscribe(...entries.map(([channel]) => channel));
+        const metas = await this.getMany(entries.map(([, e]) => e.taskId));
+        metas.forEach((meta, i) => {
+          const [channel, entry] = entries[i]!;
+          if (meta && READY_STATES.has(meta.status as TaskState) && this.waiters.get(channel) === entry) this.dispatch(entry, meta);
+        });
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, delay).unref());
+      }
+    }
+  }
+
+  /**
+   * A wait's read of the record once subscribed, retried while Redis does not answer (the wait's
+   * timeout or signal ends it): a failed read must neither end the wait nor leave it to a push that
+   * may already have been sent. Resolves with a ready record; otherwise never.
+   */
+  private async readWhileWaiting(taskId: string, entry: Channel, waiting: () => boolean): Promise<ResultMeta> {
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      try {
+        await entry.subscribed;
+        const current = await this.get(taskId);
+        if (current && READY_STATES.has(current.status as TaskState)) return current;
+        return new Promise<never>(() => undefined);
+      } catch {
+        if (!waiting() || this.closed) return new Promise<never>(() => undefined);
+        await new Promise((r) => setTimeout(r, delay).unref());
+      }
     }
   }
 
@@ -167,17 +192,13 @@ export class RedisBackend implements ResultBackend {
     this.endWatch(entry);
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
+    let waiting = true;
     try {
       if (early) return early;
       // Subscribed first, then read: a result stored in between is in one or the other. Whichever
       // answers first wins — a push that arrives while the read is on its way does not wait for it.
-      // A read that fails (Redis away) is not the wait's end: the re-read after the reconnect answers it.
-      const read = entry.subscribed
-        .then(() => this.get(taskId))
-        .then(
-          (current) => (current && READY_STATES.has(current.status as TaskState) ? current : new Promise<never>(() => undefined)),
-          () => new Promise<never>(() => undefined),
-        );
+      // A read that fails (Redis away) is not the wait's end: it is tried again while the wait lasts.
+      const read = this.readWhileWaiting(taskId, entry, () => waiting);
       const stops: Promise<ResultMeta>[] = [read];
       if (options.timeoutMs !== undefined) {
         const ms = options.timeoutMs;
@@ -199,6 +220,7 @@ export class RedisBackend implements ResultBackend {
       }
       return await Promise.race([pushed, ...stops]);
     } finally {
+      waiting = false;
       clearTimeout(timer);
       if (onAbort) options.signal?.removeEventListener('abort', onAbort);
       set.delete(waiter!);
@@ -250,7 +272,7 @@ export class RedisBackend implements ResultBackend {
     const key = tasksetKey(groupId);
     // Celery's member format, so Python and celeriac workers complete each other's chords.
     const member = JSON.stringify([1, part.taskId, part.state, part.result]);
-    const flat = (await this.redis.celeriacChordPartReturn(`${key}.j`, `${key}.s`, `${key}.t`, `${key}.d`, part.index, member, options.expiresMs)) as string[] | null;
+    const flat = (await this.redis.celeriacChordPartReturn(`${key}.j`, `${key}.s`, `${key}.t`, `${key}.d`, `${key}.c`, part.index, member, options.expiresMs)) as string[] | null;
     if (!flat) return null;
     const parts: ChordPart[] = [];
     for (let i = 0; i < flat.length; i += 2) {
@@ -262,10 +284,13 @@ export class RedisBackend implements ResultBackend {
 
   async chordComplete(groupId: string, options: { expiresMs: number }): Promise<void> {
     const key = tasksetKey(groupId);
-    await this.redis.celeriacChordComplete(`${key}.j`, `${key}.s`, `${key}.t`, `${key}.d`, options.expiresMs);
+    await this.redis.celeriacChordComplete(`${key}.j`, `${key}.s`, `${key}.t`, `${key}.d`, `${key}.c`, options.expiresMs);
   }
 
+  private closed = false;
+
   async close(): Promise<void> {
+    this.closed = true;
     for (const [channel, entry] of this.waiters) this.unwatch(channel, entry);
     this.sub.disconnect();
     await this.redis.quit().catch(() => this.redis.disconnect());
@@ -275,7 +300,7 @@ export class RedisBackend implements ResultBackend {
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     celeriacStoreResult(key: string, meta: string, expiresMs: number): Result<unknown, Context>;
-    celeriacChordPartReturn(j: string, s: string, t: string, d: string, index: number, member: string, expiresMs: number): Result<unknown, Context>;
-    celeriacChordComplete(j: string, s: string, t: string, d: string, expiresMs: number): Result<unknown, Context>;
+    celeriacChordPartReturn(j: string, s: string, t: string, d: string, c: string, index: number, member: string, expiresMs: number): Result<unknown, Context>;
+    celeriacChordComplete(j: string, s: string, t: string, d: string, c: string, expiresMs: number): Result<unknown, Context>;
   }
 }

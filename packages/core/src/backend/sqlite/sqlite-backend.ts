@@ -124,6 +124,10 @@ export class SqliteBackend implements ResultBackend {
         this.db.prepare('INSERT OR IGNORE INTO kv (key, value, expires_at) VALUES (?, ?, ?)').run(`${prefix}${part.index}`, JSON.stringify(part), now + options.expiresMs);
         const rows = this.db.prepare('SELECT value FROM kv WHERE key >= ? AND key < ?').all(prefix, `${prefix}\uffff`) as { value: string }[];
         if (rows.length < Number(size.value)) return null;
+        // Only the member that completed the join (or its own re-run) sends the body.
+        this.db.prepare('INSERT OR IGNORE INTO kv (key, value, expires_at) VALUES (?, ?, ?)').run(`chord:${groupId}:completer`, String(part.index), now + options.expiresMs);
+        const completer = this.db.prepare('SELECT value FROM kv WHERE key = ?').get(`chord:${groupId}:completer`) as { value: string };
+        if (Number(completer.value) !== part.index) return null;
         return rows.map((r) => JSON.parse(r.value) as ChordPart).sort((a, b) => a.index - b.index);
       })
       .immediate();
@@ -132,7 +136,7 @@ export class SqliteBackend implements ResultBackend {
   async chordComplete(groupId: string): Promise<void> {
     const prefix = `chord:${groupId}:part:`;
     // The size row goes with the parts: a late member then finds no join and writes nothing.
-    this.db.prepare('DELETE FROM kv WHERE key = ? OR (key >= ? AND key < ?)').run(`chord:${groupId}:size`, prefix, `${prefix}\uffff`);
+    this.db.prepare('DELETE FROM kv WHERE key IN (?, ?) OR (key >= ? AND key < ?)').run(`chord:${groupId}:size`, `chord:${groupId}:completer`, prefix, `${prefix}\uffff`);
   }
 
   async close(): Promise<void> {

@@ -184,7 +184,10 @@ export class AmqpTransport implements Transport {
    * Read the dead-letter queue on a private channel: messages are fetched unacknowledged (up to the
    * end of the page asked for, or until the one `take` acks), and closing the channel puts the rest back.
    */
-  private async scanDeadLetters(take?: string, page?: { offset: number; limit: number }): Promise<{ records: DeadLetterRecord[]; taken?: DeadLetterRecord }> {
+  private async scanDeadLetters(
+    take?: { id: string; failedAt?: number | undefined },
+    page?: { offset: number; limit: number },
+  ): Promise<{ records: DeadLetterRecord[]; taken?: DeadLetterRecord }> {
     this.assertOpen();
     await this.declareDeadLetters();
     const model = await this.session.ready('dead letters');
@@ -199,7 +202,7 @@ export class AmqpTransport implements Transport {
         const msg = await ch.get(DEAD_LETTERS, { noAck: false });
         if (!msg) break;
         const record = readDeadLetter(msg);
-        if (take !== undefined && !taken && record.id === take) {
+        if (take !== undefined && !taken && record.id === take.id && (take.failedAt === undefined || record.failedAt === take.failedAt)) {
           taken = record;
           ch.ack(msg);
           break;
@@ -222,8 +225,8 @@ export class AmqpTransport implements Transport {
     return (await ch.checkQueue(DEAD_LETTERS)).messageCount;
   }
 
-  async takeDeadLetter(id: string): Promise<DeadLetterRecord | undefined> {
-    return (await this.scanDeadLetters(id)).taken;
+  async takeDeadLetter(id: string, options: { failedAt?: number } = {}): Promise<DeadLetterRecord | undefined> {
+    return (await this.scanDeadLetters({ id, failedAt: options.failedAt })).taken;
   }
 
   /** Declared as kombu declares them (auto_delete off), so Python's declarations of the same names match. */

@@ -87,8 +87,9 @@ export class MemoryTransport implements Transport {
     return this.broker.deadLetters.size;
   }
 
-  async takeDeadLetter(id: string): Promise<DeadLetterRecord | undefined> {
+  async takeDeadLetter(id: string, options: { failedAt?: number } = {}): Promise<DeadLetterRecord | undefined> {
     const record = this.broker.deadLetters.get(id);
+    if (!record || (options.failedAt !== undefined && record.failedAt !== options.failedAt)) return undefined;
     this.broker.deadLetters.delete(id);
     return record;
   }

@@ -95,6 +95,10 @@ export class RedisConsumer implements Consumer {
   private readonly held = new Map<string, RedisDelivery>();
   private active = true;
   private renewTimer: NodeJS.Timeout | undefined;
+  /** Released for good (the transport is closing): nothing is held or renewed again. */
+  private closed = false;
+  /** The loop's fetch on its way, if any (settles, never rejects). */
+  private loopFetch: Promise<void> | undefined;
   private watchdog: NodeJS.Timeout | undefined;
   private lastLoopAt = Date.now();
   private generation = 0;
@@ -147,10 +151,12 @@ export class RedisConsumer implements Consumer {
   private readonly onReady = (): void => void this.renew();
 
   private startRenewing(): void {
-    if (this.renewTimer) return;
+    if (this.renewTimer || this.closed) return;
     const every = Math.max(50, Math.floor(this.visibilityTimeout / 3));
     // A live owner keeps its deliveries fresh in unacked_index: never restored while it runs them.
+    // Unref'd: what keeps a worker alive is its tasks, not the renewal of their leases.
     this.renewTimer = setInterval(() => void this.renew(), every);
+    this.renewTimer.unref();
     // Back from an outage: renew at once, before any process's restore can take what this one still runs.
     this.host.redis.on('ready', this.onReady);
   }
@@ -222,17 +228,19 @@ export class RedisConsumer implements Consumer {
       let got = 0;
       if (free > 0) {
         this.fetching += free;
+        const sentAt = Date.now();
+        const fetch = redis.celeriacFetchBuffer(3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys, free, nowSeconds()) as Promise<
+          (Buffer | number)[]
+        >;
+        // Closing waits for this fetch: what it takes is handed out (or given back) before the close.
+        this.loopFetch = fetch.then(() => undefined, () => undefined);
         try {
-          const sentAt = Date.now();
-          const out = (await redis.celeriacFetchBuffer(3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys, free, nowSeconds())) as (
-            | Buffer
-            | number
-          )[];
-          got = this.deliverAll(out, 0, sentAt);
+          got = this.deliverAll(await fetch, 0, sentAt);
         } catch {
           // Redis unreachable or restarting: back off; ioredis reconnects, and this loop resumes on its own.
         } finally {
           this.fetching -= free;
+          this.loopFetch = undefined;
         }
       }
       if (got > 0 || (free > 0 && got < free && this.wakes !== wakes)) {
@@ -281,7 +289,7 @@ export class RedisConsumer implements Consumer {
     this.acks.push(delivery);
     // Free the slot as soon as the ack is queued, without waking the loop: the ack batch itself
     // fetches for the slots it frees, in the same script call.
-    this.held.delete(delivery.tag);
+    if (this.held.get(delivery.tag) === delivery) this.held.delete(delivery.tag);
     return pending;
   }
 
@@ -310,12 +318,15 @@ export class RedisConsumer implements Consumer {
   /** A settle that did not reach Redis: the delivery is held (and renewed) again until one does. */
   unsettled(delivery: RedisDelivery): void {
     delivery.settled = false;
+    // Closed meanwhile: it comes back after the visibility window (nothing renews it any more).
+    if (this.closed) return;
     this.held.set(delivery.tag, delivery);
     this.startRenewing();
   }
 
+  /** Frees the delivery's slot, if the slot is still its own (this consumer may hold a newer delivery of the same tag). */
   release(delivery: RedisDelivery): void {
-    this.held.delete(delivery.tag);
+    if (this.held.get(delivery.tag) === delivery) this.held.delete(delivery.tag);
     this.backoff.wake();
   }
 
@@ -384,9 +395,10 @@ export class RedisConsumer implements Consumer {
     this.active = false;
     this.backoff.wake();
     clearInterval(this.watchdog);
-    // Acks queued or on their way first: they were given before the close.
+    // Acks queued or on their way first: they were given before the close; and the loop's fetch.
     await this.flush();
-    await Promise.all(this.flushing);
+    await Promise.all([...this.flushing, this.loopFetch]);
+    this.closed = true;
     await Promise.all([...this.held.values()].map((d) => this.requeue(d).catch(() => false)));
     this.held.clear();
     this.stop();

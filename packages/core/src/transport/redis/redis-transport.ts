@@ -9,7 +9,7 @@ import { connectRedis, RedisUnavailableError, unsafeRedisSettings, warnIfUnsafe,
 import { bindingMatches, type ListenOptions, type Notice, type NoticeExchange, type NotifyOptions } from '../notice.js';
 import { RedisConsumer, RedisDelivery } from './consumer.js';
 import { KEYS, queueKey, queueKeys, readUnackedEntry, WAKE } from './keys.js';
-import { ACK, ACK_FETCH, DEAD_LETTER, FETCH, NOTIFY_DIRECT, PROMOTE, RELEASE_LOCK, RENEW, REQUEUE, RESTORE_ONE, SEP } from './scripts.js';
+import { ACK, ACK_FETCH, DEAD_LETTER, FETCH, NOTIFY_DIRECT, PROMOTE, RELEASE_LOCK, RENEW, REQUEUE, RESTORE_ONE, SEP, TAKE_DEAD_LETTER } from './scripts.js';
 
 export interface RedisTransportOptions {
   readonly visibilityTimeout: number;
@@ -232,6 +232,8 @@ export class RedisTransport implements Transport {
 
   async deadLetter(delivery: Delivery, record: Omit<DeadLetterRecord, 'wire' | 'queue' | 'deliveryCount'>): Promise<void> {
     const full = deadLetterRecord(delivery, record);
+    // Handed on to another consumer: the record is not ours to write.
+    if (delivery instanceof RedisDelivery && delivery.lost) throw new LeaseLostError('dead-letter');
     if (!(delivery instanceof RedisDelivery) || delivery.settled) {
       // Not one of ours, or already acknowledged (early acks): there is only the record to write.
       await this.redis.multi().hset(KEYS.deadLetters, record.id, JSON.stringify(full)).zadd(KEYS.deadLetterIndex, record.failedAt, record.id).exec();
@@ -258,18 +260,30 @@ export class RedisTransport implements Transport {
   async listDeadLetters(page?: DeadLetterPage): Promise<DeadLetterRecord[]> {
     const { offset, limit } = pageBounds(page);
     await this.indexDeadLetters();
-    const ids = await this.redis.zrange(KEYS.deadLetterIndex, offset, offset + limit - 1);
-    if (ids.length === 0) return [];
-    const texts = await this.redis.hmget(KEYS.deadLetters, ...ids);
-    const gone = ids.filter((_, i) => texts[i] === null);
-    if (gone.length) await this.redis.zrem(KEYS.deadLetterIndex, ...gone);
-    return texts.filter((t): t is string => t !== null).map((t) => JSON.parse(t) as DeadLetterRecord);
+    for (;;) {
+      const ids = await this.redis.zrange(KEYS.deadLetterIndex, offset, offset + limit - 1);
+      if (ids.length === 0) return [];
+      const texts = await this.redis.hmget(KEYS.deadLetters, ...ids);
+      const gone = ids.filter((_, i) => texts[i] === null);
+      // Index entries of records taken by an older version (no ZREM): dropped, and the page read again.
+      if (gone.length) {
+        await this.redis.zrem(KEYS.deadLetterIndex, ...gone);
+        continue;
+      }
+      return texts.flatMap((t) => {
+        try {
+          return [JSON.parse(t!) as DeadLetterRecord];
+        } catch {
+          return []; // not a record of ours: left out of every page rather than failing them all
+        }
+      });
+    }
   }
 
   /** Records written before the index existed (or by a failed half-write) get an entry, a scan at a time. */
   private async indexDeadLetters(): Promise<void> {
     const [[, stored], [, indexed]] = (await this.redis.multi().hlen(KEYS.deadLetters).zcard(KEYS.deadLetterIndex).exec()) as [[null, number], [null, number]];
-    if (indexed >= stored) return;
+    if (indexed === stored) return;
     let cursor = '0';
     do {
       const [next, flat] = await this.redis.hscan(KEYS.deadLetters, cursor, 'COUNT', 500);
@@ -292,8 +306,8 @@ export class RedisTransport implements Transport {
     return this.redis.hlen(KEYS.deadLetters);
   }
 
-  async takeDeadLetter(id: string): Promise<DeadLetterRecord | undefined> {
-    const [[, record]] = (await this.redis.multi().hget(KEYS.deadLetters, id).hdel(KEYS.deadLetters, id).zrem(KEYS.deadLetterIndex, id).exec()) as [[null, string | null]];
+  async takeDeadLetter(id: string, options: { failedAt?: number } = {}): Promise<DeadLetterRecord | undefined> {
+    const record = (await this.redis.celeriacTakeDeadLetter(KEYS.deadLetters, KEYS.deadLetterIndex, id, options.failedAt ?? '')) as string | null;
     return record ? (JSON.parse(record) as DeadLetterRecord) : undefined;
   }
 
@@ -416,6 +430,7 @@ function defineScripts(redis: Redis): void {
     ['celeriacRequeue', REQUEUE, 4],
     ['celeriacDeadLetter', DEAD_LETTER, 5],
     ['celeriacPromote', PROMOTE, 1],
+    ['celeriacTakeDeadLetter', TAKE_DEAD_LETTER, 2],
     ['celeriacRestoreOne', RESTORE_ONE, 3],
     ['celeriacReleaseLock', RELEASE_LOCK, 1],
     ['celeriacNotifyDirect', NOTIFY_DIRECT, 1],
@@ -444,6 +459,7 @@ declare module 'ioredis' {
     celeriacRequeue(...args: (string | number)[]): Result<unknown, Context>;
     celeriacDeadLetter(...args: (string | number)[]): Result<unknown, Context>;
     celeriacPromote(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacTakeDeadLetter(...args: (string | number)[]): Result<unknown, Context>;
     celeriacRestoreOne(...args: (string | number)[]): Result<unknown, Context>;
     celeriacReleaseLock(...args: (string | number)[]): Result<unknown, Context>;
     celeriacNotifyDirect(...args: (string | number)[]): Result<unknown, Context>;

@@ -180,6 +180,26 @@ redis.call('ZADD', KEYS[5], ARGV[5], ARGV[2])
 return 1
 `;
 
+export const TAKE_DEAD_LETTER = `
+-- take-dead-letter: remove a dead letter (and its index entry) and return it; with ARGV[2], only
+-- when its record failed at that time (a newer record under the same id stays).
+-- KEYS[1] dead letters (hash id -> record JSON); KEYS[2] dead-letter index (zset)
+-- ARGV[1] record id; ARGV[2] failed at (ms), or '' for any
+-- returns the record JSON, or false
+local record = redis.call('HGET', KEYS[1], ARGV[1])
+if not record then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return false
+end
+if ARGV[2] ~= '' then
+  local ok, r = pcall(cjson.decode, record)
+  if not ok or type(r) ~= 'table' or tonumber(r.failedAt) ~= tonumber(ARGV[2]) then return false end
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return record
+`;
+
 export const PROMOTE = `
 -- promote: move delayed messages that are due onto their queue lists; each moves exactly once
 -- (ZREM in the same step), so any number of workers can run it.
@@ -245,8 +265,10 @@ export const CHORD_PART_RETURN = `
 -- KEYS[1] celery-taskset-meta-<gid>.j (zset: JSON [1, id, state, result] scored by group_index)
 -- KEYS[2] celery-taskset-meta-<gid>.s (header size); KEYS[3] ...t (members added by add_to_chord)
 -- KEYS[4] celery-taskset-meta-<gid>.d (celeriac: the body was sent; a late member writes nothing)
+-- KEYS[5] celery-taskset-meta-<gid>.c (celeriac: the group_index that completed the join: only it,
+--         or its own re-run, gets the members — a member whose reply was lost and that retries does not)
 -- ARGV[1] group_index; ARGV[2] member JSON; ARGV[3] expiry ms of the join keys
--- returns the members with their scores (flat: member, score, ...) when complete, else false
+-- returns the members with their scores (flat: member, score, ...) to the completer, else false
 if redis.call('EXISTS', KEYS[4]) == 1 then return false end
 if redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]) == 0 then redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -254,15 +276,17 @@ local size = redis.call('GET', KEYS[2])
 if not size then return false end
 local total = tonumber(size) + tonumber(redis.call('GET', KEYS[3]) or '0')
 if redis.call('ZCARD', KEYS[1]) < total then return false end
+redis.call('SET', KEYS[5], ARGV[1], 'NX', 'PX', ARGV[3])
+if redis.call('GET', KEYS[5]) ~= ARGV[1] then return false end
 return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 `;
 
 export const CHORD_COMPLETE = `
 -- chord-complete: the body of a completed chord was sent: mark the join done and delete its keys.
--- KEYS[1] .j; KEYS[2] .s; KEYS[3] .t; KEYS[4] .d (see chord-part-return); ARGV[1] expiry ms of the mark
+-- KEYS[1] .j; KEYS[2] .s; KEYS[3] .t; KEYS[4] .d; KEYS[5] .c (see chord-part-return); ARGV[1] expiry ms of the mark
 -- returns 1
 redis.call('SET', KEYS[4], '1', 'PX', ARGV[1])
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
 return 1
 `;
 

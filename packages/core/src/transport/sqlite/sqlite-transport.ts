@@ -110,8 +110,12 @@ export class SqliteTransport implements Transport {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get() as { n: number }).n;
   }
 
-  async takeDeadLetter(id: string): Promise<DeadLetterRecord | undefined> {
-    const row = this.db.prepare('DELETE FROM dead_letters WHERE id = ? RETURNING record').get(id) as { record: string } | undefined;
+  async takeDeadLetter(id: string, options: { failedAt?: number } = {}): Promise<DeadLetterRecord | undefined> {
+    const row = (
+      options.failedAt === undefined
+        ? this.db.prepare('DELETE FROM dead_letters WHERE id = ? RETURNING record').get(id)
+        : this.db.prepare('DELETE FROM dead_letters WHERE id = ? AND failed_at = ? RETURNING record').get(id, options.failedAt)
+    ) as { record: string } | undefined;
     return row ? (JSON.parse(row.record) as DeadLetterRecord) : undefined;
   }
 
@@ -248,10 +252,19 @@ class SqliteConsumer implements Consumer {
   private deliver(row: { id: number; queue: string; envelope: string; deliveryCount: number }): void {
     this.held.add(row.id);
     const db = this.transport.db;
+    let lost = false;
     const settle = (sql: string, what: string): Promise<void> => {
-      if (!this.held.delete(row.id)) return Promise.resolve();
+      if (lost) return Promise.reject(new LeaseLostError(what));
+      if (!this.held.has(row.id)) return Promise.resolve();
+      let changes: number;
+      try {
+        changes = db.prepare(sql).run(row.id, this.token).changes;
+      } catch (err) {
+        // Busy or failing file: still ours (and renewed), so a retry runs it again.
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+      this.held.delete(row.id);
       this.backoff.wake();
-      const changes = db.prepare(sql).run(row.id, this.token).changes;
       return changes === 1 ? Promise.resolve() : Promise.reject(new LeaseLostError(what));
     };
     const { wire } = readKombuEnvelope(row.envelope);
@@ -266,7 +279,16 @@ class SqliteConsumer implements Consumer {
           ? settle(`UPDATE messages SET owner = NULL, lease_until = NULL, due_at = ${Date.now() + (delayMs ?? 0)} WHERE id = ? AND owner = ?`, 'reject')
           : settle('DELETE FROM messages WHERE id = ? AND owner = ?', 'reject'),
       // Still ours when the row still carries our token: a lapsed lease was claimed under another.
-      leaseHeld: async () => db.prepare('SELECT 1 FROM messages WHERE id = ? AND owner = ?').get(row.id, this.token) !== undefined,
+      // Settled already (early acks): no lease left to fence. Lost: let go of its slot.
+      leaseHeld: async () => {
+        if (lost) return false;
+        if (!this.held.has(row.id)) return true;
+        if (db.prepare('SELECT 1 FROM messages WHERE id = ? AND owner = ?').get(row.id, this.token) !== undefined) return true;
+        lost = true;
+        this.held.delete(row.id);
+        this.backoff.wake();
+        return false;
+      },
     });
   }
 
