@@ -10,8 +10,8 @@ export interface Effect {
 /** Side effects recorded by fixture tasks (one JSON object per line). */
 export function readEffects(file: string): Effect[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Effect);
+  const lines = readFileSync(file, 'utf8').split('\n');
+  // The last line has no newline yet while a worker is still writing it (or was killed writing it): not a record yet.
+  lines.pop();
+  return lines.filter(Boolean).map((l) => JSON.parse(l) as Effect);
 }

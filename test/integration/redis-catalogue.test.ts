@@ -18,6 +18,7 @@ import { FULL, HISTORY_APP, RedisWorld, size } from '../harness/redis-world.js';
 /** The counts every fault test asserts (AL1+idem). */
 async function expectAL1(world: RedisWorld): Promise<ReturnType<RedisWorld['check']>> {
   await world.drained(size(180_000, 900_000));
+
   const report = world.check();
   console.log(`[${expect.getState().currentTestName}] ${summary(report)}`);
   expect(report.counts.lost).toBe(0);
@@ -28,6 +29,41 @@ async function expectAL1(world: RedisWorld): Promise<ReturnType<RedisWorld['chec
 }
 
 const long = (ms: number): number => ms + size(120_000, 1_200_000);
+
+/**
+ * T17's fault: 2 workers (-c 4) finish 200 ms tasks while the result backend is stopped (and, with
+ * `alsoKill`, later killed and restarted). Workers hold their slots meanwhile instead of fetching
+ * more, and every task ends with one stored SUCCESS: no re-run, no dead letter.
+ */
+async function stopBackendWhileFinishing(world: RedisWorld, unacked: () => Promise<number>, alsoKill: boolean): Promise<void> {
+  await Promise.all([world.startWorker(['-c', '4']), world.startWorker(['-c', '4'])]);
+  const ids = await world.produce(size(300, 2000), () => 200);
+  const finished = (): number => readRuns(world.runsFile).filter((r) => r.end !== undefined).length;
+  await waitFor(() => finished() >= 40, 'some done', 30_000);
+  const backend = world.backend!;
+  await world.faults.during('backend SIGSTOP', async () => {
+    process.kill(backend.proc.pid!, 'SIGSTOP');
+    try {
+      await sleep(size(12_000, 40_000));
+      // Unacked ≤ concurrency × prefetch of both workers.
+      expect(await unacked()).toBeLessThanOrEqual(8);
+    } finally {
+      process.kill(backend.proc.pid!, 'SIGCONT');
+    }
+  });
+  if (alsoKill) {
+    await waitFor(() => finished() >= ids.length * 0.6, 'more done', 60_000, 200);
+    await world.faults.during('backend kill -9 + restart', async () => {
+      await backend.kill9();
+      await sleep(5000);
+      await backend.restart();
+    });
+  }
+  const report = await expectAL1(world);
+  expect(report.counts.duplicated).toBe(0);
+  for (const id of ids) expect((await world.client.asyncResult(id).get({ timeout: 60_000 })) as number).toBeGreaterThan(0);
+  expect(await (await world.client.transport()).deadLetterCount()).toBe(0);
+}
 
 describe('worker faults', () => {
   it(`T02: kill -9 of workers mid-task (${size(5, 25)} kills): nothing lost, orphans back within the lease, nothing stolen from a live owner`, async () => {
@@ -234,29 +270,9 @@ describe('Redis faults', () => {
 
   it(`T17: the result backend stopped (SIGSTOP ${size(12, 40)} s) then killed and restarted while tasks finish: every result stored once, SUCCESS, no re-run, nothing dead-lettered`, async () => {
     const world = await RedisWorld.start({ visibilityMs: 30_000, separateBackend: true });
-    await Promise.all([world.startWorker(['-c', '4']), world.startWorker(['-c', '4'])]);
-    const ids = await world.produce(size(300, 2000), () => 200);
-    await waitFor(() => readRuns(world.runsFile).filter((r) => r.end !== undefined).length >= 40, 'some done', 30_000);
-    const backend = world.backend!;
-    const stopped = world.faults.begin('backend SIGSTOP');
-    process.kill(backend.proc.pid!, 'SIGSTOP');
-    // While outcomes cannot be stored, workers hold their slots instead of fetching more.
     const admin = new Redis(world.broker.url);
     try {
-      await sleep(size(12_000, 40_000));
-      expect(await admin.hlen('unacked')).toBeLessThanOrEqual(16);
-      process.kill(backend.proc.pid!, 'SIGCONT');
-      world.faults.end(stopped);
-      await waitFor(() => readRuns(world.runsFile).filter((r) => r.end !== undefined).length >= ids.length * 0.6, 'more done', 60_000, 200);
-      const killed = world.faults.begin('backend kill -9 + restart');
-      await backend.kill9();
-      await sleep(5000);
-      await backend.restart();
-      world.faults.end(killed);
-      const report = await expectAL1(world);
-      expect(report.counts.duplicated).toBe(0);
-      for (const id of ids) expect((await world.client.asyncResult(id).get({ timeout: 60_000 })) as number).toBeGreaterThan(0);
-      expect(await (await world.client.transport()).listDeadLetters()).toEqual([]);
+      await stopBackendWhileFinishing(world, () => admin.hlen('unacked'), true);
       expect(await admin.hlen('celeriac.deliveries')).toBe(0);
     } finally {
       admin.disconnect();
@@ -268,28 +284,14 @@ describe('Redis faults', () => {
     const node = inject('amqpNode');
     execFileSync('rabbitmqctl', ['-n', node, 'add_vhost', vhost], { stdio: 'ignore' });
     execFileSync('rabbitmqctl', ['-n', node, 'set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*'], { stdio: 'ignore' });
-    const unacked = (): number =>
+    const unacked = async (): Promise<number> =>
       execFileSync('rabbitmqctl', ['-n', node, 'list_queues', '-p', vhost, '-q', '--no-table-headers', 'name', 'messages_unacknowledged'], { encoding: 'utf8' })
         .split('\n')
-        .filter((l) => l.startsWith('celery\t') || l.startsWith('celery '))
+        .filter((l) => /^celery\s/.test(l))
         .reduce((sum, l) => sum + Number(l.trim().split(/\s+/)[1] ?? 0), 0);
     const world = await RedisWorld.start({ visibilityMs: 30_000, separateBackend: true, brokerUrl: () => `${inject('amqpUrl')}/${vhost}` });
     try {
-      await Promise.all([world.startWorker(['-c', '4']), world.startWorker(['-c', '4'])]);
-      const ids = await world.produce(size(300, 2000), () => 200);
-      await waitFor(() => readRuns(world.runsFile).filter((r) => r.end !== undefined).length >= 40, 'some done', 30_000);
-      const backend = world.backend!;
-      const stopped = world.faults.begin('backend SIGSTOP');
-      process.kill(backend.proc.pid!, 'SIGSTOP');
-      await sleep(size(12_000, 40_000));
-      // Workers hold their slots rather than fetching more: unacked ≤ concurrency × prefetch of both.
-      expect(unacked()).toBeLessThanOrEqual(8);
-      process.kill(backend.proc.pid!, 'SIGCONT');
-      world.faults.end(stopped);
-      const report = await expectAL1(world);
-      expect(report.counts.duplicated).toBe(0);
-      for (const id of ids) expect((await world.client.asyncResult(id).get({ timeout: 60_000 })) as number).toBeGreaterThan(0);
-      expect(await (await world.client.transport()).deadLetterCount()).toBe(0);
+      await stopBackendWhileFinishing(world, unacked, false);
     } finally {
       // Clients and workers first: a vhost deleted under a connection makes it reconnect for ever.
       await world.close();

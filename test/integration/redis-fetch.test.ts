@@ -160,6 +160,21 @@ describe('Redis fetch script', () => {
     expect(await raw.llen('aq')).toBe(0);
   });
 
+  it('an ack given just before the transport closes is sent, not failed against a closed connection (issue #15, 6)', async () => {
+    const { raw, make } = await setup(60_000);
+    const t = await make();
+    await t.publish('cl', wire('c1'));
+    const { got } = await take(t, 'cl');
+    // Not awaited before the close, as a caller that drops its promise would (once an unhandled
+    // 'Connection is closed.' rejection): the close waits for the ack batch.
+    const ack = got[0]!.ack();
+    await t.close();
+    await ack;
+    await raw.connect();
+    expect(await raw.hlen('unacked')).toBe(0);
+    expect(await raw.llen('cl')).toBe(0);
+  });
+
   it('with early acks, wrong argument types still end in the dead-letter store (the record alone: the message is acked already)', async () => {
     const prefix = `early${process.pid}-${++n}:`;
     const url = `${base}?keyPrefix=${prefix}`;

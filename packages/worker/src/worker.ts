@@ -66,6 +66,9 @@ export class Worker {
   private revokedTimer: NodeJS.Timeout | undefined;
   /** Aborted by a cold shutdown: outcome steps still retrying against an absent broker give up. */
   private readonly halt = new AbortController();
+  /** When refreshing revocations began to fail (0: it works), and when that was last logged. */
+  private revokedFailingSince = 0;
+  private revokedReportedAt = 0;
   /** Unstarted deliveries being given back by a warm shutdown (never reject). */
   private returning: Promise<void>[] = [];
 
@@ -227,8 +230,15 @@ export class Worker {
       this.revoked.clear();
       for (const id of ids) this.revoked.add(id);
       for (const id of this.heardRevoked.keys()) this.revoked.add(id);
+      this.revokedFailingSince = 0;
     } catch (err) {
-      this.log.warn({ err }, 'could not refresh revocations from the result backend; retrying');
+      // Once when it starts failing, then every 10 s: an outage must not write a line a second.
+      const now = Date.now();
+      if (!this.revokedFailingSince || now - this.revokedReportedAt >= 10_000) {
+        this.revokedFailingSince ||= now;
+        this.revokedReportedAt = now;
+        this.log.warn({ err, failingForMs: now - this.revokedFailingSince }, 'could not refresh revocations from the result backend; retrying');
+      }
     }
   }
 

@@ -401,6 +401,7 @@ class AmqpConsumer implements Consumer {
       }
       count = before + 1;
     }
+    let acked = false;
     const delivery: Delivery = {
       message: wire,
       queue: q.name,
@@ -410,6 +411,7 @@ class AmqpConsumer implements Consumer {
         if (!this.isCurrent(ch, generation)) throw new LeaseLostError(`ack of ${typeof wire.headers.id === 'string' ? wire.headers.id : 'a message'} on ${q.name}`);
         this.transport.session.coalesceWrites();
         ch.ack(msg);
+        acked = true;
       },
       reject: async ({ requeue, delayMs }) => {
         if (!this.isCurrent(ch, generation)) return; // The broker has already put it back.
@@ -418,6 +420,10 @@ class AmqpConsumer implements Consumer {
         await this.transport.publish(q.name, wire, delayMs ? { notBefore: Date.now() + delayMs } : {}, { [DELIVERIES_HEADER]: count });
         ch.ack(msg);
       },
+      // The channel it came on is gone (a missed heartbeat, a reconnect): the broker has put it back
+      // for another consumer, so this run writes no result. Best effort: a close not yet noticed is not seen.
+      // Acked already (early acks): nothing to fence.
+      leaseHeld: async () => acked || this.isCurrent(ch, generation),
     };
     this.onDelivery(delivery);
   }

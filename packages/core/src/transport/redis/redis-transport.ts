@@ -11,6 +11,9 @@ import { RedisConsumer, RedisDelivery } from './consumer.js';
 import { KEYS, queueKey, queueKeys, readUnackedEntry, WAKE } from './keys.js';
 import { ACK, ACK_FETCH, DEAD_LETTER, FETCH, NOTIFY_DIRECT, PROMOTE, RELEASE_LOCK, RENEW, REQUEUE, RESTORE_ONE, SEP, TAKE_DEAD_LETTER } from './scripts.js';
 
+/** Longest hold of kombu's `unacked_mutex` by a restore pass. */
+const RESTORE_MUTEX_MS = 5000;
+
 export interface RedisTransportOptions {
   readonly visibilityTimeout: number;
 }
@@ -181,7 +184,10 @@ export class RedisTransport implements Transport {
    */
   async restoreVisible(): Promise<number> {
     const token = newId();
-    const locked = await this.redis.set(KEYS.unackedMutex, token, 'PX', 30_000, 'NX');
+    // Held briefly: a pass takes milliseconds (each RESTORE_ONE is atomic and fenced on its own), and a
+    // holder cut off mid-pass (a partition, a kill) must not stop every restore for long — at 30 s it
+    // kept messages whose fetch replies were lost in a partition waiting 30 s after it healed.
+    const locked = await this.redis.set(KEYS.unackedMutex, token, 'PX', Math.min(RESTORE_MUTEX_MS, this.options.visibilityTimeout), 'NX');
     if (!locked) return 0;
     let restored = 0;
     try {
