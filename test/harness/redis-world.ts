@@ -1,13 +1,13 @@
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { createApp, newId, type CeleriacApp } from '@celeriac/core';
 import { celeriac, ROOT, startWorker, type Spawned } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { startRedis, type RedisServer } from '../servers/redis.js';
 import { FaultLog } from './fault-proxy.js';
-import { checkHistory, ProducerHistory, readRuns, type HistoryReport } from './history.js';
+import { checkHistory, ProducerHistory, readRuns, summary, type HistoryReport } from './history.js';
 
 export const HISTORY_APP = join(ROOT, 'test', 'fixtures', 'apps', 'history.ts');
 
@@ -156,4 +156,19 @@ export class RedisWorld {
     await Promise.all(this.workers.map((w) => w.exited));
     for (const server of [this.broker, this.oracle, this.backend]) await server?.stop();
   }
+}
+
+/**
+ * The counts every fault test asserts (the catalogue's AL1+idem): once every confirmed task has
+ * finished, lost = 0, unexpected = 0, no duplicate outside a fault window, one effect per task.
+ */
+export async function expectAL1(world: RedisWorld): Promise<HistoryReport> {
+  await world.drained(size(180_000, 900_000));
+  const report = world.check();
+  console.log(`[${expect.getState().currentTestName}] ${summary(report)}`);
+  expect(report.counts.lost).toBe(0);
+  expect(report.counts.unexpected).toBe(0);
+  expect(report.unattributed).toEqual([]);
+  expect(await world.effects()).toBe(report.counts.confirmed + report.counts.recovered);
+  return report;
 }

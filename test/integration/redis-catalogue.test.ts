@@ -7,26 +7,13 @@ import { ErrorCodes, newId } from '@celeriac/core';
 import { waitFor } from '../helpers/wait.js';
 import { startFaultProxy } from '../harness/fault-proxy.js';
 import { readRuns, summary, unfinishedRuns } from '../harness/history.js';
-import { FULL, HISTORY_APP, RedisWorld, size } from '../harness/redis-world.js';
+import { expectAL1, FULL, HISTORY_APP, RedisWorld, size } from '../harness/redis-world.js';
 
 /**
  * The reliability catalogue's Redis and worker faults (T02–T04, T13–T17, T21), each judged by the
  * history checker: lost = 0, unexpected = 0, every duplicate inside a logged fault window, one
  * effect per confirmed task. CI sizes here; `pnpm test:full` runs the catalogue's sizes.
  */
-
-/** The counts every fault test asserts (AL1+idem). */
-async function expectAL1(world: RedisWorld): Promise<ReturnType<RedisWorld['check']>> {
-  await world.drained(size(180_000, 900_000));
-
-  const report = world.check();
-  console.log(`[${expect.getState().currentTestName}] ${summary(report)}`);
-  expect(report.counts.lost).toBe(0);
-  expect(report.counts.unexpected).toBe(0);
-  expect(report.unattributed).toEqual([]);
-  expect(await world.effects()).toBe(report.counts.confirmed + report.counts.recovered);
-  return report;
-}
 
 const long = (ms: number): number => ms + size(120_000, 1_200_000);
 

@@ -2,16 +2,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createApp, type AsyncResult, type CeleriacApp } from '@celeriac/core';
-import { celeriac, FIXTURE_APP, startWorker } from '../helpers/processes.js';
-import { readEffects } from '../helpers/effects.js';
+import { createApp, type CeleriacApp } from '@celeriac/core';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
+import { readRuns } from '../harness/history.js';
+import { expectAL1, RedisWorld } from '../harness/redis-world.js';
 import { startRedis, type RedisServer } from '../servers/redis.js';
 
 /**
  * The faults of issue #15 as an operator met them, each reproduced as found (outages as long as real
- * ones: a fault that lasts 10 s is not the same fault as one that lasts 1 s).
+ * ones: a fault that lasts 10 s is not the same fault as one that lasts 1 s), judged by the history
+ * checker like every fault test.
  */
 const dir = tempDir('celeriac-redis-outages-');
 const servers: RedisServer[] = [];
@@ -21,48 +22,25 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await s.stop();
 });
 
-async function world(name: string, opts: { separateBackend?: boolean; visibilityMs?: number } = {}) {
-  const redis = await startRedis();
-  servers.push(redis);
-  const backend = opts.separateBackend ? await startRedis() : undefined;
-  if (backend) servers.push(backend);
-  const client = createApp({ broker: redis.url, ...(backend ? { backend: backend.url } : {}) });
-  clients.push(client);
-  const effects = join(dir, `${name}.jsonl`);
-  const env: Record<string, string> = {
-    CELERIAC_BROKER_URL: redis.url,
-    EFFECTS_FILE: effects,
-    FIXTURE_VISIBILITY_MS: String(opts.visibilityMs ?? 30_000),
-    ...(backend ? { CELERIAC_RESULT_BACKEND: backend.url } : {}),
-  };
-  return { redis, backend, client, effects, env };
-}
-
-/** Tags with an `end` effect, counted: a task that ran to its end twice shows 2. */
-function endsByTag(file: string): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const e of readEffects(file)) if (e.kind === 'end') counts.set(String(e.tag), (counts.get(String(e.tag)) ?? 0) + 1);
-  return counts;
-}
+/** Wait until `n` runs have started (of any task). */
+const started = (world: RedisWorld, n: number) => waitFor(() => readRuns(world.runsFile).length >= n, `${n} runs started`, 20_000);
 
 describe('Redis outages (issue #15)', () => {
   it('a 10 s Redis restart (kill -9) under a busy worker: the worker settles what it held and consumes again', async () => {
-    const { redis, client, effects, env } = await world('restart-10s');
-    const worker = await startWorker(['-A', FIXTURE_APP, '-c', '4'], env);
-    const sent: AsyncResult<string>[] = [];
-    for (let i = 0; i < 60; i++) sent.push(await client.sendTask<string>('tasks.sleepy', [500, `t${i}`]));
-    await waitFor(() => readEffects(effects).filter((e) => e.kind === 'start').length >= 6, 'tasks running', 20_000);
-    await redis.kill9();
-    // The outage itself (a fault's duration, not a wait for something to happen).
-    await sleep(10_000);
-    await redis.restart();
-    for (const r of sent) expect(await r.get({ timeout: 60_000 })).toMatch(/^t\d+$/);
-    const after = await client.sendTask<number>('tasks.add', [2, 3]);
-    expect(await after.get({ timeout: 10_000 })).toBe(5);
-    const ends = endsByTag(effects);
-    expect([...ends.keys()].sort()).toEqual(Array.from({ length: 60 }, (_, i) => `t${i}`).sort());
+    const world = await RedisWorld.start({ visibilityMs: 30_000 });
+    const worker = await world.startWorker(['-c', '4']);
+    await world.produce(60, () => 500);
+    await started(world, 6);
+    await world.faults.during('redis kill -9, 10 s down', async () => {
+      await world.broker.kill9();
+      await sleep(10_000); // the outage itself (a fault's duration, not a wait for something to happen)
+      await world.broker.restart();
+    });
+    await expectAL1(world);
+    const after = await world.client.sendTask<number>('hist.pid');
+    expect(await after.get({ timeout: 10_000 })).toBe(worker.pid);
     expect(worker.proc.exitCode).toBeNull();
-    const admin = new Redis(redis.url);
+    const admin = new Redis(world.broker.url);
     try {
       expect(await admin.hlen('unacked')).toBe(0);
       expect(await admin.llen('celery')).toBe(0);
@@ -72,63 +50,51 @@ describe('Redis outages (issue #15)', () => {
   }, 150_000);
 
   it('a result-backend outage of 8 s while tasks finish: each task runs once and its SUCCESS is stored when the backend returns', async () => {
-    const { backend, client, effects, env } = await world('backend-outage', { separateBackend: true });
-    await startWorker(['-A', FIXTURE_APP, '-c', '4'], env);
-    const sent: AsyncResult<string>[] = [];
-    for (let i = 0; i < 100; i++) sent.push(await client.sendTask<string>('tasks.sleepy', [200, `b${i}`]));
-    await waitFor(() => readEffects(effects).filter((e) => e.kind === 'end').length >= 8, 'some tasks done', 20_000);
-    await backend!.kill9();
-    await sleep(8_000);
-    await backend!.restart();
-    for (const r of sent) expect(await r.get({ timeout: 60_000 })).toMatch(/^b\d+$/);
-    const ends = endsByTag(effects);
-    expect(ends.size).toBe(100);
+    const world = await RedisWorld.start({ visibilityMs: 30_000, separateBackend: true });
+    await world.startWorker(['-c', '4']);
+    const ids = await world.produce(100, () => 200);
+    await waitFor(() => readRuns(world.runsFile).filter((r) => r.end !== undefined).length >= 8, 'some tasks done', 20_000);
+    await world.faults.during('backend kill -9, 8 s down', async () => {
+      await world.backend!.kill9();
+      await sleep(8_000);
+      await world.backend!.restart();
+    });
+    const report = await expectAL1(world);
     // No finished task was run again because its outcome could not be stored.
-    expect([...ends.entries()].filter(([, n]) => n > 1)).toEqual([]);
-    expect(await (await client.transport()).listDeadLetters()).toEqual([]);
+    expect(report.counts.duplicated).toBe(0);
+    for (const id of ids) expect(await world.client.asyncResult<number>(id).get({ timeout: 60_000 })).toBeGreaterThan(0);
+    expect(await (await world.client.transport()).deadLetterCount()).toBe(0);
   }, 150_000);
 
-  for (const how of ['suspend', 'cancel_consumer', 'warm shutdown'] as const) {
-    it(`${how} while a task longer than the visibility window runs: the task is not run a second time elsewhere`, async () => {
-      const { client, effects, env } = await world(`held-${how.replace(' ', '-')}`, { visibilityMs: 2000 });
-      const [a] = await Promise.all([startWorker(['-A', FIXTURE_APP, '-c', '1', '-n', 'a@test'], env), startWorker(['-A', FIXTURE_APP, '-c', '1', '-n', 'b@test'], env)]);
-      // Whichever worker starts it is the owner acted on; the other is there to take it if the owner's lease lapses.
-      const long = await client.sendTask<string>('tasks.sleepy', [8000, 'long']);
-      const start = await waitFor(() => readEffects(effects).find((e) => e.kind === 'start' && e.tag === 'long'), 'long task started', 20_000);
-      const owner = start.pid === a.pid ? 'a@test' : 'b@test';
-      if (how === 'suspend') {
-        const out = celeriac(['suspend', '-b', env.CELERIAC_BROKER_URL!, '-d', owner], env);
-        expect(await out.exited).toBe(0);
-      } else if (how === 'cancel_consumer') {
-        const out = celeriac(['control', '-b', env.CELERIAC_BROKER_URL!, '-d', owner, 'cancel_consumer', 'celery'], env);
-        expect(await out.exited).toBe(0);
-      } else {
-        process.kill(start.pid, 'SIGTERM');
-      }
-      expect(await long.get({ timeout: 40_000 })).toBe('long');
-      const starts = readEffects(effects).filter((e) => e.kind === 'start' && e.tag === 'long');
-      expect(starts.map((s) => s.pid)).toEqual([start.pid]);
-    }, 90_000);
+  /** A task 4× the lease on A, a second worker B, then A stops fetching: the task must not run on B too. */
+  async function heldAfterCancel(how: 'suspend' | 'cancel_consumer' | 'warm shutdown', brokerUrl?: string): Promise<void> {
+    const world = await RedisWorld.start({ visibilityMs: 2000, ...(brokerUrl ? { brokerUrl: () => brokerUrl } : {}) });
+    const [a, b] = await Promise.all([world.startWorker(['-c', '1', '-n', 'a@test']), world.startWorker(['-c', '1', '-n', 'b@test'])]);
+    const [id] = await world.produce(1, () => 8000);
+    const run = await waitFor(() => readRuns(world.runsFile).find((r) => r.id === id), 'the long task started', 20_000);
+    const owner = run.pid === a.pid ? 'a@test' : 'b@test';
+    expect([a.pid, b.pid]).toContain(run.pid);
+    if (how === 'suspend') expect(await world.cli(['suspend', '-d', owner]).exited).toBe(0);
+    else if (how === 'cancel_consumer') expect(await world.cli(['control', '-d', owner, 'cancel_consumer', 'celery']).exited).toBe(0);
+    else process.kill(run.pid, 'SIGTERM');
+    const report = await expectAL1(world);
+    expect(report.counts.duplicated).toBe(0);
+    // One run (its start and end records), on the owner: none started on the other worker.
+    const runs = readRuns(world.runsFile).filter((r) => r.id === id);
+    expect(new Set(runs.map((r) => `${r.pid}@${r.start}`))).toEqual(new Set([`${run.pid}@${run.start}`]));
   }
 
-  it('suspend on the embedded SQLite broker while a task longer than the visibility window runs: not run a second time', async () => {
-    const url = `sqlite://${join(dir, 'held-sqlite.db')}`;
-    const effects = join(dir, 'held-sqlite.jsonl');
-    const env = { CELERIAC_BROKER_URL: url, EFFECTS_FILE: effects, FIXTURE_VISIBILITY_MS: '2000' };
-    const client = createApp({ broker: url });
-    clients.push(client);
-    const [a] = await Promise.all([startWorker(['-A', FIXTURE_APP, '-c', '1', '-n', 'a@sqlite'], env), startWorker(['-A', FIXTURE_APP, '-c', '1', '-n', 'b@sqlite'], env)]);
-    const long = await client.sendTask<string>('tasks.sleepy', [8000, 'long']);
-    const start = await waitFor(() => readEffects(effects).find((e) => e.kind === 'start' && e.tag === 'long'), 'long task started', 20_000);
-    const out = celeriac(['suspend', '-b', url, '-d', start.pid === a.pid ? 'a@sqlite' : 'b@sqlite'], env);
-    expect(await out.exited).toBe(0);
-    expect(await long.get({ timeout: 40_000 })).toBe('long');
-    const starts = readEffects(effects).filter((e) => e.kind === 'start' && e.tag === 'long');
-    expect(starts.map((e) => e.pid)).toEqual([start.pid]);
-  }, 90_000);
+  for (const how of ['suspend', 'cancel_consumer', 'warm shutdown'] as const) {
+    it(`${how} while a task longer than the visibility window runs: the task is not run a second time elsewhere`, () => heldAfterCancel(how), 90_000);
+  }
+
+  it('suspend on the embedded SQLite broker while a task longer than the visibility window runs: not run a second time', () => heldAfterCancel('suspend', `sqlite://${join(dir, 'held.db')}`), 90_000);
 
   it('get() without a timeout across a Redis restart answers once the result is stored (a push missed while reconnecting is re-read)', async () => {
-    const { redis, client } = await world('get-restart');
+    const redis = await startRedis();
+    servers.push(redis);
+    const client = createApp({ broker: redis.url });
+    clients.push(client);
     const result = client.asyncResult<number>('00000000-0000-4000-8000-00000000abcd');
     let answered: unknown;
     const waiting = result.get().then((v) => (answered = v));
