@@ -151,7 +151,7 @@ function keep<T>(deps: Pick<TraceDeps, 'log' | 'halt'>, what: string, step: () =
 async function stillOwned(deps: TraceDeps, delivery: Delivery, id: string): Promise<boolean> {
   if (!delivery.leaseHeld) return true;
   const held = await keep(deps, 'check the lease', () => delivery.leaseHeld!(), id);
-  if (!held) deps.log.warn({ taskId: id, code: ErrorCodes.LEASE_LOST }, 'LEASE_LOST: the lease lapsed while the task ran and another worker was handed it; this run\'s result and ack are dropped');
+  if (!held) deps.log.warn({ taskId: id, code: ErrorCodes.LEASE_LOST }, 'LEASE_LOST: this delivery\'s lease lapsed (the worker was paused or cut off) and another worker was handed it; no result and no ack are written for it here');
   return held;
 }
 
