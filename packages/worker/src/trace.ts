@@ -156,7 +156,7 @@ async function stillOwned(deps: TraceDeps, delivery: Delivery, id: string): Prom
 }
 
 async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
-  const { app, backend, log } = deps;
+  const { app, log } = deps;
   const cfg = app.config;
   const headerId = typeof delivery.message.headers.id === 'string' ? delivery.message.headers.id : undefined;
 
@@ -188,7 +188,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
     // Each earlier delivery ended without an ack: its worker died (or was killed) running it.
     const detail = `Worker exited prematurely: delivered ${delivery.deliveryCount - 1} times without finishing (maxDeliveries ${cfg.maxDeliveries})`;
     const exc = CELERY_EXCEPTIONS.workerLost(detail);
-    await keep(deps, 'store the result', () => backend.store(resultMeta(headers, 'FAILURE', exc), storeOptions(deps, delivery)), id);
+    await store(deps, delivery, resultMeta(headers, 'FAILURE', exc));
     await dispatchErrbacks(deps, message);
     await settleFollowUps(deps, message, 'FAILURE', exc);
     const record = { id, taskName: headers.task, reason: ErrorCodes.WORKER_LOST, message: detail, traceback: null, failedAt: Date.now() };
@@ -239,7 +239,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   deps.running.set(id, { controller, name: task.name, headers, queue: delivery.queue, startedAt: Date.now() });
   const ctx = makeContext(deps, task, message, controller, delivery);
   if (task.options.trackStarted ?? cfg.trackStarted) {
-    await keep(deps, 'store the STARTED state', () => backend.store(resultMeta(headers, 'STARTED', { pid: process.pid }), storeOptions(deps, delivery)), id);
+    await store(deps, delivery, resultMeta(headers, 'STARTED', { pid: process.pid }));
   }
   if (deps.events.listenerCount('task-started')) deps.events.emit('task-started', { id, name: task.name });
   const started = performance.now();
