@@ -36,30 +36,57 @@ export const ErrorCodes = {
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
-/** Base class of every error celeriac throws on purpose. */
+/** Marks a celeriac error; `Symbol.for` so a second copy of the package (two versions in one tree) still knows it. */
+const BRAND = Symbol.for('celeriac.error');
+/** The class names along an error's prototype chain, for `instanceof` across copies. */
+const KINDS = Symbol.for('celeriac.error.kinds');
+
+/**
+ * Base class of every error celeriac throws on purpose.
+ *
+ * `instanceof` works across two copies of the package (an app's and a CLI's
+ * `node_modules`): a check reads the brand and the class names the error was
+ * built with, not the identity of one copy's class.
+ */
 export class CeleriacError extends Error {
   readonly code: ErrorCode;
   readonly details: Readonly<Record<string, unknown>>;
+  declare readonly [BRAND]: true;
+  declare readonly [KINDS]: readonly string[];
 
   constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
     this.details = Object.freeze({ ...details });
+    const kinds: string[] = [];
+    for (let c: unknown = new.target; typeof c === 'function' && c !== Error; c = Object.getPrototypeOf(c)) kinds.push((c as { name: string }).name);
+    Object.defineProperty(this, BRAND, { value: true });
+    Object.defineProperty(this, KINDS, { value: Object.freeze(kinds) });
   }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== 'object' || value === null || (value as { [BRAND]?: unknown })[BRAND] !== true) return false;
+    return ((value as { [KINDS]?: readonly string[] })[KINDS] ?? []).includes(this.name);
+  }
+}
+
+/** Whether `value` is a celeriac error (from any copy of the package), optionally with this code. */
+export function isCeleriacError(value: unknown, code?: ErrorCode): value is CeleriacError {
+  return value instanceof CeleriacError && (code === undefined || value.code === code);
 }
 
 /** Invalid configuration given to `createApp` (unknown option, wrong type, bad URL). */
 export class ConfigError extends CeleriacError {
-  constructor(message: string, details: Record<string, unknown> = {}, code: ErrorCode = ErrorCodes.CONFIG_INVALID) {
-    super(code, message, details);
+  constructor(message: string, details: Record<string, unknown> = {}, code: ErrorCode = ErrorCodes.CONFIG_INVALID, options?: ErrorOptions) {
+    super(code, message, details, options);
   }
 }
 
 /** The configured transport or backend lacks a capability the configuration needs. */
 export class CapabilityError extends CeleriacError {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super(ErrorCodes.CAPABILITY_MISSING, message, details);
+  constructor(message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(ErrorCodes.CAPABILITY_MISSING, message, details, options);
   }
 }
 
@@ -72,15 +99,15 @@ export class UnknownTaskError extends CeleriacError {
 
 /** A message that cannot be decoded as a Celery protocol v2 task message. */
 export class MessageError extends CeleriacError {
-  constructor(message: string, details: Record<string, unknown> = {}, code: ErrorCode = ErrorCodes.MESSAGE_MALFORMED) {
-    super(code, message, details);
+  constructor(message: string, details: Record<string, unknown> = {}, code: ErrorCode = ErrorCodes.MESSAGE_MALFORMED, options?: ErrorOptions) {
+    super(code, message, details, options);
   }
 }
 
 /** Arguments (or a result) that fail a task's zod schema. Never retried. */
 export class ValidationError extends CeleriacError {
-  constructor(message: string, details: Record<string, unknown> = {}, code: ErrorCode = ErrorCodes.TASK_ARGS_INVALID) {
-    super(code, message, details);
+  constructor(message: string, details: Record<string, unknown> = {}, code: ErrorCode = ErrorCodes.TASK_ARGS_INVALID, options?: ErrorOptions) {
+    super(code, message, details, options);
   }
 }
 
@@ -97,8 +124,8 @@ export class PayloadTooLargeError extends CeleriacError {
 
 /** `AsyncResult.get()` (or another wait) ran past its deadline. */
 export class TimeoutError extends CeleriacError {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super(ErrorCodes.TIMEOUT, message, details);
+  constructor(message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(ErrorCodes.TIMEOUT, message, details, options);
   }
 }
 
@@ -144,7 +171,6 @@ export class SoftTimeLimitExceeded extends CeleriacError {
   }
 }
 
-/** The transport or backend was closed while an operation needed it. */
 /**
  * The broker refused or could not take a message or a declaration: unreachable
  * (`BROKER_UNAVAILABLE`), under a resource alarm past the wait deadline
@@ -153,9 +179,21 @@ export class SoftTimeLimitExceeded extends CeleriacError {
  */
 export class BrokerError extends CeleriacError {}
 
+/**
+ * The broker (or a result backend's server) cannot be reached or stopped
+ * answering: the same error on every transport. `url` is the redacted URL,
+ * the underlying error is the `cause`.
+ */
+export class BrokerUnavailableError extends CeleriacError {
+  constructor(message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(ErrorCodes.BROKER_UNAVAILABLE, message, details, options);
+  }
+}
+
+/** The transport or backend was closed while an operation needed it. */
 export class TransportClosedError extends CeleriacError {
-  constructor(what: string) {
-    super(ErrorCodes.TRANSPORT_CLOSED, `${what} is closed`);
+  constructor(what: string, options?: ErrorOptions) {
+    super(ErrorCodes.TRANSPORT_CLOSED, `${what} is closed`, {}, options);
   }
 }
 
