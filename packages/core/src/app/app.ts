@@ -18,6 +18,7 @@ import { taskOptionsSchema, type ApplyOptions, type ResolvedTaskOptions, type Ta
 import { makeTaskHandle, remoteTaskHandle, type RemoteTaskHandle, type TaskHandle } from '../task/task.js';
 import type { AnyTaskFn } from '../task/types.js';
 import { newId } from '../util/ids.js';
+import { formatIssues } from '../util/issues.js';
 import { resolveConfig, type AppOptions, type ResolvedConfig } from './config.js';
 import { TaskRegistry, type RegisteredTask } from './registry.js';
 import { compileRoutes, type Route } from './routing.js';
@@ -105,7 +106,7 @@ export class CeleriacApp implements ResultHost {
   private define(options: TaskOptions, fn: AnyTaskFn, deriveName: () => string | undefined): TaskHandle<unknown[], unknown> {
     const parsed = taskOptionsSchema.safeParse(options);
     if (!parsed.success) {
-      throw new ConfigError(`Invalid task options: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ')}`);
+      throw new ConfigError(`Invalid task options: ${formatIssues(parsed.error, { root: '(options)' })}`);
     }
     const name = parsed.data.name ?? deriveName();
     if (!name) throw new ConfigError('Task name could not be derived (anonymous function): pass { name: "module.task" }');

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { formatIssues } from '../util/issues.js';
 import { ConfigError } from '../errors.js';
 
 /** `'20m'`, `'1h'`, `'30s'`, `'500ms'` or a number of ms. */
@@ -68,7 +69,7 @@ export function parseBeatEntry(input: BeatEntryInput): BeatEntry {
   if (!parsed.success) {
     const name = typeof (input as { name?: unknown })?.name === 'string' ? (input as { name: string }).name : '(unnamed)';
     throw new ConfigError(
-      `Invalid beat entry ${JSON.stringify(name)}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(entry)'}: ${i.message}`).join('; ')}`,
+      `Invalid beat entry ${JSON.stringify(name)}: ${formatIssues(parsed.error, { root: '(entry)' })}`,
     );
   }
   return parsed.data;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { formatIssues } from '../util/issues.js';
 import { ConfigError } from '../errors.js';
 import { parseUrl, type ParsedUrl } from '../util/url.js';
 import { BACKEND_FACTORIES, TRANSPORT_FACTORIES } from '../transport/registry.js';
@@ -127,15 +128,7 @@ function deepFreeze<T>(value: T): T {
 }
 
 function describe(error: z.ZodError): string {
-  const accepted = Object.keys(configSchema.shape).join(', ');
-  return error.issues
-    .map((issue) => {
-      if (issue.code === 'unrecognized_keys') {
-        return `unknown option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')} (accepted: ${accepted})`;
-      }
-      return `${issue.path.join('.') || '(options)'}: ${issue.message}`;
-    })
-    .join('; ');
+  return formatIssues(error, { root: '(options)', accepted: Object.keys(configSchema.shape) });
 }
 
 /**

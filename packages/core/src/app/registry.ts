@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { formatIssues } from '../util/issues.js';
 import { ErrorCodes, UnknownTaskError, ValidationError, CeleriacError } from '../errors.js';
 import type { ResolvedTaskOptions } from '../task/options.js';
 import type { AnyTaskFn } from '../task/types.js';
@@ -44,7 +45,7 @@ export class TaskRegistry {
 }
 
 function issues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? `arg ${i.path.join('.')}` : 'args'}: ${i.message}`).join('; ');
+  return formatIssues(error, { root: 'args', prefix: 'arg ' });
 }
 
 /**

@@ -1,4 +1,5 @@
 import { ErrorCodes, MessageError } from '../errors.js';
+import { formatIssues } from '../util/issues.js';
 import { originName } from '../util/ids.js';
 import { toCeleryIso } from '../util/time.js';
 import { pyRepr, pyTupleRepr } from './repr.js';
@@ -177,7 +178,7 @@ export function jsonDepth(text: string, stopAt = MAX_JSON_DEPTH + 1): number {
 }
 
 function describeIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
+  return formatIssues(error);
 }
 
 /**
