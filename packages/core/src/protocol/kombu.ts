@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { MessageError } from '../errors.js';
-import type { WireMessage } from './message.js';
+import { UNDECODABLE, type WireMessage } from './wire.js';
+
+export { UNDECODABLE } from './wire.js';
 
 /**
  * kombu's JSON envelope, as the Redis transport stores each list item (and
@@ -39,9 +41,6 @@ export function toKombuEnvelope(
     headers: { ...wire.headers },
   };
 }
-
-/** Content type given to an envelope that could not be read, so the worker dead-letters it with the reason. */
-export const UNDECODABLE = 'application/x-celeriac-undecodable';
 
 /**
  * Like {@link fromKombuEnvelope}, but never throws: transports deliver an

@@ -3,7 +3,7 @@ import { formatIssues } from '../util/issues.js';
 import { originName } from '../util/ids.js';
 import { toCeleryIso } from '../util/time.js';
 import { pyRepr, pyTupleRepr } from './repr.js';
-import { UNDECODABLE } from './kombu.js';
+import { UNDECODABLE, type WireMessage } from './wire.js';
 import {
   bodySchema,
   headersSchema,
@@ -17,17 +17,7 @@ import {
 } from './schema.js';
 import type { z } from 'zod';
 
-/**
- * A message as it crosses the transport seam: the body is still JSON text.
- * Transports store and carry this; only core reads inside it.
- */
-export interface WireMessage {
-  readonly body: string;
-  readonly contentType: string;
-  readonly contentEncoding: string;
-  readonly headers: Readonly<Record<string, unknown>>;
-  readonly properties: Readonly<Record<string, unknown>>;
-}
+export type { WireMessage } from './wire.js';
 
 /** What it takes to write one protocol v2 task message. */
 export interface TaskMessageInit {
