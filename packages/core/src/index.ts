@@ -24,6 +24,10 @@ export type { PrefixOf, DropPrefix, SuffixOf, DropSuffix } from './task/types.js
 export { Signature, signatureList, type SignatureOptions } from './canvas/signature.js';
 export { applyOptionsOf } from './canvas/apply.js';
 export { applyCanvas, sendCanvas, prepare as prepareCanvas, chainSteps, finalTaskIds, type CanvasContext } from './canvas/run.js';
+export type { CanvasHost } from './canvas/host.js';
+export { continueAfter, type Continuation, type OutcomeStep, type Ending, type EndedMessage } from './canvas/continue.js';
+export { CELERY_EXCEPTIONS, resultMeta, storableResult } from './result/records.js';
+export { messageInitOf, resendOptionsOf, PROTOCOL_HEADERS, type SendContext } from './task/wire-options.js';
 export { chain, group, chord, xmap, xstarmap, chunks, type GroupSignature } from './canvas/canvas.js';
 export { GroupResult } from './result/group-result.js';
 export { AsyncResult, type GetOptions, type ResultHost } from './result/async-result.js';

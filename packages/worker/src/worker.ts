@@ -4,9 +4,11 @@ import { WorkerEvents } from './events.js';
 import { createLogger, type Logger } from './logger.js';
 import { AsyncPool } from './pools/async.js';
 import type { Pool } from './pools/pool.js';
-import { Interrupt, traceDelivery, type RunningTask, type TraceDeps } from './trace.js';
-import { RateLimiter } from './rate-limit.js';
+import { traceDelivery, type TraceDeps } from './trace/index.js';
+import type { RateLimiter } from './rate-limit.js';
 import { ControlNode } from './control/node.js';
+import type { ControlledWorker } from './control/controlled.js';
+import { Interrupt, WorkerState, type RunningTask, type RunTimeLimits } from './state.js';
 import { persist } from './persist.js';
 import { TaskEventPublisher } from './control/task-events.js';
 
@@ -36,7 +38,7 @@ export interface WorkerOptions {
  * on a pool, and acknowledges after the outcome is stored. Answers remote
  * control on the pidbox and, when enabled, sends Celery's events.
  */
-export class Worker {
+export class Worker implements ControlledWorker {
   readonly hostname: string;
   readonly events = new WorkerEvents();
   readonly log: Logger;
@@ -48,14 +50,8 @@ export class Worker {
   private consumer: Consumer | undefined;
   private readonly buffer: Delivery[] = [];
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly revoked = new Set<string>();
-  /** Revocations heard by broadcast, with when. */
-  private readonly heardRevoked = new Map<string, number>();
-  readonly running = new Map<string, RunningTask>();
-  readonly rateLimiter = new RateLimiter();
-  readonly timeLimits: TraceDeps['timeLimits'] = new Map();
-  /** Tasks finished by name (Celery's `stats.total`). */
-  readonly totals = new Map<string, number>();
+  /** What this worker knows while it runs (running tasks, revocations, limits, counts); control reads it. */
+  readonly state = new WorkerState();
   private control: ControlNode | undefined;
   private dispatcher: EventDispatcher | undefined;
   private taskEvents: TaskEventPublisher | undefined;
@@ -83,8 +79,8 @@ export class Worker {
     this.pool = options.pool ?? new AsyncPool();
     this.log = options.logger ?? createLogger(options.logLevel ?? 'info');
     app.watchResultsOnSend = false;
-    if (!Number.isInteger(this.slots) || this.slots < 1) throw new RangeError('concurrency must be a positive integer');
-    if (!Number.isInteger(this.prefetch) || this.prefetch < 1) throw new RangeError('prefetch must be a positive integer');
+    if (!Number.isInteger(this.slots) || this.slots < 1) throw new ConfigError(`concurrency must be a positive integer (got ${String(this.slots)})`, { concurrency: this.slots });
+    if (!Number.isInteger(this.prefetch) || this.prefetch < 1) throw new ConfigError(`prefetch must be a positive integer (got ${String(this.prefetch)})`, { prefetch: this.prefetch });
   }
 
   /** Refuse, before consuming anything, a task setup this pool cannot enforce. */
@@ -122,11 +118,7 @@ export class Worker {
       pool: this.pool,
       log: this.log,
       events: this.events,
-      revoked: this.revoked,
-      running: this.running,
-      rateLimiter: this.rateLimiter,
-      unknownTasks: new Map(),
-      timeLimits: this.timeLimits,
+      state: this.state,
       halt: this.halt.signal,
     };
     this.dispatcher = new EventDispatcher(() => this.app.transport(), this.hostname, this.app.clock);
@@ -178,7 +170,26 @@ export class Worker {
 
   /** Ids this worker treats as revoked (`inspect revoked`). */
   get revokedIds(): readonly string[] {
-    return [...this.revoked];
+    return this.state.revoked;
+  }
+
+  /** Running tasks by id (`inspect active`). */
+  get running(): ReadonlyMap<string, RunningTask> {
+    return this.state.running;
+  }
+
+  get rateLimiter(): RateLimiter {
+    return this.state.rateLimiter;
+  }
+
+  /** Time limits set at run time (`time_limit`). */
+  get timeLimits(): ReadonlyMap<string, RunTimeLimits> {
+    return this.state.timeLimits;
+  }
+
+  /** Tasks accepted by name (Celery's `stats.total`). */
+  get totals(): ReadonlyMap<string, number> {
+    return this.state.totals;
   }
 
   get transport(): Transport | undefined {
@@ -198,9 +209,7 @@ export class Worker {
   private drain(): void {
     while (!this.stopping && this.inFlight.size < this.slots && this.buffer.length > 0) {
       const delivery = this.buffer.shift()!;
-      // Counted when accepted, as Celery's `stats.total` counts.
-      const name = delivery.message.headers.task;
-      if (typeof name === 'string') this.totals.set(name, (this.totals.get(name) ?? 0) + 1);
+      this.state.countAccepted(delivery.message.headers.task);
       const run = traceDelivery(this.deps!, delivery).finally(() => {
         this.inFlight.delete(run);
         this.drain();
@@ -223,13 +232,8 @@ export class Worker {
 
   private async refreshRevoked(backend: ResultBackend): Promise<void> {
     try {
-      const ids = await backend.revokedIds();
       // Expired revocations drop out; ids heard by broadcast stay for their TTL even if the backend write lags.
-      const horizon = Date.now() - this.app.config.revokeExpires;
-      for (const [id, at] of this.heardRevoked) if (at < horizon) this.heardRevoked.delete(id);
-      this.revoked.clear();
-      for (const id of ids) this.revoked.add(id);
-      for (const id of this.heardRevoked.keys()) this.revoked.add(id);
+      this.state.replaceRevoked(await backend.revokedIds(), this.app.config.revokeExpires);
       this.revokedFailingSince = 0;
     } catch (err) {
       // Once when it starts failing, then every 10 s: an outage must not write a line a second.
@@ -244,17 +248,7 @@ export class Worker {
 
   /** Flag ids as revoked (as heard by broadcast); with `terminate`, abort those running here. Returns the ids terminated. */
   revoke(ids: readonly string[], terminate: boolean): string[] {
-    const terminated: string[] = [];
-    for (const id of ids) {
-      this.revoked.add(id);
-      this.heardRevoked.set(id, Date.now());
-      const running = terminate ? this.running.get(id) : undefined;
-      if (running) {
-        running.controller.abort(new Interrupt('terminate'));
-        terminated.push(id);
-      }
-    }
-    return terminated;
+    return this.state.revoke(ids, terminate);
   }
 
   /** Change the number of tasks run at once (`pool_grow` / `pool_shrink`); the prefetch bound follows. */
@@ -333,7 +327,7 @@ export class Worker {
     this.halt.abort();
     await this.consumer?.cancel();
     await Promise.all([...this.returning, ...this.buffer.splice(0).map((d) => this.giveBack(d))]);
-    for (const task of this.running.values()) task.controller.abort(new Interrupt('shutdown'));
+    for (const task of this.state.running.values()) task.controller.abort(new Interrupt('shutdown'));
     await this.pool.interruptAll?.();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.allSettled(this.inFlight), new Promise((r) => (timer = setTimeout(r, 1000)))]);
@@ -360,7 +354,7 @@ export class Worker {
     ]);
     clearTimeout(timer);
     if (!drained) {
-      this.log.warn({ running: this.running.size }, 'drain timeout: aborting running tasks; they return to the queue');
+      this.log.warn({ running: this.state.running.size }, 'drain timeout: aborting running tasks; they return to the queue');
       await this.cold();
     }
     await this.pool.close();

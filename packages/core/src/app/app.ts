@@ -5,9 +5,10 @@ import { buildTaskMessage, toWire, wireSize } from '../protocol/message.js';
 import { AsyncResult, type ResultHost } from '../result/async-result.js';
 import { BACKEND_FACTORIES, REPLY_BACKENDS, TRANSPORT_FACTORIES, type FactoryContext } from '../transport/registry.js';
 import { DEAD_LETTER_PAGE, type DeadLetterRecord, type Transport } from '../transport/transport.js';
-import { signatureList, type Signature } from '../canvas/signature.js';
+import type { Signature } from '../canvas/signature.js';
+import { messageInitOf } from '../task/wire-options.js';
 import { sendCanvas } from '../canvas/run.js';
-import { registerBuiltins } from './builtins.js';
+import { builtinTasks } from './builtins.js';
 import type { GroupSignature } from '../canvas/canvas.js';
 import type { GroupResult } from '../result/group-result.js';
 import type { SignatureLike } from '../protocol/schema.js';
@@ -68,7 +69,7 @@ export class CeleriacApp implements ResultHost {
     this.routeOf = compileRoutes(this.config.routes);
     if (this.config.timezone) this.beat.timezone = this.config.timezone;
     if (this.config.beatSchedule) this.beat.schedule(this.config.beatSchedule as unknown as BeatEntryInput[]);
-    registerBuiltins(this);
+    for (const builtin of builtinTasks(this)) this.task(builtin.options, builtin.fn);
     this.control = new Control(() => this.transport(), this.oid, this.clock);
     this.events = new EventDispatcher(() => this.transport(), hostname(), this.clock, { enabled: this.config.sendSentEvent });
   }
@@ -156,43 +157,15 @@ export class CeleriacApp implements ResultHost {
     kwargs: Readonly<Record<string, unknown>> = {},
     options: ApplyOptions = {},
   ): Promise<AsyncResult<R>> {
-    const def = this.registry.get(name)?.options;
     const { queue, priority, exchange, routingKey } = this.routeFor(name, options);
-    const now = Date.now();
-    const etaMs = options.eta !== undefined ? +options.eta : options.countdown !== undefined ? now + options.countdown : null;
-    const expires = options.expires ?? def?.expires;
-    const expiresMs = expires === undefined ? null : expires instanceof Date ? +expires : now + expires;
-    const hard = options.timeLimit ?? def?.timeLimit;
-    const soft = options.softTimeLimit ?? def?.softTimeLimit;
     const id = options.taskId ?? newId();
-    const message = buildTaskMessage({
-      task: name,
-      id,
-      args,
-      kwargs,
-      callbacks: signatureList(options.link),
-      errbacks: signatureList(options.linkError),
-      chain: options.chain ?? null,
-      chord: options.chord ?? null,
-      etaMs: etaMs !== null && etaMs > now ? etaMs : null,
-      expiresMs,
-      retries: options.retries ?? 0,
-      timeLimit: [hard !== undefined ? hard / 1000 : null, soft !== undefined ? soft / 1000 : null],
-      rootId: options.rootId ?? id,
-      parentId: options.parentId ?? null,
-      group: options.groupId ?? null,
-      groupIndex: options.groupIndex ?? null,
-      ignoreResult: options.ignoreResult ?? def?.ignoreResult ?? false,
-      replyTo: options.replyTo ?? this.oid,
-      now,
-      ...(priority !== undefined ? { priority } : {}),
-      ...(options.headers ? { headers: options.headers } : {}),
-    });
+    const init = messageInitOf(name, id, { args, kwargs }, options, { defaults: this.registry.get(name)?.options, replyTo: this.oid, priority, now: Date.now() });
+    const message = buildTaskMessage(init);
     const wire = toWire(message);
     const size = wireSize(wire, this.config.maxPayloadBytes);
     if (size > this.config.maxPayloadBytes) throw new PayloadTooLargeError(size, this.config.maxPayloadBytes, name);
     const transport = await this.transport();
-    const notBefore = message.headers.eta !== null && etaMs !== null ? etaMs : undefined;
+    const notBefore = init.etaMs ?? undefined;
     if (notBefore !== undefined && !transport.capabilities.delayedDelivery) {
       throw new CapabilityError(`The ${transport.kind} transport cannot delay delivery (countdown/eta)`, { transport: transport.kind });
     }

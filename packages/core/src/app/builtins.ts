@@ -1,16 +1,27 @@
+import type { CanvasHost } from '../canvas/host.js';
 import { applyCanvas } from '../canvas/run.js';
+import { UnknownTaskError } from '../errors.js';
 import type { SignatureLike } from '../protocol/schema.js';
 import { READY_STATES, type TaskState } from '../protocol/schema.js';
+import { CELERY_EXCEPTIONS, resultMeta } from '../result/records.js';
 import { currentTask, requestRetry } from '../task/context.js';
-import type { CeleriacApp } from './app.js';
+import type { TaskOptions } from '../task/options.js';
+import type { AnyTaskFn } from '../task/types.js';
+import type { RegisteredTask } from './registry.js';
 
-/** The part of the app the builtins use (kept narrow so this file reads on its own). */
-type BuiltinHost = Pick<CeleriacApp, 'task' | 'registry' | 'backend' | 'config'> & CeleriacApp;
+/** What the builtins use of an app (kept narrow so this file reads on its own). */
+export type BuiltinHost = CanvasHost & { readonly registry: { get(name: string): RegisteredTask | undefined } };
+
+/** A builtin task, for the app to register. */
+export interface BuiltinTask {
+  readonly options: TaskOptions & { readonly name: string };
+  readonly fn: AnyTaskFn;
+}
 
 /** Run a registered task's function here, in this worker, as Celery's map/starmap do. */
 async function callLocal(app: BuiltinHost, sig: SignatureLike, args: unknown[]): Promise<unknown> {
   const task = app.registry.get(sig.task);
-  if (!task) throw new Error(`celery.map/starmap: task ${JSON.stringify(sig.task)} is not registered in this worker`);
+  if (!task) throw new UnknownTaskError(sig.task);
   return task.fn.apply(currentTask(), args);
 }
 
@@ -34,31 +45,33 @@ const headerTasks = (header: unknown): SignatureLike[] => {
  * `celery.backend_cleanup` (beat's default entry in Celery; results expire on
  * their own here).
  */
-export function registerBuiltins(app: BuiltinHost): void {
-  app.task({ name: 'celery.map', params: ['task', 'it'] }, (task: SignatureLike, it: unknown[]) =>
+export function builtinTasks(app: BuiltinHost): BuiltinTask[] {
+  const tasks: BuiltinTask[] = [];
+  const define = <F extends AnyTaskFn>(options: BuiltinTask['options'], fn: F): void => void tasks.push({ options, fn });
+  define({ name: 'celery.map', params: ['task', 'it'] }, (task: SignatureLike, it: unknown[]) =>
     Promise.all(it.map((item) => callLocal(app, task, [item]))),
   );
-  app.task({ name: 'celery.starmap', params: ['task', 'it'] }, (task: SignatureLike, it: unknown[][]) =>
+  define({ name: 'celery.starmap', params: ['task', 'it'] }, (task: SignatureLike, it: unknown[][]) =>
     Promise.all(it.map((item) => callLocal(app, task, [...item]))),
   );
-  app.task({ name: 'celery.accumulate' }, (...args: unknown[]) => {
+  define({ name: 'celery.accumulate' }, (...args: unknown[]) => {
     // Called as accumulate(*args, index=None): kwargs arrive as a trailing object.
     const last = args[args.length - 1] as { index?: unknown } | undefined;
     const index = last && typeof last === 'object' && !Array.isArray(last) && 'index' in last ? (args.pop(), last.index) : undefined;
     return typeof index === 'number' ? args[index] : args;
   });
-  app.task({ name: 'celery.backend_cleanup' }, () => null);
-  app.task({ name: 'celery.chord', params: ['header', 'body', 'partial_args'] }, async (header: unknown, body: SignatureLike, partialArgs?: unknown[]) => {
+  define({ name: 'celery.backend_cleanup' }, () => null);
+  define({ name: 'celery.chord', params: ['header', 'body', 'partial_args'] }, async (header: unknown, body: SignatureLike, partialArgs?: unknown[]) => {
     const sig: SignatureLike = { task: 'celery.chord', args: [], kwargs: { kwargs: {}, header: { task: 'celery.group', args: [], kwargs: { tasks: headerTasks(header) }, options: {}, subtask_type: 'group', immutable: false }, body }, options: {}, subtask_type: 'chord', immutable: false };
     await applyCanvas(app, sig, partialArgs?.length ? { prepend: partialArgs } : {});
     return null;
   });
-  app.task({ name: 'celery.group', params: ['tasks', 'result', 'group_id', 'partial_args'] }, async (tasks: SignatureLike[], _result: unknown, groupId?: string, partialArgs?: unknown[]) => {
+  define({ name: 'celery.group', params: ['tasks', 'result', 'group_id', 'partial_args'] }, async (tasks: SignatureLike[], _result: unknown, groupId?: string, partialArgs?: unknown[]) => {
     const sig: SignatureLike = { task: 'celery.group', args: [], kwargs: { tasks }, options: groupId ? { task_id: groupId } : {}, subtask_type: 'group', immutable: false };
     await applyCanvas(app, sig, partialArgs?.length ? { prepend: partialArgs } : {});
     return null;
   });
-  app.task(
+  define(
     { name: 'celery.chord_unlock', params: ['group_id', 'callback', 'interval', 'max_retries', 'result'], maxRetries: Number.MAX_SAFE_INTEGER },
     async (groupId: string, callback: SignatureLike, interval?: number | null, _maxRetries?: number | null, result?: unknown) => {
       const ids = idsOf(result);
@@ -69,23 +82,14 @@ export function registerBuiltins(app: BuiltinHost): void {
       }
       const failed = metas.findIndex((m) => m!.status !== 'SUCCESS');
       if (failed >= 0) {
-        const cause = metas[failed]!.result as { exc_type?: string; exc_message?: unknown[] } | null;
         const bodyId = typeof callback.options.task_id === 'string' ? callback.options.task_id : groupId;
-        await backend.store(
-          {
-            task_id: bodyId,
-            status: 'FAILURE',
-            result: { exc_type: 'ChordError', exc_message: [`Dependency ${ids[failed]} raised ${cause?.exc_type ?? 'error'}(${JSON.stringify(cause?.exc_message?.[0] ?? '')})`], exc_module: 'celery.exceptions' },
-            traceback: null,
-            children: [],
-            date_done: null,
-          },
-          { expiresMs: app.config.resultExpires },
-        );
+        const exc = CELERY_EXCEPTIONS.chordError(ids[failed]!, metas[failed]!.status, metas[failed]!.result);
+        await backend.store(resultMeta({ id: bodyId, group: null, parent_id: null }, 'FAILURE', exc), { expiresMs: app.config.resultExpires });
         return null;
       }
       await applyCanvas(app, callback, { prepend: [metas.map((m) => m!.result)] });
       return null;
     },
   );
+  return tasks;
 }

@@ -1,11 +1,11 @@
-import type { CeleriacApp } from '../app/app.js';
 import { CapabilityError } from '../errors.js';
 import type { SignatureLike } from '../protocol/schema.js';
-import { AsyncResult } from '../result/async-result.js';
+import { AsyncResult, type ResultHost } from '../result/async-result.js';
 import { GroupResult } from '../result/group-result.js';
 import type { ApplyOptions } from '../task/options.js';
 import { newId } from '../util/ids.js';
 import { applyOptionsOf } from './apply.js';
+import type { CanvasHost } from './host.js';
 
 /** Where a signature stands when it is applied: what it receives and what it belongs to. */
 export interface CanvasContext {
@@ -116,7 +116,7 @@ function pushLinksDown(sig: SignatureLike): SignatureLike {
 }
 
 /** The result handle of a prepared canvas: a chain's is its last step's, a chord's its body's, a group's a GroupResult. */
-export function resultOf(app: CeleriacApp, sig: SignatureLike): AsyncResult | GroupResult {
+export function resultOf(app: ResultHost, sig: SignatureLike): AsyncResult | GroupResult {
   switch (sig.subtask_type) {
     case 'chain': {
       const steps = tasksOf(sig);
@@ -183,7 +183,7 @@ function withMember(sig: SignatureLike, member: NonNullable<CanvasContext['membe
  * sends each member with `group`/`group_index`; a chord records its header size
  * in the backend and sends each header member with the body in `embed.chord`.
  */
-export async function applyCanvas(app: CeleriacApp, input: SignatureLike, ctx: CanvasContext = {}): Promise<void> {
+export async function applyCanvas(app: CanvasHost, input: SignatureLike, ctx: CanvasContext = {}): Promise<void> {
   const sig = ctx.member ? withMember(prepare(input), ctx.member) : prepare(input);
   const base = { ...(ctx.prepend ? { prepend: ctx.prepend } : {}), ...(ctx.parentId ? { parentId: ctx.parentId } : {}), ...(ctx.rootId ? { rootId: ctx.rootId } : {}) };
   if ((sig.subtask_type === 'chain' || sig.subtask_type === 'group' || sig.subtask_type === 'chord') && ctx.chain?.length) {
@@ -231,7 +231,7 @@ export async function applyCanvas(app: CeleriacApp, input: SignatureLike, ctx: C
 }
 
 /** Send a canvas from a client: prepared once (ids fixed), applied, and its result handle returned. */
-export async function sendCanvas(app: CeleriacApp, sig: SignatureLike, options: ApplyOptions = {}): Promise<AsyncResult | GroupResult> {
+export async function sendCanvas(app: CanvasHost & ResultHost & { readonly oid: string }, sig: SignatureLike, options: ApplyOptions = {}): Promise<AsyncResult | GroupResult> {
   const prepared = prepare(sig, app.oid);
   await applyCanvas(app, prepared, { ...(options.parentId ? { parentId: options.parentId } : {}), ...(options.rootId ? { rootId: options.rootId } : {}) });
   return resultOf(app, prepared);

@@ -1,11 +1,8 @@
 import { resourceUsage } from 'node:process';
 import { rateIntervalMs } from '../rate-limit.js';
-import type { Worker } from '../worker.js';
 import type { Delivery } from '@celeriac/core';
-import type { RunningTask } from '../trace.js';
-
-/** A command refused with a reason (`{ error: ... }`, as kombu replies). */
-export class ControlCommandError extends Error {}
+import type { RunningTask } from '../state.js';
+import type { ControlledWorker as Worker } from './controlled.js';
 
 /** One remote-control command: Celery's name, its keyword arguments; the reply goes back as `{ hostname: reply }`. */
 export type ControlHandler = (worker: Worker, args: Record<string, unknown>) => unknown;
@@ -84,7 +81,7 @@ function queueInfo(name: string) {
 export function workerStats(worker: Worker) {
   const usage = resourceUsage();
   return {
-    total: Object.fromEntries([...worker.totals].sort(([a], [b]) => a.localeCompare(b))),
+    total: Object.fromEntries([...worker.state.totals].sort(([a], [b]) => a.localeCompare(b))),
     pid: process.pid,
     clock: String(worker.app.clock.current),
     uptime: Math.floor((Date.now() - worker.startedAt) / 1000),
@@ -93,7 +90,7 @@ export function workerStats(worker: Worker) {
     broker: { transport: worker.transport?.kind ?? 'unknown', hostname: worker.app.config.broker.redacted },
     rusage: { utime: usage.userCPUTime / 1e6, stime: usage.systemCPUTime / 1e6, maxrss: usage.maxRSS },
     celeriac: {
-      active: worker.running.size,
+      active: worker.state.running.size,
       reserved: worker.reserved.length,
       queues: [...worker.queues],
       suspended: worker.isSuspended,
@@ -113,7 +110,7 @@ export const COMMANDS: Readonly<Record<string, ControlHandler>> = Object.freeze(
   ping: () => ok('pong'),
   clock: (w) => ({ clock: w.app.clock.current }),
   stats: (w) => workerStats(w),
-  active: (w) => [...w.running.values()].map((t) => runningInfo(w, t)),
+  active: (w) => [...w.state.running.values()].map((t) => runningInfo(w, t)),
   reserved: (w) => w.reserved.map((d) => reservedInfo(w, d)),
   // ETA and countdown tasks wait broker-side, never in a worker's memory: nothing is scheduled here.
   scheduled: () => [],
@@ -121,12 +118,12 @@ export const COMMANDS: Readonly<Record<string, ControlHandler>> = Object.freeze(
     const withBuiltins = args.builtins === true;
     return w.app.registry.names().filter((n) => withBuiltins || !n.startsWith('celery.')).sort();
   },
-  revoked: (w) => [...w.revokedIds],
+  revoked: (w) => [...w.state.revoked],
   active_queues: (w) => w.queues.map(queueInfo),
   query_task: (w, args) => {
     const out: Record<string, [string, unknown]> = {};
     for (const id of list(args.ids ?? args.task_id)) {
-      const running = w.running.get(id);
+      const running = w.state.running.get(id);
       if (running) out[id] = ['active', runningInfo(w, running)];
       const reserved = w.reserved.find((d) => d.message.headers.id === id);
       if (!running && reserved) out[id] = ['reserved', reservedInfo(w, reserved)];
@@ -145,7 +142,7 @@ export const COMMANDS: Readonly<Record<string, ControlHandler>> = Object.freeze(
     if (typeof name !== 'string' || !w.app.registry.get(name)) return nok('unknown task');
     const raw = args.rate_limit;
     if (raw === null || raw === undefined || raw === '' || raw === 0 || raw === '0') {
-      w.rateLimiter.set(name, null);
+      w.state.rateLimiter.set(name, null);
       return ok('rate limit disabled successfully');
     }
     const rate = typeof raw === 'string' ? raw : typeof raw === 'number' ? `${raw}/s` : '';
@@ -154,7 +151,7 @@ export const COMMANDS: Readonly<Record<string, ControlHandler>> = Object.freeze(
     } catch (err) {
       return nok(`Invalid rate limit string: ${(err as Error).message}`);
     }
-    w.rateLimiter.set(name, rate);
+    w.state.rateLimiter.set(name, rate);
     return ok('new rate limit set successfully');
   },
   time_limit: (w, args) => {
@@ -165,7 +162,7 @@ export const COMMANDS: Readonly<Record<string, ControlHandler>> = Object.freeze(
     const soft = ms(args.soft);
     if ((hard !== null && !(hard > 0)) || (soft !== null && !(soft > 0))) return nok('time limits must be positive numbers of seconds');
     if (hard !== null && w.pool.capabilities.hardTimeLimit === false) return nok(`the ${w.pool.kind} pool cannot enforce a hard time limit`);
-    w.timeLimits.set(name, { hard, soft });
+    w.state.timeLimits.set(name, { hard, soft });
     return ok('time limits set successfully');
   },
   enable_events: (w) => ok(w.setEvents(true) ? 'task events enabled' : 'task events already enabled'),

@@ -1,6 +1,6 @@
 import { PIDBOX, PIDBOX_REPLY, type ControlCommand, type Notice, type Transport } from '@celeriac/core';
-import type { Worker } from '../worker.js';
-import { COMMANDS, ControlCommandError } from './commands.js';
+import type { ControlledWorker as Worker } from './controlled.js';
+import { COMMANDS } from './commands.js';
 
 /** kombu's `match(hostname, pattern, matcher)`: a shell glob, or a regular expression searched in the name. */
 export function hostnameMatches(hostname: string, pattern: string, matcher: string | null): boolean {
@@ -48,11 +48,11 @@ export class ControlNode {
     this.worker.app.clock.adjust(notice.headers.clock);
     if (!this.addressedToMe(cmd)) return;
     let reply: unknown;
+    const handler = Object.hasOwn(COMMANDS, cmd.method) ? COMMANDS[cmd.method] : undefined;
     try {
-      const handler = Object.hasOwn(COMMANDS, cmd.method) ? COMMANDS[cmd.method] : undefined;
-      if (!handler) throw new ControlCommandError(`No such command: ${cmd.method}`);
+      // An unknown command is answered, as kombu answers it, with `{ error }`: nothing failed here.
       const args = cmd.arguments && typeof cmd.arguments === 'object' ? cmd.arguments : {};
-      reply = await handler(this.worker, args);
+      reply = handler ? await handler(this.worker, args) : { error: `No such command: ${cmd.method}` };
     } catch (err) {
       this.worker.log.warn({ method: cmd.method, err }, 'remote control command failed');
       reply = { error: err instanceof Error ? err.message : String(err) };

@@ -1,7 +1,7 @@
 import { loadavg } from 'node:os';
 import { pyRepr, truncate, type EventDispatcher } from '@celeriac/core';
 import type { WorkerEventMap } from '../events.js';
-import type { Worker } from '../worker.js';
+import type { ControlledWorker as Worker } from './controlled.js';
 
 /** Celery's heartbeat interval (seconds): receivers call a worker offline after missing a few. */
 const HEARTBEAT_S = 2;
@@ -46,7 +46,7 @@ export class TaskEventPublisher {
   }
 
   private workerFields(): Record<string, unknown> {
-    return { freq: HEARTBEAT_S, active: this.worker.running.size, processed: [...this.worker.totals.values()].reduce((a, b) => a + b, 0), loadavg: loadavg().map((n) => Math.round(n * 100) / 100), ...SOFTWARE };
+    return { freq: HEARTBEAT_S, active: this.worker.state.running.size, processed: [...this.worker.state.totals.values()].reduce((a, b) => a + b, 0), loadavg: loadavg().map((n) => Math.round(n * 100) / 100), ...SOFTWARE };
   }
 
   start(): void {

@@ -1,6 +1,13 @@
-import { CeleriacError, ErrorCodes, safeString, toNaiveUtcIso, READY_STATES, type ResultMeta, type TaskHeaders, type TaskState, type EncodedException } from '@celeriac/core';
+import { CeleriacError, ErrorCodes } from '../errors.js';
+import { safeString } from '../protocol/exceptions.js';
+import { READY_STATES, type EncodedException, type ResultMeta, type TaskHeaders, type TaskState } from '../protocol/schema.js';
+import { toNaiveUtcIso } from '../util/time.js';
 
-/** Exceptions Celery itself raises, encoded as Celery encodes them (so Python clients see the real types). */
+/**
+ * Exceptions Celery itself records, encoded as Celery encodes them (so Python
+ * clients see the real types). One builder each: the worker, the chord join and
+ * the `celery.chord_unlock` builtin all write the same records.
+ */
 export const CELERY_EXCEPTIONS = {
   revoked: (reason: 'revoked' | 'expired'): EncodedException => ({
     exc_type: 'TaskRevokedError',
@@ -17,9 +24,20 @@ export const CELERY_EXCEPTIONS = {
     exc_message: [seconds],
     exc_module: 'billiard.exceptions',
   }),
+  /**
+   * A chord body that will not run because header member `memberId` ended in
+   * `state` with `result` (its encoded exception, when it has one): Celery's
+   * `ChordError('Dependency <id> raised <Type>(<message>)')`.
+   */
+  chordError: (memberId: string, state: string, result: unknown): EncodedException => {
+    const cause = result as { exc_type?: unknown; exc_message?: unknown } | null;
+    const type = typeof cause?.exc_type === 'string' ? cause.exc_type : state;
+    const first: unknown = Array.isArray(cause?.exc_message) ? cause.exc_message[0] : '';
+    return { exc_type: 'ChordError', exc_message: [`Dependency ${memberId} raised ${type}(${JSON.stringify(first ?? '')})`], exc_module: 'celery.exceptions' };
+  },
 } as const;
 
-/** A `celery-task-meta-<id>` record for a task in `status`. */
+/** A `celery-task-meta-<id>` record for a task in `status` (`date_done` set once the state is final). */
 export function resultMeta(
   headers: Pick<TaskHeaders, 'id' | 'group' | 'parent_id'>,
   status: TaskState | (string & {}),
@@ -49,7 +67,7 @@ export function storableResult(value: unknown): unknown {
   try {
     text = JSON.stringify(value);
   } catch (err) {
-    throw new CeleriacError(ErrorCodes.RESULT_NOT_SERIALIZABLE, `Task result cannot be stored as JSON (${(err as Error).message}): ${safeString(value)}`);
+    throw new CeleriacError(ErrorCodes.RESULT_NOT_SERIALIZABLE, `Task result cannot be stored as JSON (${(err as Error).message}): ${safeString(value)}`, {}, { cause: err });
   }
   if (text === undefined) {
     throw new CeleriacError(ErrorCodes.RESULT_NOT_SERIALIZABLE, `Task result cannot be stored as JSON: ${safeString(value)}`);

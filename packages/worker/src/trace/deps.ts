@@ -1,0 +1,18 @@
+import type { CeleriacApp, ResultBackend, Transport } from '@celeriac/core';
+import type { WorkerEvents } from '../events.js';
+import type { Logger } from '../logger.js';
+import type { Pool } from '../pools/pool.js';
+import type { WorkerState } from '../state.js';
+
+/** What the trace pipeline works with: one worker's connections, pool, log, events and state. */
+export interface TraceDeps {
+  readonly app: CeleriacApp;
+  readonly transport: Transport;
+  readonly backend: ResultBackend;
+  readonly pool: Pool;
+  readonly log: Logger;
+  readonly events: WorkerEvents;
+  readonly state: WorkerState;
+  /** Aborted when the worker goes cold: steps still retrying give up, and their deliveries return by the broker's rules. */
+  readonly halt: AbortSignal;
+}
