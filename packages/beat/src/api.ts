@@ -1,4 +1,4 @@
-import { parseBeatEntry, type BeatEntry, type BeatEntryInput } from '@celeriac/core';
+import { parseBeatEntry, UnknownBeatEntryError, type BeatEntry, type BeatEntryInput } from '@celeriac/core';
 import { compileSchedule } from './schedule.js';
 import type { BeatStore, EntryState } from './store/store.js';
 
@@ -30,7 +30,7 @@ export class BeatSchedules {
 
   async update(name: string, patch: Partial<BeatEntryInput>): Promise<BeatEntry> {
     const current = (await this.list()).find((v) => v.entry.name === name);
-    if (!current) throw new Error(`no beat entry named ${JSON.stringify(name)}`);
+    if (!current) throw new UnknownBeatEntryError(name);
     return this.add({ ...current.entry, ...patch, name });
   }
 

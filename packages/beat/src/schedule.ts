@@ -1,5 +1,5 @@
 import { CronExpressionParser } from 'cron-parser';
-import { ConfigError, type ScheduleSpec } from '@celeriac/core';
+import { ConfigError, ErrorCodes, type ScheduleSpec } from '@celeriac/core';
 
 /** A compiled schedule: slots are instants (epoch ms) derived only from the spec, never from when a beat ran. */
 export interface Schedule {
@@ -27,7 +27,7 @@ export function compileSchedule(spec: ScheduleSpec, defaultTz?: string): Schedul
       CronExpressionParser.parse(spec.cron, { currentDate: new Date(0), tz }).next();
       new Intl.DateTimeFormat('en-US', { timeZone: tz });
     } catch (err) {
-      throw new ConfigError(`invalid cron schedule ${JSON.stringify(spec.cron)} (tz ${tz}): ${(err as Error).message}`);
+      throw new ConfigError(`invalid cron schedule ${JSON.stringify(spec.cron)} (tz ${tz}): ${(err as Error).message}`, { cron: spec.cron, tz }, ErrorCodes.CONFIG_INVALID, { cause: err });
     }
     const at = (fromMs: number): number => CronExpressionParser.parse(spec.cron, { currentDate: new Date(fromMs), tz }).next().toDate().getTime();
     const fallback = wallClockSearch(spec.cron, tz);

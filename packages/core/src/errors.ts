@@ -32,6 +32,16 @@ export const ErrorCodes = {
   LEASE_LOST: 'LEASE_LOST',
   CHORD_ERROR: 'CHORD_ERROR',
   UNSAFE_REDIS_CONFIG: 'UNSAFE_REDIS_CONFIG',
+  /** A function or command was given an argument it cannot use (a chunk size, a rate-limit string, a CLI usage error). */
+  ARGUMENT_INVALID: 'ARGUMENT_INVALID',
+  /** No beat entry has the given name. */
+  BEAT_ENTRY_UNKNOWN: 'BEAT_ENTRY_UNKNOWN',
+  /** No dead letter (failed task) has the given id. */
+  DEAD_LETTER_UNKNOWN: 'DEAD_LETTER_UNKNOWN',
+  /** The app module named by `-A` (or given to a process-pool child) is missing, fails to load or exports no app. */
+  APP_LOAD_FAILED: 'APP_LOAD_FAILED',
+  /** A process-pool child could not start (its app did not load, or it exited before it was ready). */
+  POOL_START_FAILED: 'POOL_START_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -83,6 +93,13 @@ export class ConfigError extends CeleriacError {
   }
 }
 
+/** A function or command was given an argument it cannot use: `ARGUMENT_INVALID`, the argument named in `details`. */
+export class ArgumentError extends CeleriacError {
+  constructor(message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(ErrorCodes.ARGUMENT_INVALID, message, details, options);
+  }
+}
+
 /** The configured transport or backend lacks a capability the configuration needs. */
 export class CapabilityError extends CeleriacError {
   constructor(message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
@@ -94,6 +111,13 @@ export class CapabilityError extends CeleriacError {
 export class UnknownTaskError extends CeleriacError {
   constructor(readonly taskName: string) {
     super(ErrorCodes.TASK_UNKNOWN, `Received unregistered task of type ${JSON.stringify(taskName)}`, { taskName });
+  }
+}
+
+/** A beat schedule API call names an entry that does not exist. */
+export class UnknownBeatEntryError extends CeleriacError {
+  constructor(readonly entryName: string) {
+    super(ErrorCodes.BEAT_ENTRY_UNKNOWN, `No beat entry named ${JSON.stringify(entryName)}`, { entryName });
   }
 }
 

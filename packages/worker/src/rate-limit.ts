@@ -1,9 +1,11 @@
+import { ArgumentError } from '@celeriac/core';
+
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000 } as const;
 
 /** `'10/s'` → ms between two runs (100). */
 export function rateIntervalMs(rate: string): number {
   const m = /^(\d+(?:\.\d+)?)\/(s|m|h)$/.exec(rate);
-  if (!m) throw new RangeError(`invalid rate limit ${JSON.stringify(rate)}; expected '<n>/s', '<n>/m' or '<n>/h'`);
+  if (!m) throw new ArgumentError(`invalid rate limit ${JSON.stringify(rate)}; expected '<n>/s', '<n>/m' or '<n>/h'`, { rate });
   return UNIT_MS[m[2] as keyof typeof UNIT_MS] / Number(m[1]);
 }
 

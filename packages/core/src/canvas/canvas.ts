@@ -1,3 +1,4 @@
+import { ArgumentError } from '../errors.js';
 import type { SignatureLike } from '../protocol/schema.js';
 import type { AsyncResult } from '../result/async-result.js';
 import { Signature } from './signature.js';
@@ -77,7 +78,7 @@ export function xstarmap<A extends readonly unknown[], R>(task: TaskRef<A, R>, a
 
 /** Celery's `task.chunks(argsList, n)`: a group of `xstarmap` messages of `n` calls each; `app.send` gives a GroupResult. */
 export function chunks<A extends readonly unknown[], R>(task: TaskRef<A, R>, argsList: readonly A[], n: number): GroupSignature<R[]> {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError('chunks(): the chunk size must be a positive integer');
+  if (!Number.isInteger(n) || n < 1) throw new ArgumentError('chunks(): the chunk size must be a positive integer', { n });
   return new Signature<[], R[][]>({
     task: 'celery.chunks',
     kwargs: { task: bare(task), it: argsList.map((a) => [...a]), n },

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { MessageError } from '../errors.js';
+import { ErrorCodes, MessageError } from '../errors.js';
 import { UNDECODABLE, type WireMessage } from './wire.js';
 
 export { UNDECODABLE } from './wire.js';
@@ -65,7 +65,7 @@ export function fromKombuEnvelope(text: string): { wire: WireMessage; deliveryTa
   try {
     env = JSON.parse(text) as Partial<KombuEnvelope>;
   } catch (e) {
-    throw new MessageError(`Message envelope is not valid JSON: ${(e as Error).message}`);
+    throw new MessageError(`Message envelope is not valid JSON: ${(e as Error).message}`, {}, ErrorCodes.MESSAGE_MALFORMED, { cause: e });
   }
   if (!env || typeof env !== 'object' || Array.isArray(env) || typeof env.body !== 'string') {
     throw new MessageError('Message envelope is not a kombu envelope (an object with a string body)');

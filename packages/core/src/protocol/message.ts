@@ -202,7 +202,7 @@ export function fromWire(wire: WireMessage): TaskMessage {
   try {
     raw = JSON.parse(wire.body);
   } catch (e) {
-    throw new MessageError(`Task message body is not valid JSON: ${(e as Error).message}`, ident);
+    throw new MessageError(`Task message body is not valid JSON: ${(e as Error).message}`, ident, ErrorCodes.MESSAGE_MALFORMED, { cause: e });
   }
   if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
     throw new MessageError('Task message body is a protocol v1 dict; celeriac reads protocol v2 only', ident);

@@ -1,3 +1,4 @@
+import { ArgumentError } from '../errors.js';
 import type { TaskOptions } from './options.js';
 import type { AnyTaskFn } from './types.js';
 
@@ -19,7 +20,7 @@ const marked = new WeakMap<AnyTaskFn, { options: TaskOptions; methodName: string
 export function task(options: TaskOptions = {}) {
   return function <F extends AnyTaskFn>(method: F, context: ClassMethodDecoratorContext): F {
     if (context.kind !== 'method' || context.static || context.private) {
-      throw new TypeError('@task() applies to public instance methods');
+      throw new ArgumentError('@task() applies to public instance methods', { kind: context.kind, name: String(context.name), static: context.static, private: context.private });
     }
     marked.set(method, { options, methodName: String(context.name) });
     return method;

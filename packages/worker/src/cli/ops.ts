@@ -1,6 +1,6 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { nonNegativeInt, queueList } from './options.js';
-import { CeleriacError, createApp, redactUrl, type CeleriacApp } from '@celeriac/core';
+import { CeleriacError, createApp, ErrorCodes, redactUrl, type CeleriacApp } from '@celeriac/core';
 import { CliError, loadApp } from './load-app.js';
 
 /**
@@ -68,7 +68,7 @@ export async function withApp<T>(opts: OpsOptions, body: (app: CeleriacApp) => P
 function brokerDown(app: CeleriacApp, err: unknown): CliError {
   if (err instanceof CliError) return err;
   const why = err instanceof Error ? err.message : String(err);
-  return new CliError(`cannot reach the broker at ${redactUrl(app.config.broker.redacted)}: ${why}`, EXIT.BROKER_DOWN);
+  return new CliError(`cannot reach the broker at ${redactUrl(app.config.broker.redacted)}: ${why}`, EXIT.BROKER_DOWN, ErrorCodes.BROKER_UNAVAILABLE, { cause: err });
 }
 
 /** The queues the app knows: its default queue, its routes' queues and its declarations. */
@@ -111,7 +111,7 @@ export function jsonArg<T>(name: string, text: string, check: (v: unknown) => v 
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new CliError(`${name}: not valid JSON (${(err as Error).message})`, EXIT.USAGE);
+    throw new CliError(`${name}: not valid JSON (${(err as Error).message})`, EXIT.USAGE, ErrorCodes.ARGUMENT_INVALID, { cause: err });
   }
   if (!check(value)) throw new CliError(`${name}: expected ${expected}`, EXIT.USAGE);
   return value;

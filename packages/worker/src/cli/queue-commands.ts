@@ -1,5 +1,5 @@
 import { Argument, Command, Option } from '@commander-js/extra-typings';
-import type { DeadLetterRecord } from '@celeriac/core';
+import { ErrorCodes, type DeadLetterRecord } from '@celeriac/core';
 import { CliError } from './load-app.js';
 import { appQueues, confirm, EXIT, opsCommand, printJson, table, withApp } from './ops.js';
 import { nonNegativeInt, positiveInt, queueList } from './options.js';
@@ -88,7 +88,7 @@ export function failedCommand() {
       .action(async (id, opts) => {
         await withApp(opts, async (app) => {
           const [record] = await app.findDeadLetters([id]);
-          if (!record) throw new CliError(`no failed task with id ${id}`, EXIT.NEGATIVE);
+          if (!record) throw new CliError(`no failed task with id ${id}`, EXIT.NEGATIVE, ErrorCodes.DEAD_LETTER_UNKNOWN);
           const stored = await (await app.backend()).get(id).catch(() => undefined);
           if (opts.json) printJson({ ...record, result: stored ?? null });
           else process.stdout.write(`${describe(record, stored)}\n`);

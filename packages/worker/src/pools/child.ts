@@ -6,18 +6,21 @@
 import {
   contextStorage,
   encodeException,
+  isCeleriacError,
   RetryRequested,
   requestRetry,
   SoftTimeLimitExceeded,
   tracebackOf,
+  UnknownTaskError,
   type TaskContext,
 } from '@celeriac/core';
 import { loadApp } from '../cli/load-app.js';
 import { createLogger, taskLogger } from '../logger.js';
 import { shouldAutoretry } from '../retry.js';
+import { PoolStartError } from './errors.js';
 import type { FromChild, ToChild } from './ipc.js';
 import { exitWithParent } from './orphan-watch.js';
-import { Interrupt } from '../trace.js';
+import { Interrupt } from '../state.js';
 
 const send = (msg: FromChild): void => {
   process.send?.(msg);
@@ -33,7 +36,7 @@ exitWithParent({
 
 async function main(): Promise<void> {
   const module = process.env.CELERIAC_CHILD_MODULE;
-  if (!module) throw new Error('CELERIAC_CHILD_MODULE is not set');
+  if (!module) throw new PoolStartError('CELERIAC_CHILD_MODULE is not set: a process-pool child needs the app module to load');
   const { app } = await loadApp(module);
   process.on('message', (msg: ToChild) => {
     if (msg.type === 'exit') process.exit(0);
@@ -54,7 +57,7 @@ async function run(app: Awaited<ReturnType<typeof loadApp>>['app'], msg: Extract
   controllers.set(msg.jobId, controller);
   const rss = (): number => process.memoryUsage().rss;
   try {
-    if (!task) throw new Error(`task ${msg.taskName} is not registered in the child process`);
+    if (!task) throw new UnknownTaskError(msg.taskName);
     const ctx: TaskContext = {
       ...msg.ctx,
       signal: controller.signal,
@@ -83,6 +86,6 @@ async function run(app: Awaited<ReturnType<typeof loadApp>>['app'], msg: Extract
 }
 
 main().catch((err: unknown) => {
-  send({ type: 'fatal', message: err instanceof Error ? err.message : String(err) });
+  send({ type: 'fatal', message: err instanceof Error ? err.message : String(err), ...(isCeleriacError(err) ? { code: err.code } : {}) });
   process.exit(70);
 });

@@ -7,6 +7,16 @@ export class WorkerLostError extends CeleriacError {
   }
 }
 
+/**
+ * A process-pool child could not start: its app module did not load (`details.childCode` is the
+ * code of the child's error, when it had one) or it exited before it was ready.
+ */
+export class PoolStartError extends CeleriacError {
+  constructor(message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(ErrorCodes.POOL_START_FAILED, message, details, options);
+  }
+}
+
 /** The hard time limit passed: the child running the task was killed. */
 export class TimeLimitExceeded extends CeleriacError {
   constructor(readonly taskId: string, readonly seconds: number) {

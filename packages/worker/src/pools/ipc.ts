@@ -12,7 +12,7 @@ export type ToChild =
 /** Child → parent. */
 export type FromChild =
   | { type: 'ready' }
-  | { type: 'fatal'; message: string }
+  | { type: 'fatal'; message: string; code?: string }
   | { type: 'update-state'; jobId: number; state: string; meta: unknown }
   | { type: 'done'; jobId: number; rss: number; ok: true; value: unknown }
   | {

@@ -1,8 +1,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { RetryRequested, SoftTimeLimitExceeded, TaskError } from '@celeriac/core';
-import { Interrupt } from '../trace.js';
-import { ChildTaskError, TimeLimitExceeded, WorkerLostError } from './errors.js';
+import { Interrupt } from '../state.js';
+import { ChildTaskError, PoolStartError, TimeLimitExceeded, WorkerLostError } from './errors.js';
 import type { FromChild, ToChild } from './ipc.js';
 import type { Pool, PoolJob } from './pool.js';
 
@@ -94,7 +94,7 @@ export class ProcessPool implements Pool {
           this.release(child);
           resolve(child);
         } else if (msg.type === 'fatal') {
-          reject(new Error(`process pool child could not start: ${msg.message}`));
+          reject(new PoolStartError(`process pool child could not start: ${msg.message}`, { pid: proc.pid, ...(msg.code ? { childCode: msg.code } : {}) }));
         } else if (msg.type === 'done' && child.job?.jobId === msg.jobId) {
           const { settle } = child.job;
           child.job = undefined;
@@ -109,7 +109,7 @@ export class ProcessPool implements Pool {
         this.children.delete(child);
         const at = this.idle.indexOf(child);
         if (at !== -1) this.idle.splice(at, 1);
-        reject(new Error(`process pool child exited during start (code ${code}, signal ${signal})`));
+        reject(new PoolStartError(`process pool child exited during start (code ${code}, signal ${signal})`, { pid: proc.pid, exitCode: code, signal }));
         if (child.job) {
           const { settle } = child.job;
           child.job = undefined;
