@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { formatIssues } from '../util/issues.js';
 import { ConfigError } from '../errors.js';
 import { parseUrl, type ParsedUrl } from '../util/url.js';
-import { BACKEND_FACTORIES, TRANSPORT_FACTORIES } from '../transport/registry.js';
+import { BACKEND_FACTORIES, TRANSPORT_FACTORIES, urlSettings } from '../transport/registry.js';
+import { queueSchema, type QueueDeclaration } from '../transport/amqp/queue-declaration.js';
 
 /** Env vars read when the option is not given in code (code wins, as an explicit choice should). */
 export const ENV_BROKER_URL = 'CELERIAC_BROKER_URL';
@@ -20,36 +21,7 @@ const routeSchema = z.strictObject({
   routingKey: z.string().optional(),
 });
 
-/**
- * How a queue is declared on an AMQP broker (kombu's `Queue(name, Exchange(...), routing_key)`).
- * Without an entry, a queue is declared as Celery declares it: durable, bound to a durable
- * direct exchange of the same name with its name as routing key, no arguments — so Python
- * Celery and celeriac declare the same thing. Redis and SQLite ignore these.
- */
-export const queueSchema = z
-  .strictObject({
-    /** Exchange the queue is bound to; default the queue's name. */
-    exchange: z.string().min(1).optional(),
-    exchangeType: z.enum(['direct', 'topic', 'fanout']).default('direct'),
-    /** Binding key (topic patterns allowed); default the queue's name. */
-    routingKey: z.string().optional(),
-    durable: z.boolean().default(true),
-    /** `x-max-priority`: makes priorities work on this queue (1–255; 10 is plenty). */
-    maxPriority: z.number().int().min(1).max(255).optional(),
-    /** `x-queue-type`: `quorum` for replicated queues with broker-side delivery counting. */
-    type: z.enum(['classic', 'quorum']).optional(),
-    /** `x-delivery-limit` (quorum only): deliveries before the broker dead-letters a message. */
-    deliveryLimit: z.number().int().min(1).optional(),
-    /** `x-dead-letter-exchange` (and routing key) for messages the broker rejects or expires. */
-    deadLetterExchange: z.string().optional(),
-    deadLetterRoutingKey: z.string().optional(),
-    /** Any other `x-` argument, passed as given. */
-    arguments: z.record(z.string(), z.unknown()).optional(),
-  })
-  .refine((q) => q.deliveryLimit === undefined || q.type === 'quorum', { message: 'deliveryLimit needs type: "quorum"' })
-  .refine((q) => !(q.type === 'quorum' && q.durable === false), { message: 'a quorum queue is always durable' });
-
-export type QueueDeclaration = z.output<typeof queueSchema>;
+export { queueSchema, type QueueDeclaration };
 
 /**
  * Every app option. Durations are milliseconds throughout (JS convention),
@@ -132,9 +104,10 @@ function describe(error: z.ZodError): string {
 }
 
 /**
- * Validate app options once, fill defaults from the environment, check URLs,
- * and freeze the result. Every problem is a {@link ConfigError} whose message
- * lists what is accepted and never contains a URL's password.
+ * Validate app options once, fill defaults from the environment, check URLs
+ * (their schemes and each scheme's query options), and freeze the result.
+ * Every problem is a {@link ConfigError} whose message lists what is accepted
+ * and never contains a URL's password.
  */
 export function resolveConfig(options: AppOptions, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
   const parsed = configSchema.safeParse(options ?? {});
@@ -166,5 +139,9 @@ export function resolveConfig(options: AppOptions, env: NodeJS.ProcessEnv = proc
       broker: broker.redacted,
     });
   }
+  // Each scheme's own options (`?commandTimeout=`, `?heartbeat=`...) are checked now, not when the
+  // transport first connects; the settings parsed here are the ones the transport and backend use.
+  urlSettings(broker);
+  urlSettings(backend);
   return deepFreeze({ ...cfg, broker, backend });
 }

@@ -1,8 +1,10 @@
 import type { Redis, Result } from 'ioredis';
 import { TimeoutError } from '../../errors.js';
 import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/schema.js';
-import { connectRedis, type RedisSettings } from '../../transport/redis/connection.js';
-import { CHORD_COMPLETE, CHORD_PART_RETURN, STORE_RESULT } from '../../transport/redis/scripts.js';
+import { connectRedis } from '../../drivers/redis/connection.js';
+import { defineScripts } from '../../drivers/redis/scripts.js';
+import type { RedisSettings } from '../../drivers/redis/settings.js';
+import { CHORD_COMPLETE, CHORD_PART_RETURN, STORE_RESULT } from './scripts.js';
 import type { BackendCapabilities, ChordPart, ResultBackend, WaitOptions } from '../backend.js';
 import { abortReason } from '../../util/abort.js';
 
@@ -46,9 +48,11 @@ export class RedisBackend implements ResultBackend {
     private readonly sub: Redis,
     private readonly settings: RedisSettings,
   ) {
-    redis.defineCommand('celeriacStoreResult', { lua: STORE_RESULT, numberOfKeys: 1 });
-    redis.defineCommand('celeriacChordPartReturn', { lua: CHORD_PART_RETURN, numberOfKeys: 5 });
-    redis.defineCommand('celeriacChordComplete', { lua: CHORD_COMPLETE, numberOfKeys: 5 });
+    defineScripts(redis, {
+      celeriacStoreResult: [STORE_RESULT, 1],
+      celeriacChordPartReturn: [CHORD_PART_RETURN, 5],
+      celeriacChordComplete: [CHORD_COMPLETE, 5],
+    });
     sub.on('message', (channel: string, text: string) => {
       const entry = this.waiters.get(channel);
       if (!entry) return;

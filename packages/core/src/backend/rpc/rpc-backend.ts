@@ -1,7 +1,7 @@
 import type { Channel } from 'amqplib';
 import { CapabilityError, ConfigError, TimeoutError } from '../../errors.js';
 import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/schema.js';
-import { AmqpSession, type AmqpSettings } from '../../transport/amqp/connection.js';
+import { AmqpSession, type AmqpSettings } from '../../drivers/amqp/session.js';
 import type { BackendCapabilities, ChordPart, ResultBackend, StoreOptions, WaitOptions } from '../backend.js';
 
 /** Celery's reply queue arguments: not durable, deleted when unused, and gone after a day without use. */

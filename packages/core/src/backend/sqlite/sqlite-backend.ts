@@ -1,6 +1,6 @@
 import { TimeoutError } from '../../errors.js';
 import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/schema.js';
-import { ChangeHints, openDb, type Db } from '../../transport/sqlite/db.js';
+import { ChangeHints, openDb, type Db } from '../../drivers/sqlite/db.js';
 import { PollBackoff } from '../../util/backoff.js';
 import type { BackendCapabilities, ChordPart, ResultBackend, WaitOptions } from '../backend.js';
 import { abortReason } from '../../util/abort.js';

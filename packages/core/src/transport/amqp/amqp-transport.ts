@@ -1,62 +1,24 @@
-import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
-import type { QueueDeclaration } from '../../app/config.js';
-import { BrokerError, ErrorCodes, LeaseLostError, TransportClosedError } from '../../errors.js';
+/**
+ * `amqp://`, `amqps://`: the transport itself — publishing (through the driver's confirm channel,
+ * with broker-side delays), consuming (through {@link AmqpConsumer}), queries, the dead-letter
+ * queue and notices. Topology, wire conversion and the consumer live beside it.
+ */
+import type { Channel, ChannelModel } from 'amqplib';
+import { BrokerError, BrokerUnavailableError, ErrorCodes, TransportClosedError } from '../../errors.js';
 import type { WireMessage } from '../../protocol/message.js';
 import { deadLetterRecord, pageBounds, type Consumer, type DeadLetterPage, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
 import type { ListenOptions, Notice, NoticeExchange, NotifyOptions } from '../notice.js';
-import { AmqpSession, brokerReason, type AmqpSettings } from './connection.js';
+import { AmqpSession, brokerReason, type AmqpSettings } from '../../drivers/amqp/session.js';
+import { AmqpConsumer } from './consumer.js';
+import type { QueueDeclaration } from './queue-declaration.js';
 import { declareDelayQueue, declareQueue, Topology, type ResolvedQueue } from './topology.js';
-
-/** Deliveries that began before this copy was published (classic queues count redeliveries this way). */
-const DELIVERIES_HEADER = 'x-celeriac-deliveries';
-/** Headers RabbitMQ adds on its own; core never sees them. */
-const BROKER_HEADERS = new Set(['x-death', 'x-first-death-exchange', 'x-first-death-queue', 'x-first-death-reason', 'x-delivery-count', DELIVERIES_HEADER]);
+import { amqpProperties, readDeadLetter } from './wire.js';
 
 /** The dead-letter store: a durable queue (and fanout exchange, usable as a queue's `deadLetterExchange`). */
 export const DEAD_LETTERS = 'celeriac.dead_letters';
 
 export interface AmqpTransportOptions {
   readonly queues: Readonly<Record<string, Readonly<QueueDeclaration>>>;
-}
-
-/** amqplib properties for a wire message (Celery's: persistent, correlation id = task id, reply_to, priority). */
-function amqpProperties(wire: WireMessage, extraHeaders: Record<string, unknown> = {}): Options.Publish {
-  const p = wire.properties;
-  return {
-    contentType: wire.contentType,
-    contentEncoding: wire.contentEncoding,
-    headers: { ...wire.headers, ...extraHeaders },
-    deliveryMode: typeof p.delivery_mode === 'number' ? p.delivery_mode : 2,
-    priority: typeof p.priority === 'number' ? p.priority : 0,
-    ...(typeof p.correlation_id === 'string' ? { correlationId: p.correlation_id } : {}),
-    ...(typeof p.reply_to === 'string' ? { replyTo: p.reply_to } : {}),
-    ...(typeof p.expiration === 'string' ? { expiration: p.expiration } : {}),
-  };
-}
-
-/** The wire message inside a delivered AMQP message (broker-added headers removed). */
-function wireOf(msg: ConsumeMessage): WireMessage {
-  const p = msg.properties;
-  const raw = (p.headers ?? {}) as Record<string, unknown>;
-  let headers = raw;
-  for (const k in raw) {
-    if (BROKER_HEADERS.has(k)) {
-      headers = Object.fromEntries(Object.entries(raw).filter(([key]) => !BROKER_HEADERS.has(key)));
-      break;
-    }
-  }
-  return {
-    body: msg.content.toString('utf8'),
-    contentType: (p.contentType as string | undefined) ?? 'application/json',
-    contentEncoding: (p.contentEncoding as string | undefined) ?? 'utf-8',
-    headers,
-    properties: {
-      ...(p.correlationId !== undefined ? { correlation_id: p.correlationId as string } : {}),
-      ...(p.replyTo !== undefined ? { reply_to: p.replyTo as string } : {}),
-      delivery_mode: (p.deliveryMode as number | undefined) ?? 2,
-      priority: (p.priority as number | undefined) ?? 0,
-    },
-  };
 }
 
 /**
@@ -145,7 +107,7 @@ export class AmqpTransport implements Transport {
       return await run(ch);
     } catch (err) {
       if (/NOT_FOUND/.test(brokerReason(err))) return missing;
-      throw new BrokerError(ErrorCodes.BROKER_UNAVAILABLE, `${queue}: ${brokerReason(err)}`);
+      throw new BrokerUnavailableError(`${queue}: ${brokerReason(err)}`, {}, { cause: err });
     }
   }
 
@@ -300,173 +262,5 @@ export class AmqpTransport implements Transport {
     for (const c of [...this.consumers]) await c.close();
     for (const u of [...this.subscriptions]) await u();
     await this.session.close();
-  }
-}
-
-/** A dead-letter message as a record; messages the broker itself dead-lettered (x-death) are described from their headers. */
-function readDeadLetter(msg: { content: Buffer; properties: { headers?: Record<string, unknown> | undefined } }): DeadLetterRecord {
-  const headers = msg.properties.headers ?? {};
-  if (headers['x-celeriac-dead-letter'] !== undefined) return JSON.parse(msg.content.toString('utf8')) as DeadLetterRecord;
-  const wire = wireOf(msg as ConsumeMessage);
-  const deaths = (headers['x-death'] as { reason?: string; queue?: string; count?: number }[] | undefined) ?? [];
-  const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : undefined);
-  const reason = text(headers['x-first-death-reason']) ?? deaths[0]?.reason ?? 'unknown';
-  return {
-    id: typeof wire.headers.id === 'string' ? wire.headers.id : `broker-${Date.now()}`,
-    taskName: typeof wire.headers.task === 'string' ? wire.headers.task : null,
-    queue: text(headers['x-first-death-queue']) ?? deaths[0]?.queue ?? '',
-    reason: reason === 'delivery_limit' ? ErrorCodes.WORKER_LOST : `BROKER_${reason.toUpperCase()}`,
-    message: `dead-lettered by the broker (${reason})`,
-    traceback: null,
-    deliveryCount: deaths.reduce((n, d) => n + (d.count ?? 0), 0),
-    failedAt: Date.now(),
-    wire,
-  };
-}
-
-/**
- * One `consume` call: a channel with `basic.qos` (per channel, so it can change
- * while consuming, as Celery does), re-created after a reconnect or a channel error.
- */
-class AmqpConsumer implements Consumer {
-  private channel: Channel | undefined;
-  private tags: { tag: string; queue: ResolvedQueue }[] = [];
-  private global = true;
-  private removeHook: (() => void) | undefined;
-  private cancelled = false;
-
-  constructor(
-    private readonly transport: AmqpTransport,
-    private readonly queues: readonly string[],
-    private readonly onDelivery: (delivery: Delivery) => void,
-    private prefetch: number,
-  ) {}
-
-  async start(): Promise<void> {
-    this.removeHook = await this.transport.session.onConnect((model) => this.attach(model));
-  }
-
-  private async attach(model: ChannelModel): Promise<void> {
-    if (this.cancelled) return;
-    const ch = await model.createChannel();
-    ch.on('error', () => undefined);
-    const opened = this.transport.session.currentGeneration;
-    ch.on('close', () => {
-      if (this.channel !== ch || this.cancelled) return;
-      this.channel = undefined;
-      // A channel error on a live connection: open another channel on it. A lost connection is not ours
-      // to mend: the reconnect runs `attach` for every consumer (doing it here too would consume twice).
-      setTimeout(() => {
-        this.transport.session.ready('consume').then((m) => {
-          if (this.cancelled || this.channel || this.transport.session.currentGeneration !== opened) return;
-          return this.attach(m);
-        }, () => undefined);
-      }, 200);
-    });
-    const generation = this.transport.session.currentGeneration;
-    const queues: ResolvedQueue[] = [];
-    for (const name of this.queues) queues.push(await this.transport.declare(name));
-    // Channel-wide prefetch bounds all the queues together and can change while consuming (what Celery
-    // uses); quorum queues refuse it, so with one of them the bound is per queue, set before consuming.
-    this.global = !queues.some((q) => q.quorum);
-    await ch.prefetch(this.prefetch, this.global);
-    this.channel = ch;
-    this.tags = [];
-    for (const q of queues) await this.consumeOne(ch, generation, q);
-  }
-
-  private async consumeOne(ch: Channel, generation: number, q: ResolvedQueue): Promise<void> {
-    // A null message: the broker cancelled us (queue deleted); a fresh channel re-declares and consumes again.
-    const { consumerTag } = await ch.consume(q.name, (msg) => (msg ? this.deliver(ch, generation, q, msg) : void ch.close().catch(() => undefined)), { noAck: false });
-    this.tags.push({ tag: consumerTag, queue: q });
-  }
-
-  private deliver(ch: Channel, generation: number, q: ResolvedQueue, msg: ConsumeMessage): void {
-    const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
-    const wire = wireOf(msg);
-    let count: number;
-    const before = typeof headers[DELIVERIES_HEADER] === 'number' ? headers[DELIVERIES_HEADER] : 0;
-    if (q.quorum) {
-      // Quorum queues count returns themselves; a copy we published carries the count before it.
-      count = before + (typeof headers['x-delivery-count'] === 'number' ? headers['x-delivery-count'] : 0) + 1;
-    } else {
-      if (msg.fields.redelivered) {
-        // Classic queues only say "delivered before": record that delivery in a copy (confirmed, then this
-        // one acked), so a message that keeps killing its worker is counted and finally dead-lettered.
-        this.transport
-          .publish(q.name, wire, {}, { [DELIVERIES_HEADER]: before + 1 })
-          .then(() => this.isCurrent(ch, generation) && ch.ack(msg))
-          .catch(() => undefined); // Not copied: it stays unacked and comes back again.
-        return;
-      }
-      count = before + 1;
-    }
-    let acked = false;
-    const delivery: Delivery = {
-      message: wire,
-      queue: q.name,
-      redelivered: msg.fields.redelivered || count > 1,
-      deliveryCount: count,
-      ack: async () => {
-        if (!this.isCurrent(ch, generation)) throw new LeaseLostError(`ack of ${typeof wire.headers.id === 'string' ? wire.headers.id : 'a message'} on ${q.name}`);
-        this.transport.session.coalesceWrites();
-        ch.ack(msg);
-        acked = true;
-      },
-      reject: async ({ requeue, delayMs }) => {
-        if (!this.isCurrent(ch, generation)) return; // The broker has already put it back.
-        if (!requeue) return ch.reject(msg, false);
-        // Sent again as a copy that carries its delivery count (confirmed first); then this one is acked.
-        await this.transport.publish(q.name, wire, delayMs ? { notBefore: Date.now() + delayMs } : {}, { [DELIVERIES_HEADER]: count });
-        ch.ack(msg);
-      },
-      // The channel it came on is gone (a missed heartbeat, a reconnect): the broker has put it back
-      // for another consumer, so this run writes no result. Best effort: a close not yet noticed is not seen.
-      // Acked already (early acks): nothing to fence.
-      leaseHeld: async () => acked || this.isCurrent(ch, generation),
-    };
-    this.onDelivery(delivery);
-  }
-
-  private isCurrent(ch: Channel, generation: number): boolean {
-    return this.channel === ch && generation === this.transport.session.currentGeneration;
-  }
-
-  setPrefetch(count: number): void {
-    this.prefetch = count;
-    const ch = this.channel;
-    if (!ch) return;
-    const generation = this.transport.session.currentGeneration;
-    const tags = this.tags.splice(0);
-    void (async () => {
-      await ch.prefetch(count, this.global);
-      if (this.global) return void this.tags.push(...tags);
-      // A per-consumer bound applies to new consumers: consume again (unacked deliveries stay owned).
-      for (const { tag, queue } of tags) {
-        await ch.cancel(tag);
-        await this.consumeOne(ch, generation, queue);
-      }
-    })().catch(() => undefined);
-  }
-
-  /**
-   * Close the channel (after cancelling). amqplib writes each channel's frames
-   * on its own stream, so an ack written just before the connection closes can
-   * be overtaken by the close and lost; a channel close is ordered after that
-   * channel's acks, so closing channels first keeps every ack.
-   */
-  async close(): Promise<void> {
-    await this.cancel();
-    await this.channel?.close().catch(() => undefined);
-  }
-
-  async cancel(): Promise<void> {
-    if (this.cancelled) return;
-    this.cancelled = true;
-    this.removeHook?.();
-    const ch = this.channel;
-    // Stop receiving; unacked deliveries stay owned (and ackable) on this channel. Whatever is still
-    // unacked when the transport closes goes back to its queue: the broker requeues it.
-    for (const { tag } of this.tags) await ch?.cancel(tag).catch(() => undefined);
   }
 }

@@ -1,6 +1,11 @@
-import type { QueueDeclaration } from '../../app/config.js';
-import { BrokerError, ErrorCodes } from '../../errors.js';
-import { brokerReason, type AmqpSession } from './connection.js';
+/**
+ * Celery's AMQP topology: how a queue is declared (the app's `queues` option over Celery's
+ * defaults), where a message for it is published, and the TTL-and-dead-letter queues that hold
+ * delayed messages.
+ */
+import { BrokerError, BrokerUnavailableError, ErrorCodes } from '../../errors.js';
+import { brokerReason, type AmqpSession } from '../../drivers/amqp/session.js';
+import type { QueueDeclaration } from './queue-declaration.js';
 
 /** A queue as it is declared on the broker: Celery's defaults filled in, arguments spelled out. */
 export interface ResolvedQueue {
@@ -80,7 +85,7 @@ export async function declareQueue(session: AmqpSession, q: ResolvedQueue): Prom
         { queue: q.name, declared: { durable: q.durable, arguments: q.arguments, exchange: q.exchange, exchangeType: q.exchangeType } },
       );
     }
-    throw new BrokerError(ErrorCodes.BROKER_UNAVAILABLE, `Declaring queue ${JSON.stringify(q.name)} failed: ${reason}`, { queue: q.name });
+    throw new BrokerUnavailableError(`Declaring queue ${JSON.stringify(q.name)} failed: ${reason}`, { queue: q.name }, { cause: err });
   }
   session.declared.add(key);
 }

@@ -1,11 +1,18 @@
+/**
+ * The Redis consumer's primitives on top of the shared leased poll ({@link LeasedPollConsumer}):
+ * a fetch is one Lua step that takes a batch and records it in kombu's `unacked`; renewals and
+ * settles are fenced by delivery count; acks of one event-loop turn go in one script call that
+ * also fetches for the slots they free.
+ */
 import type { Redis } from 'ioredis';
-import { LeaseLostError } from '../../errors.js';
 import { readKombuEnvelope } from '../../protocol/kombu.js';
-import type { WireMessage } from '../../protocol/message.js';
-import { PollBackoff } from '../../util/backoff.js';
-import type { Consumer, Delivery } from '../transport.js';
+import type { Delivery } from '../transport.js';
+import { LeasedPollConsumer } from '../leased-poll.js';
+import { RedisDelivery, type RedisSettler } from './delivery.js';
 import { KEYS, nowSeconds, queueKeys, readUnackedEntry } from './keys.js';
 import { SEP } from './scripts.js';
+
+export { RedisDelivery } from './delivery.js';
 
 /** A fetch loop silent this long is considered stuck (every command has a timeout, so this is a last resort). */
 const WATCHDOG_QUIET_MS = 30_000;
@@ -22,164 +29,68 @@ export interface ConsumerHost {
 }
 
 /**
- * A delivery as the Redis consumer hands it out; `tag` is kombu's delivery_tag. A class, not an
- * object of closures: one is made per message, and its methods live once on the prototype.
- */
-export class RedisDelivery implements Delivery {
-  settled = false;
-  /** Found handed on to another consumer (a renewal or a lease check said so): never settled here. */
-  lost = false;
-  readonly redelivered: boolean;
-  /** Epoch ms until which no other consumer can be handed it: the last fetch or renewal sent, plus the window. */
-  leaseUntil: number;
-  /** Set while its ack waits in the consumer's batch. */
-  ackDone: ((ok: boolean) => void) | undefined;
-  ackFailed: ((err: unknown) => void) | undefined;
-
-  constructor(
-    private readonly consumer: RedisConsumer,
-    readonly tag: string,
-    /** The list it was taken from: where a requeue puts it back. */
-    readonly key: string,
-    readonly message: WireMessage,
-    readonly queue: string,
-    readonly deliveryCount: number,
-    sentAt: number,
-  ) {
-    this.redelivered = deliveryCount > 1 || message.headers.redelivered === true;
-    this.leaseUntil = sentAt + consumer.visibilityTimeout;
-  }
-
-  leaseHeld(): Promise<boolean> {
-    return this.consumer.leaseHeld(this);
-  }
-
-  async ack(): Promise<void> {
-    if (this.lost) throw new LeaseLostError('ack');
-    if (this.settled) return;
-    if (!(await this.settle(() => this.consumer.ack(this)))) throw new LeaseLostError('ack');
-  }
-
-  async reject({ requeue, delayMs }: { requeue: boolean; delayMs?: number }): Promise<void> {
-    if (this.lost) throw new LeaseLostError('reject');
-    if (this.settled) return;
-    const ok = await this.settle(() => this.consumer.reject(this, requeue, delayMs));
-    this.release();
-    if (!ok) throw new LeaseLostError('reject');
-  }
-
-  /** Mark it settled and run `step` (true: done; false: the lease was lost, the message handed on). */
-  private async settle(step: () => Promise<boolean>): Promise<boolean> {
-    this.settled = true;
-    try {
-      return await step();
-    } catch (err) {
-      // Redis away: still ours, so a retry of this settle is sent again (and renewals go on meanwhile).
-      this.consumer.unsettled(this);
-      throw err;
-    }
-  }
-
-  /** Settled some other way (dead-lettered): free its slot. */
-  release(): void {
-    this.consumer.release(this);
-  }
-}
-
-/**
  * Consumes a set of queues for one worker: fetches (one Lua step takes a batch and records it in
  * kombu's `unacked`), renews what it holds, and acks in batches that also fetch the next messages.
  */
-export class RedisConsumer implements Consumer {
-  readonly backoff = new PollBackoff(1, 100);
-  private readonly held = new Map<string, RedisDelivery>();
-  private active = true;
-  private renewTimer: NodeJS.Timeout | undefined;
-  /** Released for good (the transport is closing): nothing is held or renewed again. */
-  private closed = false;
-  /** The loop's fetch on its way, if any (settles, never rejects). */
-  private loopFetch: Promise<void> | undefined;
-  private watchdog: NodeJS.Timeout | undefined;
-  private lastLoopAt = Date.now();
-  private generation = 0;
-  /** Slots asked for by a fetch on its way (the loop's or an ack batch's), so the two never over-fetch. */
-  private fetching = 0;
+export class RedisConsumer extends LeasedPollConsumer<string, RedisDelivery> implements RedisSettler {
   private readonly keys: string[];
-  readonly visibilityTimeout: number;
   /** Queue name for each polled list (same order as `keys`). */
   private readonly queueOfKey: string[];
   /** Deliveries whose ack waits for this event-loop turn's batch. */
   private acks: RedisDelivery[] = [];
-  /** Wake-ups heard so far: a fetch compares it before and after to see one that came meanwhile. */
-  private wakes = 0;
+  /** Ack batches on their way: closing waits for them, so no ack meets a connection already closed. */
+  private readonly flushing = new Set<Promise<void>>();
 
   constructor(
     private readonly host: ConsumerHost,
     queues: readonly string[],
-    private prefetch: number,
-    private readonly onDelivery: (d: Delivery) => void,
-    private readonly onGone: () => void,
+    prefetch: number,
+    onDelivery: (d: Delivery) => void,
+    onGone: () => void,
   ) {
+    super(
+      {
+        name: 'redis',
+        visibilityTimeout: host.options.visibilityTimeout,
+        prefetch,
+        backoff: { minMs: 1, maxMs: 100 },
+        // At most half the prefetch per fetch, so two fetches can be on their way at once (Redis takes
+        // the next batch while this process runs the one it has, instead of the two taking turns).
+        batch: (n) => Math.max(1, Math.ceil(n / 2)),
+        watchdogMs: WATCHDOG_QUIET_MS,
+      },
+      onDelivery,
+      onGone,
+    );
     this.keys = queues.flatMap(queueKeys);
     this.queueOfKey = queues.flatMap((q) => queueKeys(q).map(() => q));
-    this.visibilityTimeout = host.options.visibilityTimeout;
-  }
-
-  start(): void {
-    this.startRenewing();
-    // Watchdog: a fetch loop that has gone quiet (a reply that never came) is replaced by a fresh one.
-    this.watchdog = setInterval(() => {
-      if (this.active && Date.now() - this.lastLoopAt > WATCHDOG_QUIET_MS) {
-        process.emitWarning(`redis consumer quiet for ${Date.now() - this.lastLoopAt} ms: restarting its fetch loop`, 'CeleriacWarning');
-        void this.loop();
-      }
-    }, WATCHDOG_QUIET_MS / 2);
-    this.watchdog.unref();
-    void this.loop();
-  }
-
-  /**
-   * A publisher announced a message. A fetch on its way may have been answered before that
-   * message arrived; it sees the wake-up count move and fetches again (otherwise the loop would
-   * sleep on, and a round trip pay its back-off).
-   */
-  wake(): void {
-    this.wakes++;
-    this.backoff.wake();
   }
 
   private readonly onReady = (): void => void this.renew();
 
-  private startRenewing(): void {
-    if (this.renewTimer || this.closed) return;
-    const every = Math.max(50, Math.floor(this.visibilityTimeout / 3));
-    // A live owner keeps its deliveries fresh in unacked_index: never restored while it runs them.
-    // Unref'd: what keeps a worker alive is its tasks, not the renewal of their leases.
-    this.renewTimer = setInterval(() => void this.renew(), every);
-    this.renewTimer.unref();
-    // Back from an outage: renew at once, before any process's restore can take what this one still runs.
+  // Back from an outage: renew at once, before any process's restore can take what this one still runs.
+  protected override onRenewStart(): void {
     this.host.redis.on('ready', this.onReady);
   }
 
-  /**
-   * Keep what this consumer holds fresh in unacked_index. Goes on after {@link cancel} for as long
-   * as deliveries are held: they are still this consumer's until settled. Never rejects.
-   */
-  async renew(): Promise<void> {
-    if (this.held.size === 0) {
-      if (!this.active) this.stop();
-      return;
-    }
-    const held = [...this.held.values()];
-    try {
-      await this.renewSome(held);
-    } catch {
-      // Redis away: the next renewal (or the reconnect's) tries again; leases age meanwhile.
-    }
+  protected override onRenewStop(): void {
+    this.host.redis.off('ready', this.onReady);
+  }
+
+  protected async fetch(n: number): Promise<number> {
+    const sentAt = Date.now();
+    const out = (await this.host.redis.celeriacFetchBuffer(
+      3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys, n, nowSeconds(),
+    )) as (Buffer | number)[];
+    return this.deliverAll(out, 0, sentAt);
+  }
+
+  protected async renewLeases(held: readonly RedisDelivery[]): Promise<void> {
+    await this.renewSome(held);
   }
 
   /** Renew these deliveries (fenced by their counts); one found handed on is let go. */
-  private async renewSome(deliveries: RedisDelivery[]): Promise<boolean[]> {
+  private async renewSome(deliveries: readonly RedisDelivery[]): Promise<boolean[]> {
     const sentAt = Date.now();
     const args = deliveries.flatMap((d) => [d.tag, d.deliveryCount]);
     const flags = (await this.host.redis.celeriacRenew(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, nowSeconds(), ...args)) as number[];
@@ -189,10 +100,10 @@ export class RedisConsumer implements Consumer {
         return true;
       }
       // Handed on: not ours to renew, nor to count against the prefetch; it will not be settled here.
-      if (!d.settled && this.held.get(d.tag) === d) {
+      if (!d.settled && this.holds(d.tag, d)) {
         d.settled = true;
         d.lost = true;
-        this.release(d);
+        this.free(d);
       }
       return false;
     });
@@ -208,58 +119,6 @@ export class RedisConsumer implements Consumer {
     return held!;
   }
 
-  /** No more renewals: cancelled, and nothing held any more. */
-  private stop(): void {
-    if (!this.renewTimer) return;
-    clearInterval(this.renewTimer);
-    this.renewTimer = undefined;
-    this.host.redis.off('ready', this.onReady);
-    this.onGone();
-  }
-
-  private async loop(): Promise<void> {
-    const redis = this.host.redis;
-    // Only the newest loop runs: one replaced by the watchdog stops when (if ever) it wakes up.
-    const generation = ++this.generation;
-    while (this.active && generation === this.generation) {
-      this.lastLoopAt = Date.now();
-      const free = this.free();
-      const wakes = this.wakes;
-      let got = 0;
-      if (free > 0) {
-        this.fetching += free;
-        const sentAt = Date.now();
-        const fetch = redis.celeriacFetchBuffer(3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys, free, nowSeconds()) as Promise<
-          (Buffer | number)[]
-        >;
-        // Closing waits for this fetch: what it takes is handed out (or given back) before the close.
-        this.loopFetch = fetch.then(() => undefined, () => undefined);
-        try {
-          got = this.deliverAll(await fetch, 0, sentAt);
-        } catch {
-          // Redis unreachable or restarting: back off; ioredis reconnects, and this loop resumes on its own.
-        } finally {
-          this.fetching -= free;
-          this.loopFetch = undefined;
-        }
-      }
-      if (got > 0 || (free > 0 && got < free && this.wakes !== wakes)) {
-        this.backoff.reset();
-        continue;
-      }
-      await this.backoff.sleep();
-    }
-  }
-
-  /**
-   * Slots to fetch for now: at most half the prefetch per fetch, so two fetches can be on their way
-   * at once (Redis takes the next batch while this process runs the one it has, instead of the two
-   * taking turns).
-   */
-  private free(): number {
-    return Math.min(Math.max(1, Math.ceil(this.prefetch / 2)), this.prefetch - this.held.size - this.fetching);
-  }
-
   /**
    * Hand out the messages of a fetch reply (flat: key index, tag, count, envelope), from `from`;
    * returns how many. The reply comes as Buffers, not strings (the `…Buffer` form of the script
@@ -271,9 +130,8 @@ export class RedisConsumer implements Consumer {
       const keyIndex = Number(out[i]) - 1;
       const tag = String(out[i + 1]);
       const wire = readKombuEnvelope((out[i + 3] as Buffer).toString()).wire;
-      const delivery = new RedisDelivery(this, tag, this.keys[keyIndex]!, wire, this.queueOfKey[keyIndex]!, Number(out[i + 2]), sentAt);
-      this.held.set(tag, delivery);
-      this.onDelivery(delivery);
+      const delivery = new RedisDelivery(this, tag, this.keys[keyIndex]!, wire, this.queueOfKey[keyIndex]!, Number(out[i + 2]), sentAt + this.visibilityTimeout);
+      this.hold(tag, delivery);
       got++;
     }
     return got;
@@ -289,7 +147,7 @@ export class RedisConsumer implements Consumer {
     this.acks.push(delivery);
     // Free the slot as soon as the ack is queued, without waking the loop: the ack batch itself
     // fetches for the slots it frees, in the same script call.
-    if (this.held.get(delivery.tag) === delivery) this.held.delete(delivery.tag);
+    this.unhold(delivery.tag, delivery);
     return pending;
   }
 
@@ -319,19 +177,13 @@ export class RedisConsumer implements Consumer {
   unsettled(delivery: RedisDelivery): void {
     delivery.settled = false;
     // Closed meanwhile: it comes back after the visibility window (nothing renews it any more).
-    if (this.closed) return;
-    this.held.set(delivery.tag, delivery);
-    this.startRenewing();
+    this.rehold(delivery.tag, delivery);
   }
 
   /** Frees the delivery's slot, if the slot is still its own (this consumer may hold a newer delivery of the same tag). */
-  release(delivery: RedisDelivery): void {
-    if (this.held.get(delivery.tag) === delivery) this.held.delete(delivery.tag);
-    this.backoff.wake();
+  free(delivery: RedisDelivery): void {
+    this.release(delivery.tag, delivery);
   }
-
-  /** Ack batches on their way: closing waits for them, so no ack meets a connection already closed. */
-  private readonly flushing = new Set<Promise<void>>();
 
   private flush(): Promise<void> {
     if (this.acks.length === 0) return Promise.resolve();
@@ -347,60 +199,40 @@ export class RedisConsumer implements Consumer {
     this.acks = [];
     const redis = this.host.redis;
     const tags = batch.flatMap((d) => [d.tag, d.deliveryCount]);
-    const want = this.active ? this.free() : 0;
+    const want = this.active ? this.credit() : 0;
     try {
       if (want <= 0) {
         const flags = (await redis.celeriacAck(KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...tags)) as number[];
         for (let i = 0; i < batch.length; i++) batch[i]!.ackDone!(flags[i] === 1);
         return;
       }
-      this.fetching += want;
-      const wakes = this.wakes;
+      const wakes = this.wakeCount;
       const sentAt = Date.now();
-      let out: (Buffer | number)[];
-      try {
-        out = (await redis.celeriacAckFetchBuffer(
+      const out = await this.reserve(want, async () => {
+        const reply = (await redis.celeriacAckFetchBuffer(
           3 + this.keys.length, KEYS.unacked, KEYS.unackedIndex, KEYS.deliveries, ...this.keys,
           batch.length, ...tags, want, nowSeconds(),
         )) as (Buffer | number)[];
-      } finally {
-        this.fetching -= want;
-      }
-      for (let i = 0; i < batch.length; i++) batch[i]!.ackDone!(out[i] === 1);
-      // A consumer cancelled meanwhile still owns what was fetched: handed out, it is acked or returned as usual.
-      const got = this.deliverAll(out, batch.length, sentAt);
-      if (got > 0) this.backoff.reset();
+        for (let i = 0; i < batch.length; i++) batch[i]!.ackDone!(reply[i] === 1);
+        // A consumer cancelled meanwhile still owns what was fetched: handed out, it is acked or returned as usual.
+        return this.deliverAll(reply, batch.length, sentAt);
+      });
+      if (out > 0) this.backoff.reset();
       // The loop may have been woken while this fetch held the free slots, and gone back to sleep.
-      if (got < want && this.wakes !== wakes) this.backoff.wake();
+      if (out < want && this.wakeCount !== wakes) this.backoff.wake();
     } catch (err) {
       for (const d of batch) d.ackFailed!(err);
     }
   }
 
-  setPrefetch(count: number): void {
-    this.prefetch = count;
-    this.backoff.wake();
-  }
-
-  /** Stop fetching. Renewals go on while deliveries are held (see {@link renew}). */
-  async cancel(): Promise<void> {
-    this.active = false;
-    this.backoff.wake();
-    clearInterval(this.watchdog);
-    if (this.held.size === 0) this.stop();
+  /** Acks queued or on their way first: they were given before the close. */
+  protected override async drain(): Promise<void> {
+    await this.flush();
+    await Promise.all([...this.flushing]);
   }
 
   /** Closing: what this client holds goes back to its queue now rather than after the visibility window. */
-  async releaseAll(): Promise<void> {
-    this.active = false;
-    this.backoff.wake();
-    clearInterval(this.watchdog);
-    // Acks queued or on their way first: they were given before the close; and the loop's fetch.
-    await this.flush();
-    await Promise.all([...this.flushing, this.loopFetch]);
-    this.closed = true;
-    await Promise.all([...this.held.values()].map((d) => this.requeue(d).catch(() => false)));
-    this.held.clear();
-    this.stop();
+  protected async giveBack(held: readonly RedisDelivery[]): Promise<void> {
+    await Promise.all(held.map((d) => this.requeue(d).catch(() => false)));
   }
 }

@@ -1,5 +1,5 @@
 /** The Redis transport's key layout (kombu's names where kombu has one) and the small helpers over it. */
-import { SEP } from './scripts.js';
+import { SEP } from '../../drivers/redis/scripts.js';
 
 /** Keys this transport writes. kombu's names where kombu has one; celeriac's own are documented here. */
 export const KEYS = {

@@ -4,8 +4,10 @@
  * and celeriac share queues and can restore each other's unacknowledged work.
  */
 
-/** kombu's separator inside priority queue names and binding members. */
-export const SEP = '\x06\x16';
+import type { Redis, Result } from 'ioredis';
+import { defineScripts, RELEASE_LOCK, SEP } from '../../drivers/redis/scripts.js';
+
+export { SEP };
 
 /**
  * Lua that takes up to ARGV[max] messages from the queue lists KEYS[4..] (each from its right end,
@@ -234,62 +236,6 @@ redis.call('RPUSH', KEYS[3], ARGV[3])
 return 1
 `;
 
-export const STORE_RESULT = `
--- store-result: write celery-task-meta-<id> with an expiry and PUBLISH it on a channel of the
--- same name (Celery's waiters only hear the PUBLISH); a stored SUCCESS is never overwritten.
--- KEYS[1] the meta key; ARGV[1] meta JSON; ARGV[2] expiry ms
--- returns 1 when stored, 0 when a SUCCESS was already there
-local current = redis.call('GET', KEYS[1])
-if current then
-  local ok, meta = pcall(cjson.decode, current)
-  if ok and type(meta) == 'table' and meta.status == 'SUCCESS' then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('PUBLISH', KEYS[1], ARGV[1])
-return 1
-`;
-
-export const RELEASE_LOCK = `
--- release-lock: delete a lock only if it still holds our token.
--- KEYS[1] lock key; ARGV[1] token. returns 1 when released.
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
-
-export const CHORD_PART_RETURN = `
--- chord-part-return: join one header member into Celery's chord keys; to the member that completes
--- the chord, return every member. The keys stay (with their expiry) until chord-complete says the
--- body was sent: a completer that died first is run again (its message was not acked), joins again
--- and gets the members again — the body is never lost between the join and its send.
--- Members are counted by their group_index (the score), so a member that ran twice counts once.
--- KEYS[1] celery-taskset-meta-<gid>.j (zset: JSON [1, id, state, result] scored by group_index)
--- KEYS[2] celery-taskset-meta-<gid>.s (header size); KEYS[3] ...t (members added by add_to_chord)
--- KEYS[4] celery-taskset-meta-<gid>.d (celeriac: the body was sent; a late member writes nothing)
--- KEYS[5] celery-taskset-meta-<gid>.c (celeriac: the group_index that completed the join: only it,
---         or its own re-run, gets the members — a member whose reply was lost and that retries does not)
--- ARGV[1] group_index; ARGV[2] member JSON; ARGV[3] expiry ms of the join keys
--- returns the members with their scores (flat: member, score, ...) to the completer, else false
-if redis.call('EXISTS', KEYS[4]) == 1 then return false end
-if redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]) == 0 then redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-local size = redis.call('GET', KEYS[2])
-if not size then return false end
-local total = tonumber(size) + tonumber(redis.call('GET', KEYS[3]) or '0')
-if redis.call('ZCARD', KEYS[1]) < total then return false end
-redis.call('SET', KEYS[5], ARGV[1], 'NX', 'PX', ARGV[3])
-if redis.call('GET', KEYS[5]) ~= ARGV[1] then return false end
-return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-`;
-
-export const CHORD_COMPLETE = `
--- chord-complete: the body of a completed chord was sent: mark the join done and delete its keys.
--- KEYS[1] .j; KEYS[2] .s; KEYS[3] .t; KEYS[4] .d; KEYS[5] .c (see chord-part-return); ARGV[1] expiry ms of the mark
--- returns 1
-redis.call('SET', KEYS[4], '1', 'PX', ARGV[1])
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
-return 1
-`;
-
 export const NOTIFY_DIRECT = `
 -- notify-direct: deliver a notice to every queue bound to a direct exchange with this exact
 -- routing key (kombu's _lookup + _put: how remote-control replies reach the caller's reply queue).
@@ -312,3 +258,37 @@ for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return n
 `;
+
+/** The transport's Lua scripts, as commands of a connection. */
+export function defineTransportScripts(redis: Redis): void {
+  defineScripts(redis, {
+    celeriacFetch: [FETCH, undefined],
+    celeriacAckFetch: [ACK_FETCH, undefined],
+    celeriacAck: [ACK, 3],
+    celeriacRenew: [RENEW, 3],
+    celeriacRequeue: [REQUEUE, 4],
+    celeriacDeadLetter: [DEAD_LETTER, 5],
+    celeriacPromote: [PROMOTE, 1],
+    celeriacTakeDeadLetter: [TAKE_DEAD_LETTER, 2],
+    celeriacRestoreOne: [RESTORE_ONE, 3],
+    celeriacReleaseLock: [RELEASE_LOCK, 1],
+    celeriacNotifyDirect: [NOTIFY_DIRECT, 1],
+  });
+}
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    // The consumer reads fetch replies as Buffers: ioredis's `…Buffer` forms of the two scripts.
+    celeriacFetchBuffer(numKeys: number, ...args: (string | number)[]): Result<unknown, Context>;
+    celeriacAckFetchBuffer(numKeys: number, ...args: (string | number)[]): Result<unknown, Context>;
+    celeriacAck(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacRenew(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacRequeue(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacDeadLetter(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacPromote(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacTakeDeadLetter(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacRestoreOne(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacReleaseLock(...args: (string | number)[]): Result<unknown, Context>;
+    celeriacNotifyDirect(...args: (string | number)[]): Result<unknown, Context>;
+  }
+}

@@ -1,11 +1,15 @@
-import { LeaseLostError, TransportClosedError } from '../../errors.js';
-import { readKombuEnvelope, toKombuEnvelope } from '../../protocol/kombu.js';
+/**
+ * `sqlite://path`: the embedded broker — publishing, claiming (for {@link SqliteConsumer}), the
+ * dead-letter store and notices, all in one database file shared by the processes of one machine.
+ */
+import { TransportClosedError } from '../../errors.js';
+import { toKombuEnvelope } from '../../protocol/kombu.js';
 import type { WireMessage } from '../../protocol/message.js';
 import { PollBackoff } from '../../util/backoff.js';
-import { newId } from '../../util/ids.js';
 import { deadLetterRecord, pageBounds, type Consumer, type DeadLetterPage, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
 import { bindingMatches, type Notice, type NoticeExchange, type NotifyOptions } from '../notice.js';
-import { ChangeHints, openDb, type Db } from './db.js';
+import { ChangeHints, openDb, type Db } from '../../drivers/sqlite/db.js';
+import { SqliteConsumer, type ClaimedRow } from './consumer.js';
 
 export interface SqliteTransportOptions {
   /** How long a claimed message stays invisible without renewal; the live owner renews it every third of this. */
@@ -38,7 +42,7 @@ export class SqliteTransport implements Transport {
   private readonly broadcastBackoff = new PollBackoff(5, 250);
   private closed = false;
   private readonly onChange = (): void => {
-    for (const c of this.consumers) c.backoff.wake();
+    for (const c of this.consumers) c.wake();
     this.broadcastBackoff.wake();
   };
 
@@ -164,7 +168,7 @@ export class SqliteTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     this.broadcastBackoff.wake();
-    for (const consumer of [...this.consumers]) consumer.releaseAll();
+    await Promise.all([...this.consumers].map((c) => c.releaseAll()));
     this.hints.off('change', this.onChange);
     ChangeHints.release(this.path);
     await this.broadcastLoop;
@@ -172,14 +176,14 @@ export class SqliteTransport implements Transport {
   }
 
   /** Used by consumers: claim up to `n` ready messages from `queues` (in order) in one write transaction. */
-  claim(owner: string, queues: readonly string[], n: number): { id: number; queue: string; envelope: string; deliveryCount: number }[] {
+  claim(owner: string, queues: readonly string[], n: number): ClaimedRow[] {
     const now = Date.now();
     const leaseUntil = now + this.options.visibilityTimeout;
     const select = this.db.prepare(
       'SELECT id, envelope, delivery_count FROM messages WHERE queue = ? AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY priority DESC, id LIMIT ?',
     );
     const take = this.db.prepare('UPDATE messages SET owner = ?, lease_until = ?, delivery_count = delivery_count + 1 WHERE id = ?');
-    const claimed: { id: number; queue: string; envelope: string; deliveryCount: number }[] = [];
+    const claimed: ClaimedRow[] = [];
     this.db
       .transaction(() => {
         for (const queue of queues) {
@@ -192,123 +196,5 @@ export class SqliteTransport implements Transport {
       })
       .immediate();
     return claimed;
-  }
-}
-
-class SqliteConsumer implements Consumer {
-  readonly token = newId();
-  readonly backoff = new PollBackoff(1, 250);
-  private readonly held = new Set<number>();
-  private active = true;
-  private renewTimer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly transport: SqliteTransport,
-    private readonly queues: readonly string[],
-    private prefetch: number,
-    private readonly onDelivery: (d: Delivery) => void,
-    private readonly onGone: () => void,
-  ) {}
-
-  start(): void {
-    const every = Math.max(50, Math.floor(this.transport.options.visibilityTimeout / 3));
-    // A live owner keeps its leases: a long task is never handed to a second consumer while this process runs.
-    this.renewTimer = setInterval(() => this.renew(), every);
-    this.renewTimer.unref();
-    void this.loop();
-  }
-
-  private renew(): void {
-    if (this.held.size === 0) return;
-    try {
-      this.transport.db
-        .prepare('UPDATE messages SET lease_until = ? WHERE owner = ?')
-        .run(Date.now() + this.transport.options.visibilityTimeout, this.token);
-    } catch {
-      // Busy or closed: the next tick tries again, well inside the lease.
-    }
-  }
-
-  private async loop(): Promise<void> {
-    while (this.active) {
-      const free = this.prefetch - this.held.size;
-      if (free > 0) {
-        let rows: ReturnType<SqliteTransport['claim']> = [];
-        try {
-          rows = this.transport.claim(this.token, this.queues, free);
-        } catch {
-          // SQLITE_BUSY past the busy timeout: back off and try again.
-        }
-        for (const row of rows) this.deliver(row);
-        if (rows.length > 0) {
-          this.backoff.reset();
-          continue;
-        }
-      }
-      await this.backoff.sleep();
-    }
-  }
-
-  private deliver(row: { id: number; queue: string; envelope: string; deliveryCount: number }): void {
-    this.held.add(row.id);
-    const db = this.transport.db;
-    let lost = false;
-    const settle = (sql: string, what: string): Promise<void> => {
-      if (lost) return Promise.reject(new LeaseLostError(what));
-      if (!this.held.has(row.id)) return Promise.resolve();
-      let changes: number;
-      try {
-        changes = db.prepare(sql).run(row.id, this.token).changes;
-      } catch (err) {
-        // Busy or failing file: still ours (and renewed), so a retry runs it again.
-        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-      }
-      this.held.delete(row.id);
-      this.backoff.wake();
-      return changes === 1 ? Promise.resolve() : Promise.reject(new LeaseLostError(what));
-    };
-    const { wire } = readKombuEnvelope(row.envelope);
-    this.onDelivery({
-      message: wire,
-      queue: row.queue,
-      redelivered: row.deliveryCount > 1,
-      deliveryCount: row.deliveryCount,
-      ack: () => settle('DELETE FROM messages WHERE id = ? AND owner = ?', 'ack'),
-      reject: ({ requeue, delayMs }) =>
-        requeue
-          ? settle(`UPDATE messages SET owner = NULL, lease_until = NULL, due_at = ${Date.now() + (delayMs ?? 0)} WHERE id = ? AND owner = ?`, 'reject')
-          : settle('DELETE FROM messages WHERE id = ? AND owner = ?', 'reject'),
-      // Still ours when the row still carries our token: a lapsed lease was claimed under another.
-      // Settled already (early acks): no lease left to fence. Lost: let go of its slot.
-      leaseHeld: async () => {
-        if (lost) return false;
-        if (!this.held.has(row.id)) return true;
-        if (db.prepare('SELECT 1 FROM messages WHERE id = ? AND owner = ?').get(row.id, this.token) !== undefined) return true;
-        lost = true;
-        this.held.delete(row.id);
-        this.backoff.wake();
-        return false;
-      },
-    });
-  }
-
-  setPrefetch(count: number): void {
-    this.prefetch = count;
-    this.backoff.wake();
-  }
-
-  async cancel(): Promise<void> {
-    this.active = false;
-    this.backoff.wake();
-    this.onGone();
-  }
-
-  /** The client is closing: what it had not settled goes back to the queue now rather than at lease expiry. */
-  releaseAll(): void {
-    void this.cancel();
-    clearInterval(this.renewTimer);
-    if (this.held.size === 0) return;
-    this.transport.db.prepare('UPDATE messages SET owner = NULL, lease_until = NULL WHERE owner = ?').run(this.token);
-    this.held.clear();
   }
 }

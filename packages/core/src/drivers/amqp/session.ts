@@ -1,62 +1,29 @@
+/**
+ * The AMQP connection every AMQP user shares the code of (the transport, the `rpc://` backend):
+ * one connection that comes back after a drop, a confirm channel for publishing, an admin channel
+ * for declarations, and the errors for a broker that is away, blocked or closed.
+ */
 import { readFileSync } from 'node:fs';
 import type { Channel, ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
-import { BrokerError, ConfigError, ErrorCodes } from '../../errors.js';
-import type { ParsedUrl } from '../../util/url.js';
+import { BrokerError, BrokerUnavailableError, ConfigError, ErrorCodes, TransportClosedError } from '../../errors.js';
+import type { AmqpSettings } from './settings.js';
 
-/** Settings read from an `amqp://` / `amqps://` URL. */
-export interface AmqpSettings {
-  readonly connect: Options.Connect;
-  readonly socket: Record<string, unknown>;
-  /** How long a publish waits for a connection, an alarm to clear, or a confirm, before failing. */
-  readonly publishTimeoutMs: number;
-  readonly redacted: string;
-}
-
-const positiveInt = (url: ParsedUrl, name: string, fallback: number): number => {
-  const raw = url.url.searchParams.get(name);
-  if (raw === null) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) {
-    throw new ConfigError(`${url.redacted}: ?${name} must be a whole number, got ${JSON.stringify(raw)}`, { url: url.redacted }, ErrorCodes.URL_INVALID);
-  }
-  return n;
-};
-
-/**
- * `amqp://[user:password@]host[:port][/vhost][?heartbeat=10&publishTimeout=10000]`.
- * `amqps://` is TLS with certificate verification on, against the system CAs or `?ca=<file>`
- * (`?tlsInsecure=true` turns verification off, for tests only). Heartbeats default to 10 s,
- * so a dead peer is noticed within ~20 s even when no traffic flows.
- */
-export function amqpSettings(url: ParsedUrl): AmqpSettings {
-  const u = url.url;
-  const tls = url.scheme === 'amqps';
-  const vhost = decodeURIComponent(u.pathname.replace(/^\//, '')) || '/';
-  const ca = u.searchParams.get('ca');
-  return {
-    connect: {
-      protocol: tls ? 'amqps' : 'amqp',
-      hostname: u.hostname || '127.0.0.1',
-      port: u.port ? Number(u.port) : tls ? 5671 : 5672,
-      username: u.username ? decodeURIComponent(u.username) : 'guest',
-      password: u.password ? decodeURIComponent(u.password) : 'guest',
-      vhost,
-      heartbeat: positiveInt(url, 'heartbeat', 10),
-      frameMax: 131072,
-    },
-    socket: {
-      timeout: positiveInt(url, 'connectTimeout', 5000),
-      ...(tls ? { servername: u.hostname, rejectUnauthorized: u.searchParams.get('tlsInsecure') !== 'true', ...(ca ? { ca: [readFileSync(ca)] } : {}) } : {}),
-    },
-    publishTimeoutMs: positiveInt(url, 'publishTimeout', 10_000),
-    redacted: url.redacted,
-  };
-}
+export type { AmqpSettings } from './settings.js';
 
 /** The text RabbitMQ gave for a channel error, without amqplib's framing. */
 export function brokerReason(err: unknown): string {
   const msg = (err as Error)?.message ?? String(err);
   return /with message "([^"]*)"/.exec(msg)?.[1] ?? msg;
+}
+
+/** amqplib's socket options, with the `?ca=` file read (a file that cannot be read is a configuration error). */
+function socketOptions(settings: AmqpSettings): Record<string, unknown> {
+  if (!settings.caFile) return settings.socket;
+  try {
+    return { ...settings.socket, ca: [readFileSync(settings.caFile)] };
+  } catch (err) {
+    throw new ConfigError(`${settings.redacted}: cannot read the CA file ${JSON.stringify(settings.caFile)}: ${(err as Error).message}`, { url: settings.redacted }, ErrorCodes.URL_INVALID, { cause: err });
+  }
 }
 
 interface Pending {
@@ -128,11 +95,10 @@ export class AmqpSession {
     const { connect } = await import('amqplib');
     let model: ChannelModel;
     try {
-      model = await connect(this.settings.connect, this.settings.socket);
+      model = await connect(this.settings.connect, socketOptions(this.settings));
     } catch (err) {
-      throw new BrokerError(ErrorCodes.BROKER_UNAVAILABLE, `Cannot reach the AMQP broker at ${this.settings.redacted}: ${(err as Error).message}`, {
-        url: this.settings.redacted,
-      });
+      if (err instanceof ConfigError) throw err;
+      throw new BrokerUnavailableError(`Cannot reach the AMQP broker at ${this.settings.redacted}: ${(err as Error).message}`, { url: this.settings.redacted }, { cause: err });
     }
     model.on('error', () => undefined); // 'close' follows; reconnecting is decided there.
     model.on('blocked', (reason: string) => {
@@ -185,12 +151,12 @@ export class AmqpSession {
   async ready(what: string): Promise<ChannelModel> {
     const deadline = Date.now() + this.settings.publishTimeoutMs;
     while (!this.model || this.blocked) {
-      if (this.closed) throw new BrokerError(ErrorCodes.TRANSPORT_CLOSED, `${what}: the AMQP transport is closed`);
+      if (this.closed) throw new TransportClosedError(`${what}: the AMQP transport`);
       const left = deadline - Date.now();
       if (left <= 0) {
         throw this.blocked
           ? new BrokerError(ErrorCodes.BROKER_BLOCKED, `${what}: the broker has blocked publishing (${this.blocked}) for more than ${this.settings.publishTimeoutMs} ms`)
-          : new BrokerError(ErrorCodes.BROKER_UNAVAILABLE, `${what}: no connection to the AMQP broker at ${this.settings.redacted} for ${this.settings.publishTimeoutMs} ms`);
+          : new BrokerUnavailableError(`${what}: no connection to the AMQP broker at ${this.settings.redacted} for ${this.settings.publishTimeoutMs} ms`, { url: this.settings.redacted });
       }
       await new Promise<void>((resolve) => {
         const done = (): void => {
@@ -270,8 +236,7 @@ export class AmqpSession {
               ch.close().catch(() => undefined);
             }
             reject(
-              new BrokerError(
-                ErrorCodes.BROKER_UNAVAILABLE,
+              new BrokerUnavailableError(
                 `publish to ${exchange || '(default exchange)'}/${routingKey}: not confirmed by the broker within ${this.settings.publishTimeoutMs} ms; the outcome is unknown, send again with the same task id`,
               ),
             );
@@ -282,12 +247,12 @@ export class AmqpSession {
           ch.publish(exchange, routingKey, content, options, (err) => {
             clearTimeout(timer);
             if (err) {
-              reject(new BrokerError(ErrorCodes.BROKER_UNAVAILABLE, `publish to ${exchange || '(default exchange)'}/${routingKey}: the broker did not confirm it (${brokerReason(err)})`));
+              reject(new BrokerUnavailableError(`publish to ${exchange || '(default exchange)'}/${routingKey}: the broker did not confirm it (${brokerReason(err)})`, {}, { cause: err }));
             } else resolve();
           });
         } catch (err) {
           clearTimeout(timer);
-          reject(new BrokerError(ErrorCodes.BROKER_UNAVAILABLE, `publish to ${exchange || '(default exchange)'}/${routingKey}: ${(err as Error).message}`));
+          reject(new BrokerUnavailableError(`publish to ${exchange || '(default exchange)'}/${routingKey}: ${(err as Error).message}`, {}, { cause: err }));
         }
       });
     } finally {

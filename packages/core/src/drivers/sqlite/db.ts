@@ -1,9 +1,14 @@
+/**
+ * The SQLite file shared by the embedded broker, result backend and beat store: the schema, how
+ * the file is opened (WAL, busy timeout), the `sqlite://` URL parser, and the change hints that
+ * shorten polls across processes.
+ */
 import { EventEmitter } from 'node:events';
 import { mkdirSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { ConfigError, ErrorCodes } from '../../errors.js';
-import type { ParsedUrl } from '../../util/url.js';
+import { UrlOptions, type ParsedUrl } from '../../util/url.js';
 
 export type Db = BetterSqlite3.Database;
 
@@ -38,6 +43,21 @@ CREATE INDEX IF NOT EXISTS results_expiry ON results (expires_at);
 CREATE TABLE IF NOT EXISTS revoked (task_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER);
 `;
+
+/** Query options a `sqlite://` URL accepts (none yet: the file path is all it says). */
+export const SQLITE_URL_OPTIONS: readonly string[] = Object.freeze([]);
+
+/** Settings read from a `sqlite://` URL. */
+export interface SqliteSettings {
+  /** The database file, absolute. */
+  readonly path: string;
+}
+
+/** The pure parser of a `sqlite://` URL: its file path, and no query option it does not know. */
+export function sqliteSettings(url: ParsedUrl): SqliteSettings {
+  new UrlOptions(url, SQLITE_URL_OPTIONS);
+  return { path: sqlitePath(url) };
+}
 
 /** The file path a `sqlite://` URL names: `sqlite://./x.db` and `sqlite://x.db` are relative, `sqlite:///abs/x.db` absolute. */
 export function sqlitePath(url: ParsedUrl): string {
