@@ -2,12 +2,22 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildTaskMessage, toWire, type Delivery, type Transport, type WireMessage } from '@celeriac/core';
 import { waitFor } from '../helpers/wait.js';
 
+/** What a conformance setup provides: clients of one fresh broker namespace. */
+export interface TransportSetup {
+  /** A fresh client of this setup's namespace (each call another process, in real deployments). */
+  make: () => Promise<Transport>;
+  /**
+   * Transports with `capabilities.visibilityTimeout`: a client of the same kind with a short
+   * visibility window of `visibilityTimeout` ms, so a test can outlast the window.
+   */
+  lease?: { visibilityTimeout: number; make: () => Promise<Transport> };
+}
+
 /**
- * The Transport conformance suite: every transport runs it. `make` returns a
- * fresh transport on a fresh broker namespace; `makePeer` a second client of
- * the same namespace (another process in real deployments).
+ * The Transport conformance suite: every transport runs it. `setup` returns a
+ * fresh broker namespace whose `make` opens clients of it.
  */
-export function transportConformance(name: string, setup: () => Promise<{ make: () => Promise<Transport> }>): void {
+export function transportConformance(name: string, setup: () => Promise<TransportSetup>): void {
   describe(`Transport conformance: ${name}`, () => {
     const open: Transport[] = [];
     const client = async (make: () => Promise<Transport>) => {
@@ -246,6 +256,49 @@ export function transportConformance(name: string, setup: () => Promise<{ make: 
       expect(got[1]!.redelivered).toBe(true);
       expect(got[1]!.deliveryCount).toBe(2);
       await got[1]!.ack();
+    });
+
+    it('after cancel, a delivery held before it stays owned until acked: renewed past its window, never handed on, ackable; nothing new arrives', async () => {
+      const ready = await setup();
+      const leased = ready.lease;
+      const probe = await client(ready.make);
+      // Declared by capability: a transport with a visibility window must offer a short one to outlast.
+      if (probe.capabilities.visibilityTimeout) expect(leased).toBeDefined();
+      const make = probe.capabilities.visibilityTimeout ? leased!.make : ready.make;
+      const t = await client(make);
+      const peer = await client(make);
+      await t.publish('own', msg('held'));
+      const mine = await collect(t, ['own'], 1);
+      await waitFor(() => mine.got.length === 1, 'the delivery held before cancel');
+      const held = mine.got[0]!;
+      await mine.consumer.cancel();
+
+      // Another consumer of the queue, with room to spare: it takes whatever the queue hands out.
+      const seen: string[] = [];
+      const peerAcks: Promise<void>[] = [];
+      await peer.consume(['own'], (d) => {
+        seen.push(String(d.message.headers.id));
+        peerAcks.push(d.ack());
+      }, { prefetch: 10 });
+      await t.publish('own', msg('after-cancel'));
+      await waitFor(() => seen.includes('after-cancel'), 'the peer to take a message sent after the cancel');
+      if (probe.capabilities.visibilityTimeout) {
+        // Outlast the window several times over (plus a second: Redis scores leases in whole seconds
+        // and restores on a period): a lease not renewed after the cancel would have been handed on.
+        const until = Date.now() + 3 * leased!.visibilityTimeout + 1000;
+        await waitFor(() => seen.includes('held') || Date.now() >= until, 'the visibility window to pass', 3 * leased!.visibilityTimeout + 10_000);
+        expect(await held.leaseHeld?.()).toBe(true);
+      }
+      expect(seen).not.toContain('held');
+      await held.ack();
+
+      // Cancelled: nothing new comes to it, even with its slot free again.
+      await t.publish('own', msg('after-ack'));
+      await waitFor(() => seen.includes('after-ack'), 'the peer to take the message sent after the ack');
+      expect(mine.got.map((d) => d.message.headers.id)).toEqual(['held']);
+      expect(seen).not.toContain('held');
+      await Promise.all(peerAcks);
+      expect(await t.length('own')).toBe(0);
     });
 
     it('returns unacknowledged deliveries to the queue when their client closes', async () => {

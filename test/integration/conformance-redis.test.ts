@@ -10,7 +10,10 @@ const settings = () => redisSettings(parseUrl('broker', `${base}?keyPrefix=conf$
 
 transportConformance('redis', async () => {
   const s = settings();
-  return { make: () => RedisTransport.open(s, { visibilityTimeout: 2000 }) };
+  return {
+    make: () => RedisTransport.open(s, { visibilityTimeout: 2000 }),
+    lease: { visibilityTimeout: 500, make: () => RedisTransport.open(s, { visibilityTimeout: 500 }) },
+  };
 });
 backendConformance('redis', async () => {
   const s = settings();

@@ -8,7 +8,10 @@ const dir = tempDir('celeriac-sqlite-conf-');
 let n = 0;
 transportConformance('sqlite', async () => {
   const path = join(dir, `t${++n}.db`);
-  return { make: () => SqliteTransport.open(path, { visibilityTimeout: 2000 }) };
+  return {
+    make: () => SqliteTransport.open(path, { visibilityTimeout: 2000 }),
+    lease: { visibilityTimeout: 400, make: () => SqliteTransport.open(path, { visibilityTimeout: 400 }) },
+  };
 });
 backendConformance('sqlite', async () => {
   const path = join(dir, `b${++n}.db`);
