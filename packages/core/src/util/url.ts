@@ -64,7 +64,7 @@ export class UrlOptions {
     for (const key of new Set(this.params.keys())) {
       if (!accepted.includes(key)) {
         throw new ConfigError(
-          `unknown option ${JSON.stringify(key)} in ${url.scheme}:// URL ${JSON.stringify(url.redacted)} (accepted: ${accepted.length ? accepted.join(', ') : 'none'})`,
+          `${url.redacted}: unknown option ${JSON.stringify(key)} in ${url.scheme}:// URL (accepted: ${accepted.length ? accepted.join(', ') : 'none'})`,
           { url: url.redacted, option: key, accepted },
           ErrorCodes.URL_INVALID,
         );
@@ -83,7 +83,7 @@ export class UrlOptions {
     if (raw === null) return fallback;
     const n = raw.trim() === '' ? NaN : Number(raw);
     if (!Number.isInteger(n) || n < min) {
-      this.invalid(name, raw, `a whole number${min > 0 ? ` ≥ ${min}` : ''}${unit ? ` of ${unit}` : ''}`);
+      this.invalid(name, raw, `a whole number${unit ? ` of ${unit}` : ''}${min > 0 ? ` (≥ ${min})` : ''}`);
     }
     return n;
   }
@@ -100,7 +100,7 @@ export class UrlOptions {
   /** Fail for option `name` with text `raw`: it must be `expected`. */
   invalid(name: string, raw: string, expected: string): never {
     throw new ConfigError(
-      `option ${name} in ${this.url.scheme}:// URL ${JSON.stringify(this.url.redacted)} must be ${expected}, got ${JSON.stringify(raw)} (accepted: ${this.accepted.join(', ')})`,
+      `${this.url.redacted}: option ${name} in ${this.url.scheme}:// URL must be ${expected}, got ${JSON.stringify(raw)} (accepted: ${this.accepted.join(', ')})`,
       { url: this.url.redacted, option: name, value: raw, accepted: this.accepted },
       ErrorCodes.URL_INVALID,
     );
