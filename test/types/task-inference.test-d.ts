@@ -1,6 +1,6 @@
 import { describe, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
-import { chain, chord, chunks, createApp, group, xmap, xstarmap, type AsyncResult, type GroupResult, type Signature, type TaskContext } from '@celeriac/core';
+import { chain, chord, chunks, createApp, group, xmap, xstarmap, type AsyncResult, type GroupResult, type Signature, type TaskContext, type TaskError } from '@celeriac/core';
 
 const app = createApp({ broker: 'memory://types' });
 
@@ -117,5 +117,43 @@ describe('canvas typing', () => {
     expectTypeOf(await app.send(chunks(add, [[1, 2], [3, 4]], 1))).toEqualTypeOf<GroupResult<number[]>>();
     // @ts-expect-error add takes two numbers
     xstarmap(add, [['a', 'b']]);
+  });
+});
+
+describe('the public API forms of the newcomer pass', () => {
+  const add = app.task({ name: 'tasks.add3' }, (x: number, y: number) => x + y);
+
+  it('one-step calls: delay(...).get() and app.send(...).get() resolve to the value', () => {
+    expectTypeOf(add.delay(1, 2).get()).resolves.toEqualTypeOf<number>();
+    expectTypeOf(add.delay(1, 2).get({ timeout: 3000 })).resolves.toEqualTypeOf<number>();
+    expectTypeOf(app.send(chain(add.s(1, 2), add.s(3))).get()).resolves.toEqualTypeOf<number>();
+    expectTypeOf(app.send(group([add.s(1, 2), add.s(3, 4)])).get()).resolves.toEqualTypeOf<number[]>();
+  });
+
+  it('applyAsync(args, options) takes kwargs inside the options; the old three-argument form still compiles', () => {
+    expectTypeOf(add.applyAsync([1, 2], { countdown: 10_000, kwargs: {} })).resolves.toEqualTypeOf<AsyncResult<number>>();
+    expectTypeOf(add.applyAsync([1, 2], {}, { queue: 'q' })).resolves.toEqualTypeOf<AsyncResult<number>>();
+    // @ts-expect-error retries is set by workers, not by callers
+    void add.applyAsync([1, 2], { retries: 3 });
+    // @ts-expect-error chain is a protocol field, not a call option
+    void add.applyAsync([1, 2], { chain: [] });
+  });
+
+  it('Signature.set() takes the camelCase, milliseconds options of applyAsync', () => {
+    expectTypeOf(add.s(1, 2).set({ countdown: 5000, taskId: 'x', linkError: add.s(0) })).toEqualTypeOf<Signature<[], number>>();
+  });
+
+  it('GroupResult.get({ propagate: false }) includes the errors it can return', async () => {
+    const g = await app.send(group([add.s(1, 2)]));
+    expectTypeOf(g.get({ propagate: false })).resolves.toEqualTypeOf<(number | TaskError)[]>();
+    expectTypeOf(g.get()).resolves.toEqualTypeOf<number[]>();
+  });
+
+  it('declareTask<typeof handle> types a send-only handle from a handle type', () => {
+    const remote = app.declareTask<typeof add>('tasks.add3');
+    expectTypeOf(remote.delay).parameters.toEqualTypeOf<[x: number, y: number]>();
+    expectTypeOf(remote.delay(1, 2).get()).resolves.toEqualTypeOf<number>();
+    // @ts-expect-error send-only: no local call
+    void remote(1, 2);
   });
 });

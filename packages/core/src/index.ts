@@ -1,7 +1,7 @@
 /**
  * @celeriac/core — the public API. Anything not exported here is internal.
  */
-export { createApp, CeleriacApp, type RegisteredHandles } from './app/app.js';
+export { createApp, CeleriacApp, type RegisteredHandles, type DeclaredHandle } from './app/app.js';
 export { type AppOptions, type ResolvedConfig, configSchema, ENV_BROKER_URL, ENV_RESULT_BACKEND, DEFAULT_BROKER_URL } from './app/config.js';
 export { TaskRegistry, type RegisteredTask, resolveCallArgs, checkResult } from './app/registry.js';
 export {
@@ -17,12 +17,13 @@ export * from './errors.js';
 
 export { task } from './task/decorator.js';
 export type { TaskHandle, RemoteTaskHandle } from './task/task.js';
-export type { TaskOptions, ResolvedTaskOptions, ApplyOptions, SignatureLike } from './task/options.js';
+export type { TaskOptions, ResolvedTaskOptions, ApplyOptions, CallOptions, MessageOptions, SignatureLike } from './task/options.js';
+export type { Sent } from './result/sent.js';
 export { currentTask, requestRetry, contextStorage, type TaskContext, type TaskLogger, type RetryOptions } from './task/context.js';
 export type { PrefixOf, DropPrefix, SuffixOf, DropSuffix } from './task/types.js';
 
 export { Signature, signatureList, type SignatureOptions } from './canvas/signature.js';
-export { applyOptionsOf } from './canvas/apply.js';
+export { applyOptionsOf, signatureOptionsOf } from './canvas/apply.js';
 export { applyCanvas, sendCanvas, prepare as prepareCanvas, chainSteps, finalTaskIds, type CanvasContext } from './canvas/run.js';
 export type { CanvasHost } from './canvas/host.js';
 export { continueAfter, type Continuation, type OutcomeStep, type Ending, type EndedMessage } from './canvas/continue.js';

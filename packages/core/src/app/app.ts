@@ -3,6 +3,7 @@ import type { ResultBackend } from '../backend/backend.js';
 import { ConfigError, CapabilityError, PayloadTooLargeError } from '../errors.js';
 import { buildTaskMessage, toWire, wireSize } from '../protocol/message.js';
 import { AsyncResult, type ResultHost } from '../result/async-result.js';
+import { sent, type Sent } from '../result/sent.js';
 import { BACKEND_FACTORIES, REPLY_BACKENDS, TRANSPORT_FACTORIES, type FactoryContext } from '../transport/registry.js';
 import { DEAD_LETTER_PAGE, type DeadLetterRecord, type Transport } from '../transport/transport.js';
 import type { Signature } from '../canvas/signature.js';
@@ -15,7 +16,7 @@ import type { SignatureLike } from '../protocol/schema.js';
 import { contextStorage, type TaskContext } from '../task/context.js';
 import { markedMethods } from '../task/decorator.js';
 import { deriveTaskName } from '../task/naming.js';
-import { taskOptionsSchema, type ApplyOptions, type ResolvedTaskOptions, type TaskOptions } from '../task/options.js';
+import { taskOptionsSchema, type ApplyOptions, type MessageOptions, type ResolvedTaskOptions, type TaskOptions } from '../task/options.js';
 import { makeTaskHandle, remoteTaskHandle, type RemoteTaskHandle, type TaskHandle } from '../task/task.js';
 import type { AnyTaskFn } from '../task/types.js';
 import { newId } from '../util/ids.js';
@@ -29,6 +30,26 @@ import { LamportClock } from '../control/clock.js';
 import { Control } from '../control/control.js';
 import { EventDispatcher } from '../control/events.js';
 import { hostname } from 'node:os';
+
+/** `declareTask`'s handle: typed from a task handle's type, or from explicit args and result types. */
+export type DeclaredHandle<A, Result> =
+  A extends TaskHandle<infer Args, infer R> ? RemoteTaskHandle<Args, R> : A extends readonly unknown[] ? RemoteTaskHandle<A, Result> : never;
+
+let warnedDerivedName = false;
+
+/**
+ * A name derived from the file and function is the task's wire name: renaming
+ * the file renames the task, and messages already queued under the old name
+ * become unknown. Said once per process, so it is seen and not repeated.
+ */
+function warnDerivedName(name: string): void {
+  if (warnedDerivedName) return;
+  warnedDerivedName = true;
+  process.emitWarning(
+    `task name ${JSON.stringify(name)} was derived from its file and function name; renaming either renames the task on the wire. Pass { name: ${JSON.stringify(name)} } to pin it.`,
+    { code: 'CELERIAC_DERIVED_TASK_NAME' },
+  );
+}
 
 /** The task handles `app.register(instance)` returns, one per method. */
 export type RegisteredHandles<T> = {
@@ -99,9 +120,13 @@ export class CeleriacApp implements ResultHost {
     return handles as unknown as RegisteredHandles<T>;
   }
 
-  /** A typed, send-only handle for a task implemented elsewhere (another service, or Python). */
-  declareTask<Args extends readonly unknown[] = unknown[], Result = unknown>(name: string): RemoteTaskHandle<Args, Result> {
-    return remoteTaskHandle<Args, Result>(this, name);
+  /**
+   * A typed, send-only handle for a task implemented elsewhere (another service,
+   * or Python): `declareTask<[number, number], number>('tasks.add')`, or typed
+   * from a handle's type without importing its code: `declareTask<typeof add>('tasks.add')`.
+   */
+  declareTask<A = unknown[], Result = unknown>(name: string): DeclaredHandle<A, Result> {
+    return remoteTaskHandle(this, name) as DeclaredHandle<A, Result>;
   }
 
   private define(options: TaskOptions, fn: AnyTaskFn, deriveName: () => string | undefined): TaskHandle<unknown[], unknown> {
@@ -111,6 +136,7 @@ export class CeleriacApp implements ResultHost {
     }
     const name = parsed.data.name ?? deriveName();
     if (!name) throw new ConfigError('Task name could not be derived (anonymous function): pass { name: "module.task" }');
+    if (parsed.data.name === undefined) warnDerivedName(name);
     const resolved: ResolvedTaskOptions = Object.freeze({ ...parsed.data, name });
     const registered: RegisteredTask = { name, fn, options: resolved };
     this.registry.add(registered);
@@ -151,12 +177,16 @@ export class CeleriacApp implements ResultHost {
   }
 
   /** Send a task by name (Celery's `send_task`): the task may be registered here or anywhere else. */
-  async sendTask<R = unknown>(
+  sendTask<R = unknown>(
     name: string,
     args: readonly unknown[] = [],
     kwargs: Readonly<Record<string, unknown>> = {},
-    options: ApplyOptions = {},
-  ): Promise<AsyncResult<R>> {
+    options: MessageOptions = {},
+  ): Sent<AsyncResult<R>> {
+    return sent(this.publishTask<R>(name, args, kwargs, options));
+  }
+
+  private async publishTask<R>(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, options: MessageOptions): Promise<AsyncResult<R>> {
     const { queue, priority, exchange, routingKey } = this.routeFor(name, options);
     const id = options.taskId ?? newId();
     const init = messageInitOf(name, id, { args, kwargs }, options, { defaults: this.registry.get(name)?.options, replyTo: this.oid, priority, now: Date.now() });
@@ -240,11 +270,11 @@ export class CeleriacApp implements ResultHost {
    * Send a signature or a canvas (`chain`, `group`, `chord`), encoded as Celery
    * encodes it. A chain or chord resolves to its final result; a group to a GroupResult.
    */
-  send<R>(sig: GroupSignature<R>, options?: ApplyOptions): Promise<GroupResult<R>>;
-  send<R>(sig: Signature<[], R>, options?: ApplyOptions): Promise<AsyncResult<R>>;
-  send(sig: SignatureLike, options?: ApplyOptions): Promise<AsyncResult | GroupResult>;
-  send(sig: SignatureLike, options: ApplyOptions = {}): Promise<AsyncResult | GroupResult> {
-    return sendCanvas(this, sig, options);
+  send<R>(sig: GroupSignature<R>, options?: ApplyOptions): Sent<GroupResult<R>>;
+  send<R>(sig: Signature<[], R>, options?: ApplyOptions): Sent<AsyncResult<R>>;
+  send(sig: SignatureLike, options?: ApplyOptions): Sent<AsyncResult | GroupResult>;
+  send(sig: SignatureLike, options: ApplyOptions = {}): Sent<AsyncResult | GroupResult> {
+    return sent(sendCanvas(this, sig, options));
   }
 
   /** Result TTL (ms), as configured. */

@@ -1,5 +1,5 @@
 import type { ResultBackend } from '../backend/backend.js';
-import type { ApplyOptions } from '../task/options.js';
+import type { MessageOptions } from '../task/options.js';
 
 /**
  * What applying a canvas needs of an app: send a task, reach the result backend,
@@ -8,6 +8,6 @@ import type { ApplyOptions } from '../task/options.js';
  */
 export interface CanvasHost {
   readonly config: { readonly resultExpires: number };
-  sendTask(name: string, args?: readonly unknown[], kwargs?: Readonly<Record<string, unknown>>, options?: ApplyOptions): Promise<unknown>;
+  sendTask(name: string, args?: readonly unknown[], kwargs?: Readonly<Record<string, unknown>>, options?: MessageOptions): Promise<unknown>;
   backend(): Promise<ResultBackend>;
 }

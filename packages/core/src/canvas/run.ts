@@ -2,7 +2,7 @@ import { CapabilityError } from '../errors.js';
 import type { SignatureLike } from '../protocol/schema.js';
 import { AsyncResult, type ResultHost } from '../result/async-result.js';
 import { GroupResult } from '../result/group-result.js';
-import type { ApplyOptions } from '../task/options.js';
+import type { MessageOptions } from '../task/options.js';
 import { newId } from '../util/ids.js';
 import { applyOptionsOf } from './apply.js';
 import type { CanvasHost } from './host.js';
@@ -219,7 +219,7 @@ export async function applyCanvas(app: CanvasHost, input: SignatureLike, ctx: Ca
     }
     default: {
       const args = sig.immutable || !ctx.prepend ? [...sig.args] : [...ctx.prepend, ...sig.args];
-      const options: ApplyOptions = {
+      const options: MessageOptions = {
         ...applyOptionsOf(sig.options),
         ...(ctx.parentId ? { parentId: ctx.parentId } : {}),
         ...(ctx.rootId ? { rootId: ctx.rootId } : {}),
@@ -231,7 +231,7 @@ export async function applyCanvas(app: CanvasHost, input: SignatureLike, ctx: Ca
 }
 
 /** Send a canvas from a client: prepared once (ids fixed), applied, and its result handle returned. */
-export async function sendCanvas(app: CanvasHost & ResultHost & { readonly oid: string }, sig: SignatureLike, options: ApplyOptions = {}): Promise<AsyncResult | GroupResult> {
+export async function sendCanvas(app: CanvasHost & ResultHost & { readonly oid: string }, sig: SignatureLike, options: MessageOptions = {}): Promise<AsyncResult | GroupResult> {
   const prepared = prepare(sig, app.oid);
   await applyCanvas(app, prepared, { ...(options.parentId ? { parentId: options.parentId } : {}), ...(options.rootId ? { rootId: options.rootId } : {}) });
   return resultOf(app, prepared);

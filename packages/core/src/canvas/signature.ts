@@ -1,10 +1,12 @@
-import type { SignatureLike } from '../task/options.js';
+import type { ApplyOptions, SignatureLike } from '../task/options.js';
+import { signatureOptionsOf } from './apply.js';
 import type { DropPrefix, PrefixOf } from '../task/types.js';
 
-/** Options a signature can carry (Celery's signature `options`): routing, ids, links. */
+/** Options as a signature carries them (Celery's signature `options`, snake_case, seconds): routing, ids, links. */
 export type SignatureOptions = Readonly<Record<string, unknown>> & {
   readonly queue?: string;
   readonly priority?: number;
+  /** Seconds, as on the wire (`set()` takes milliseconds). */
   readonly countdown?: number;
   readonly task_id?: string;
   readonly link?: readonly SignatureLike[];
@@ -49,9 +51,14 @@ export class Signature<Args extends readonly unknown[] = unknown[], Result = unk
     return new Signature<A, R>(dict);
   }
 
-  /** A copy with options merged in (Celery's `.set()`). */
-  set(options: SignatureOptions): Signature<Args, Result> {
-    return new Signature<Args, Result>({ ...this, options: { ...this.options, ...options } });
+  /**
+   * A copy with options merged in (Celery's `.set()`): the same camelCase,
+   * milliseconds options as `applyAsync` (`set({ queue: 'math', countdown: 5000, taskId })`),
+   * converted to the wire's form in one place. Celery's snake_case keys
+   * (`set({ link_error: [...] })`) are kept as they are.
+   */
+  set(options: ApplyOptions | SignatureOptions): Signature<Args, Result> {
+    return new Signature<Args, Result>({ ...this, options: { ...this.options, ...signatureOptionsOf(options) } });
   }
 
   /**

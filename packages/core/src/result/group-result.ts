@@ -1,3 +1,4 @@
+import type { TaskError } from '../errors.js';
 import { AsyncResult, type GetOptions, type ResultHost } from './async-result.js';
 
 /** The results of a group, in the group's order (Celery's `GroupResult`). */
@@ -8,14 +9,21 @@ export class GroupResult<R = unknown> {
     private readonly host: ResultHost,
   ) {}
 
-  /** Every member's value, in order; a failed member rethrows its TaskError (unless `propagate: false`). */
-  get(options: GetOptions = {}): Promise<R[]> {
-    return Promise.all(this.results.map((r) => r.get(options as GetOptions & { propagate?: true })));
+  /**
+   * Every member's value, in order. A failed member rethrows its TaskError; with
+   * `propagate: false` its TaskError takes its place in the list instead.
+   */
+  get(options?: GetOptions & { propagate?: true }): Promise<R[]>;
+  get(options: GetOptions & { propagate: false }): Promise<(R | TaskError)[]>;
+  get(options: GetOptions = {}): Promise<(R | TaskError)[]> {
+    return Promise.all(this.results.map((r) => r.get(options as GetOptions & { propagate: false })));
   }
 
   /** Celery's name for `get` on a group. */
-  join(options: GetOptions = {}): Promise<R[]> {
-    return this.get(options);
+  join(options?: GetOptions & { propagate?: true }): Promise<R[]>;
+  join(options: GetOptions & { propagate: false }): Promise<(R | TaskError)[]>;
+  join(options: GetOptions = {}): Promise<(R | TaskError)[]> {
+    return this.get(options as GetOptions & { propagate: false });
   }
 
   async completedCount(): Promise<number> {

@@ -73,7 +73,19 @@ export interface ApplyOptions {
   readonly ignoreResult?: boolean;
   readonly timeLimit?: number;
   readonly softTimeLimit?: number;
-  /** Protocol fields set by the worker for follow-up messages (retries, chains). */
+}
+
+/** `applyAsync` options: {@link ApplyOptions} and the keyword arguments (Celery's `apply_async(args, kwargs, **options)`). */
+export interface CallOptions extends ApplyOptions {
+  readonly kwargs?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * {@link ApplyOptions} plus the protocol fields a worker sets on the messages
+ * it sends for a task that ran (a retry, a chain's next step, a chord member).
+ * Part of the SPI, not of the user API: a caller never needs them.
+ */
+export interface MessageOptions extends ApplyOptions {
   readonly retries?: number;
   readonly parentId?: string;
   readonly rootId?: string;

@@ -1,6 +1,7 @@
 import { Signature } from '../canvas/signature.js';
 import type { AsyncResult } from '../result/async-result.js';
-import type { ApplyOptions, ResolvedTaskOptions } from './options.js';
+import { sent, type Sent } from '../result/sent.js';
+import type { CallOptions, MessageOptions, ResolvedTaskOptions } from './options.js';
 import type { DropSuffix, SuffixOf } from './types.js';
 
 /**
@@ -12,9 +13,15 @@ export interface TaskHandle<Args extends readonly unknown[], Result> {
   (...args: Args): Promise<Result>;
   readonly taskName: string;
   readonly options: ResolvedTaskOptions;
-  /** Send with positional args; resolves once the broker accepted the message. */
-  delay(...args: Args): Promise<AsyncResult<Result>>;
-  applyAsync(args?: Args, kwargs?: Readonly<Record<string, unknown>>, options?: ApplyOptions): Promise<AsyncResult<Result>>;
+  /**
+   * Send with positional args; resolves once the broker accepted the message.
+   * `.get()` on it waits for the result in one step: `await add.delay(1, 2).get({ timeout: 3000 })`.
+   */
+  delay(...args: Args): Sent<AsyncResult<Result>>;
+  /** Send with options (and keyword arguments in `options.kwargs`): `add.applyAsync([1, 2], { countdown: 10_000 })`. */
+  applyAsync(args?: Args, options?: CallOptions): Sent<AsyncResult<Result>>;
+  /** @deprecated Pass keyword arguments in the options: `applyAsync(args, { kwargs, ...options })`. */
+  applyAsync(args: Args | undefined, kwargs: Readonly<Record<string, unknown>>, options: CallOptions): Sent<AsyncResult<Result>>;
   /**
    * A partial signature. As in Celery, its args come after the parent's result,
    * which is prepended at run time: `mul.s(8)` runs as `mul(parentResult, 8)`,
@@ -30,7 +37,7 @@ export type RemoteTaskHandle<Args extends readonly unknown[], Result> = Omit<Tas
 
 /** What a handle needs from its app. */
 export interface TaskSender {
-  sendTask<R>(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, options?: ApplyOptions): Promise<AsyncResult<R>>;
+  sendTask<R>(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, options?: MessageOptions): Promise<AsyncResult<R>>;
 }
 
 export function makeTaskHandle<Args extends readonly unknown[], Result>(
@@ -46,10 +53,37 @@ export function makeTaskHandle<Args extends readonly unknown[], Result>(
 export function remoteTaskHandle<Args extends readonly unknown[], Result>(sender: TaskSender, name: string): RemoteTaskHandle<Args, Result> {
   return {
     taskName: name,
-    delay: (...args: Args) => sender.sendTask<Result>(name, args, {}),
-    applyAsync: (args?: Args, kwargs?: Readonly<Record<string, unknown>>, applyOptions?: ApplyOptions) =>
-      sender.sendTask<Result>(name, args ?? [], kwargs ?? {}, applyOptions),
+    delay: (...args: Args) => sent(sender.sendTask<Result>(name, args, {})),
+    applyAsync: (args?: Args, second?: CallOptions | Readonly<Record<string, unknown>>, third?: CallOptions) => {
+      const [kwargs, options] = third !== undefined ? [(second ?? {}) as Readonly<Record<string, unknown>>, third] : splitCallOptions(second);
+      return sent(sender.sendTask<Result>(name, args ?? [], kwargs, options));
+    },
     s: (...args: readonly unknown[]) => new Signature({ task: name, args }),
     si: (...args: Args) => new Signature<[], Result>({ task: name, args, immutable: true }),
   } as RemoteTaskHandle<Args, Result>;
+}
+
+/** Every key `applyAsync`'s options may hold: a second argument with any other key is the old `kwargs` form. */
+const CALL_OPTION_KEYS: ReadonlySet<string> = new Set([
+  'kwargs', 'countdown', 'eta', 'expires', 'priority', 'queue', 'headers', 'taskId', 'replyTo', 'link', 'linkError', 'ignoreResult', 'timeLimit', 'softTimeLimit',
+] satisfies (keyof CallOptions)[]);
+
+let warnedKwargsForm = false;
+
+/**
+ * `applyAsync(args, options)` — or, as before, `applyAsync(args, kwargs)`: a
+ * second argument with keys that are not options is taken as kwargs (once
+ * warned as deprecated), so existing calls keep their meaning.
+ */
+function splitCallOptions(second: CallOptions | Readonly<Record<string, unknown>> | undefined): [Readonly<Record<string, unknown>>, MessageOptions] {
+  if (!second) return [{}, {}];
+  if (Object.keys(second).every((k) => CALL_OPTION_KEYS.has(k))) {
+    const { kwargs, ...options } = second as CallOptions;
+    return [kwargs ?? {}, options];
+  }
+  if (!warnedKwargsForm) {
+    warnedKwargsForm = true;
+    process.emitWarning('applyAsync(args, kwargs) is deprecated: pass keyword arguments as applyAsync(args, { kwargs })', { code: 'CELERIAC_DEP_APPLY_KWARGS', type: 'DeprecationWarning' });
+  }
+  return [second as Readonly<Record<string, unknown>>, {}];
 }

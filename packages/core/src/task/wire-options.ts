@@ -2,7 +2,7 @@ import { signatureList } from '../canvas/signature.js';
 import type { TaskMessageInit } from '../protocol/message.js';
 import type { TaskMessage } from '../protocol/schema.js';
 import { parseCeleryIso } from '../util/time.js';
-import type { ApplyOptions, ResolvedTaskOptions } from './options.js';
+import type { MessageOptions, ResolvedTaskOptions } from './options.js';
 
 /**
  * The one mapping between `applyAsync` options and a message's headers, each
@@ -30,7 +30,7 @@ export function messageInitOf(
   name: string,
   id: string,
   call: { readonly args: readonly unknown[]; readonly kwargs: Readonly<Record<string, unknown>> },
-  options: ApplyOptions,
+  options: MessageOptions,
   ctx: SendContext,
 ): TaskMessageInit & { readonly etaMs: number | null } {
   const { defaults: def, now } = ctx;
@@ -73,7 +73,7 @@ export function resendOptionsOf(
   message: Pick<TaskMessage, 'headers' | 'body'>,
   delivered: { readonly queue: string; readonly properties: Readonly<Record<string, unknown>> },
   omitHeaders: readonly string[] = [],
-): ApplyOptions {
+): MessageOptions {
   const { headers } = message;
   const embed = message.body[2];
   const custom = Object.fromEntries(Object.entries(headers).filter(([k]) => !PROTOCOL_HEADERS.has(k) && !omitHeaders.includes(k)));
