@@ -12,8 +12,6 @@ import { RedisDelivery, type RedisSettler } from './delivery.js';
 import { KEYS, nowSeconds, queueKeys, readUnackedEntry } from './keys.js';
 import { SEP } from './scripts.js';
 
-export { RedisDelivery } from './delivery.js';
-
 /** A fetch loop silent this long is considered stuck (every command has a timeout, so this is a last resort). */
 const WATCHDOG_QUIET_MS = 30_000;
 /**
