@@ -20,6 +20,9 @@
 import { PollBackoff } from '../util/backoff.js';
 import type { Consumer, Delivery } from './transport.js';
 
+/** Longest wait of `cancel` for fetches on their way (each store command has a timeout of its own, shorter than this). */
+const CANCEL_WAIT_MS = 5000;
+
 export interface LeasedPollOptions {
   /** ms a lease lasts without renewal; renewals run every third of it (50 ms at the least). */
   readonly visibilityTimeout: number;
@@ -107,12 +110,15 @@ export abstract class LeasedPollConsumer<K, D extends Delivery> implements Consu
 
   /**
    * Stop fetching; resolves once fetches on their way have handed out what they took (nothing is
-   * delivered after it resolves). Deliveries still held stay this consumer's: renewals go on until
+   * delivered after it resolves, unless a fetch is still unanswered after {@link CANCEL_WAIT_MS}). Deliveries still held stay this consumer's: renewals go on until
    * each is settled (see {@link renew}).
    */
   async cancel(): Promise<void> {
     this.stopFetching();
-    await this.settled();
+    // Bounded: a reply that never comes (what the watchdog is for) must not hold up a shutdown.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.settled(), new Promise((r) => (timer = setTimeout(r, Math.min(this.visibilityTimeout, CANCEL_WAIT_MS))))]);
+    clearTimeout(timer);
     if (this.held.size === 0) this.stopRenewing();
   }
 
