@@ -2,7 +2,7 @@ export { Worker, type WorkerOptions } from './worker.js';
 export { WorkerEvents, type WorkerEventMap } from './events.js';
 export { AsyncPool } from './pools/async.js';
 export { ProcessPool, type ProcessPoolOptions } from './pools/process.js';
-export { WorkerLostError, TimeLimitExceeded, ChildTaskError } from './pools/errors.js';
+export { WorkerLostError, TimeLimitExceeded, ChildTaskError, PoolStartError } from './pools/errors.js';
 export { loadApp, CliError } from './cli/load-app.js';
 export type { Pool, PoolJob, PoolCapabilities } from './pools/pool.js';
 export { retryDelay, shouldAutoretry, DEFAULT_RETRY_DELAY_MS } from './retry.js';

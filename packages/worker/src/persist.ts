@@ -30,10 +30,9 @@ export function isTransient(err: unknown): boolean {
 }
 
 /** Raised by {@link persist} when the worker stopped while a step still failed. */
-export class PersistHalted extends Error {
+export class PersistHalted extends CeleriacError {
   constructor(readonly what: string, options?: ErrorOptions) {
-    super(`stopped retrying: ${what}`, options);
-    this.name = 'PersistHalted';
+    super(ErrorCodes.WORKER_STOPPING, `stopped retrying: ${what}`, { what }, options);
   }
 }
 

@@ -1,15 +1,17 @@
-import type { TaskHeaders } from '@celeriac/core';
+import { CeleriacError, ErrorCodes, type TaskHeaders } from '@celeriac/core';
 import type { LazyAbort } from './lazy-abort.js';
 import { RateLimiter } from './rate-limit.js';
 
 /** Unknown task names remembered for their once-only warning; the oldest is forgotten past this. */
 export const UNKNOWN_NAMES_MAX = 1000;
 
-/** Why the worker aborted a running task's signal: revoke with terminate, or cold shutdown. */
-export class Interrupt extends Error {
+/**
+ * Why the worker aborted a running task's signal (what a task sees in `ctx.signal.reason`):
+ * revoked with terminate (`TASK_REVOKED`), or a cold shutdown (`WORKER_STOPPING`).
+ */
+export class Interrupt extends CeleriacError {
   constructor(readonly kind: 'terminate' | 'shutdown') {
-    super(kind === 'terminate' ? 'Task revoked (terminate)' : 'Worker cold shutdown');
-    this.name = 'Interrupt';
+    super(kind === 'terminate' ? ErrorCodes.TASK_REVOKED : ErrorCodes.WORKER_STOPPING, kind === 'terminate' ? 'Task revoked (terminate)' : 'Worker cold shutdown', { kind });
   }
 }
 
