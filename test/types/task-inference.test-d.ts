@@ -55,6 +55,37 @@ describe('zod schemas drive the types when given', () => {
   });
 });
 
+describe('any Standard Schema drives the types (not only zod)', () => {
+  // A hand-written Standard Schema V1 (as valibot or arktype produce): input [string, number], output [number, number].
+  const parsePair = {
+    '~standard': {
+      version: 1,
+      vendor: 'handmade',
+      validate: (value: unknown) =>
+        Array.isArray(value) && typeof value[0] === 'string' && typeof value[1] === 'number'
+          ? { value: [Number(value[0]), value[1]] as [number, number] }
+          : { issues: [{ message: 'expected [string, number]' }] },
+      types: undefined as unknown as { input: [string, number]; output: [number, number] },
+    },
+  } as const;
+  const add = app.task({ name: 'tasks.sadd', args: parsePair }, async function (x, y) {
+    expectTypeOf(x).toEqualTypeOf<number>();
+    expectTypeOf(y).toEqualTypeOf<number>();
+    expectTypeOf(this).toEqualTypeOf<TaskContext>();
+    return x + y;
+  });
+  it('callers pass the input type, the function gets the output type', () => {
+    expectTypeOf(add.delay).parameters.toEqualTypeOf<[string, number]>();
+    expectTypeOf(add.delay('1', 2)).resolves.toEqualTypeOf<AsyncResult<number>>();
+    // @ts-expect-error the schema's input is [string, number]
+    void add.delay(1, 2);
+  });
+  it('a value without "~standard" is not a schema', () => {
+    // @ts-expect-error not a Standard Schema
+    app.task({ name: 'tasks.bad', args: { parse: (v: unknown) => v } }, () => 1);
+  });
+});
+
 describe('signatures: s() partials and si()', () => {
   const add = app.task({ name: 'tasks.add2' }, (x: number, y: number) => x + y);
   it("s() binds trailing args: the parent's result is prepended later, so it waits for the leading ones", () => {

@@ -1,4 +1,3 @@
-import type { z } from 'zod';
 import type { ResultBackend } from '../backend/backend.js';
 import { ConfigError, CapabilityError, PayloadTooLargeError } from '../errors.js';
 import { buildTaskMessage, toWire, wireSize } from '../protocol/message.js';
@@ -16,7 +15,7 @@ import type { SignatureLike } from '../protocol/schema.js';
 import { contextStorage, type TaskContext } from '../task/context.js';
 import { markedMethods } from '../task/decorator.js';
 import { deriveTaskName } from '../task/naming.js';
-import { taskOptionsSchema, type ApplyOptions, type MessageOptions, type ResolvedTaskOptions, type TaskOptions } from '../task/options.js';
+import { taskOptionsSchema, type ApplyOptions, type MessageOptions, type ResolvedTaskOptions, type StandardSchemaV1, type TaskOptions } from '../task/options.js';
 import { makeTaskHandle, remoteTaskHandle, type RemoteTaskHandle, type TaskHandle } from '../task/task.js';
 import type { AnyTaskFn } from '../task/types.js';
 import { newId } from '../util/ids.js';
@@ -96,13 +95,14 @@ export class CeleriacApp implements ResultHost {
   }
 
   /**
-   * Define a task. Args and result types are inferred from `fn`, or from the
-   * zod `args` / `result` schemas when given (then validated on the worker).
+   * Define a task. Args and result types are inferred from `fn`, or from the `args` schema when
+   * given — any Standard Schema (zod ≥ 3.24 `z.tuple([...])`, valibot, arktype), validated on the
+   * worker before the function runs: callers pass its input type, the function gets its output.
    */
-  task<S extends z.ZodType<unknown[], unknown[]>, R>(
+  task<S extends StandardSchemaV1<unknown[], unknown[]>, R>(
     options: TaskOptions & { args: S },
-    fn: (this: TaskContext, ...args: z.output<S>) => R,
-  ): TaskHandle<z.input<S>, Awaited<R>>;
+    fn: (this: TaskContext, ...args: StandardSchemaV1.InferOutput<S>) => R,
+  ): TaskHandle<StandardSchemaV1.InferInput<S>, Awaited<R>>;
   task<F extends AnyTaskFn>(options: TaskOptions, fn: F): TaskHandle<Parameters<F>, Awaited<ReturnType<F>>>;
   task<F extends AnyTaskFn>(fn: F): TaskHandle<Parameters<F>, Awaited<ReturnType<F>>>;
   task(optionsOrFn: TaskOptions | AnyTaskFn, maybeFn?: AnyTaskFn): TaskHandle<unknown[], unknown> {

@@ -1,7 +1,5 @@
-import type { z } from 'zod';
-import { formatIssues } from '../util/issues.js';
-import { ErrorCodes, UnknownTaskError, ValidationError, CeleriacError } from '../errors.js';
-import type { ResolvedTaskOptions } from '../task/options.js';
+import { ErrorCodes, UnknownTaskError, ValidationError, CeleriacError, type ErrorCode } from '../errors.js';
+import type { ResolvedTaskOptions, StandardSchemaV1 } from '../task/options.js';
 import type { AnyTaskFn } from '../task/types.js';
 
 /** A task as the registry holds it: its name, function and resolved options. */
@@ -44,13 +42,40 @@ export class TaskRegistry {
   }
 }
 
-function issues(error: z.ZodError): string {
-  return formatIssues(error, { root: 'args', prefix: 'arg ' });
+/** Standard Schema issues as one line: `arg 0: expected number; arg 1.x: required` (`args: ...` when an issue has no path). */
+function issues(list: ReadonlyArray<StandardSchemaV1.Issue>, root: string, prefix: string): string {
+  return list
+    .map((issue) => {
+      const path = (issue.path ?? []).map((seg) => String(typeof seg === 'object' && seg !== null ? seg.key : seg));
+      return `${path.length ? `${prefix}${path.join('.')}` : root}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+/** Validate `value` against a task's Standard Schema (synchronous schemas only: the worker checks before and after the run). */
+function validate(schema: StandardSchemaV1, value: unknown, task: RegisteredTask, what: 'arguments' | 'result', code: ErrorCode): unknown {
+  const [root, prefix] = what === 'arguments' ? ['args', 'arg '] : ['result', 'result.'];
+  let outcome: StandardSchemaV1.Result<unknown> | Promise<StandardSchemaV1.Result<unknown>>;
+  try {
+    outcome = schema['~standard'].validate(value);
+  } catch (err) {
+    throw new ValidationError(`Invalid ${what} for task ${task.name}: ${root}: the schema threw: ${err instanceof Error ? err.message : String(err)}`, { taskName: task.name }, code);
+  }
+  if (outcome instanceof Promise) {
+    outcome.catch(() => undefined);
+    throw new ValidationError(
+      `Invalid ${what} for task ${task.name}: its ${what === 'arguments' ? 'args' : 'result'} schema is asynchronous (${schema['~standard'].vendor}): use a schema without async refinements`,
+      { taskName: task.name },
+      code,
+    );
+  }
+  if (outcome.issues) throw new ValidationError(`Invalid ${what} for task ${task.name}: ${issues(outcome.issues, root, prefix)}`, { taskName: task.name }, code);
+  return outcome.value;
 }
 
 /**
  * Turn a message's `args` and `kwargs` into the positional arguments of the
- * task function, validating them against the task's zod schema when it has one.
+ * task function, validating them against the task's `args` schema (a Standard Schema) when it has one.
  * Keyword arguments (from Python clients) are placed by the task's `params`
  * names; without `params`, they are passed as one trailing object.
  */
@@ -79,11 +104,11 @@ export function resolveCallArgs(task: RegisteredTask, args: readonly unknown[], 
   }
   const schema = task.options.args;
   if (schema) {
-    const parsed = schema.safeParse(call);
-    if (!parsed.success) {
-      throw new ValidationError(`Invalid arguments for task ${task.name}: ${issues(parsed.error)}`, { taskName: task.name });
+    const value = validate(schema, call, task, 'arguments', ErrorCodes.TASK_ARGS_INVALID);
+    if (!Array.isArray(value)) {
+      throw new ValidationError(`Invalid arguments for task ${task.name}: args: its schema must produce an array (a tuple of the positional args)`, { taskName: task.name });
     }
-    call = parsed.data;
+    call = value as unknown[];
   }
   return call;
 }
@@ -92,9 +117,5 @@ export function resolveCallArgs(task: RegisteredTask, args: readonly unknown[], 
 export function checkResult(task: RegisteredTask, value: unknown): unknown {
   const schema = task.options.result;
   if (!schema) return value;
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    throw new ValidationError(`Invalid result from task ${task.name}: ${issues(parsed.error)}`, { taskName: task.name }, ErrorCodes.TASK_RESULT_INVALID);
-  }
-  return parsed.data;
+  return validate(schema, value, task, 'result', ErrorCodes.TASK_RESULT_INVALID);
 }

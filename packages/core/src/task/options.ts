@@ -8,6 +8,56 @@ const errorMatcher = z.custom<(abstract new (...args: any[]) => Error) | ((err: 
   'expected an Error class or a predicate function',
 );
 
+/**
+ * The Standard Schema V1 interface (https://standardschema.dev), copied as types as the spec
+ * intends: zod (≥ 3.24, and 4), valibot, arktype and others implement it, so a task's `args` /
+ * `result` schema comes from whichever library, and version, the project uses.
+ */
+export interface StandardSchemaV1<Input = unknown, Output = Input> {
+  readonly '~standard': StandardSchemaV1.Props<Input, Output>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-namespace
+export declare namespace StandardSchemaV1 {
+  export interface Props<Input = unknown, Output = Input> {
+    readonly version: 1;
+    readonly vendor: string;
+    readonly validate: (value: unknown) => Result<Output> | Promise<Result<Output>>;
+    readonly types?: Types<Input, Output> | undefined;
+  }
+  export type Result<Output> = SuccessResult<Output> | FailureResult;
+  export interface SuccessResult<Output> {
+    readonly value: Output;
+    readonly issues?: undefined;
+  }
+  export interface FailureResult {
+    readonly issues: ReadonlyArray<Issue>;
+  }
+  export interface Issue {
+    readonly message: string;
+    readonly path?: ReadonlyArray<PropertyKey | PathSegment> | undefined;
+  }
+  export interface PathSegment {
+    readonly key: PropertyKey;
+  }
+  export interface Types<Input = unknown, Output = Input> {
+    readonly input: Input;
+    readonly output: Output;
+  }
+  export type InferInput<Schema extends StandardSchemaV1> = NonNullable<Schema['~standard']['types']>['input'];
+  export type InferOutput<Schema extends StandardSchemaV1> = NonNullable<Schema['~standard']['types']>['output'];
+}
+
+/** Whether `v` implements Standard Schema V1 (a `~standard` object with `version: 1` and `validate`). */
+export function isStandardSchema(v: unknown): v is StandardSchemaV1 {
+  if ((typeof v !== 'object' && typeof v !== 'function') || v === null) return false;
+  const props = (v as { '~standard'?: Partial<StandardSchemaV1.Props> })['~standard'];
+  return !!props && props.version === 1 && typeof props.validate === 'function';
+}
+
+const STANDARD_SCHEMA_EXPECTED =
+  'expected a Standard Schema (zod >= 3.24, valibot, arktype, ...: an object with a "~standard" property); an older zod 3 schema does not have one: upgrade zod to ^3.24 or 4';
+
 /** Rate limits as Celery writes them: `'10/s'`, `'100/m'`, `'1000/h'`. */
 export const RATE_LIMIT = /^(\d+(?:\.\d+)?)\/(s|m|h)$/;
 
@@ -40,10 +90,13 @@ export const taskOptionsSchema = z.strictObject({
   expires: duration.optional(),
   /** Parameter names, so keyword arguments from Python (`kwargs`) land in the right positions. */
   params: z.array(z.string().min(1)).optional(),
-  /** zod schema for the positional args (a `z.tuple`), validated on the worker before the function runs. */
-  args: z.custom<z.ZodType<unknown[]>>((v) => v instanceof z.ZodType, 'expected a zod schema').optional(),
-  /** zod schema for the result, validated on the worker after the function returns. */
-  result: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'expected a zod schema').optional(),
+  /**
+   * Schema of the positional args (a tuple), validated on the worker before the function runs: any
+   * Standard Schema — zod ≥ 3.24 (`z.tuple([...])`), valibot, arktype — from the project's own copy.
+   */
+  args: z.custom<StandardSchemaV1<unknown[], unknown[]>>(isStandardSchema, STANDARD_SCHEMA_EXPECTED).optional(),
+  /** Schema of the result (any Standard Schema), validated on the worker after the function returns. */
+  result: z.custom<StandardSchemaV1>(isStandardSchema, STANDARD_SCHEMA_EXPECTED).optional(),
 });
 
 export type TaskOptions = z.input<typeof taskOptionsSchema>;
