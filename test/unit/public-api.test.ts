@@ -22,8 +22,10 @@ describe('the public API a newcomer uses', () => {
     const app = memoryApp('kwargs');
     const greet = app.task({ name: 'tasks.greet', params: ['name', 'greeting'] }, (name: string, greeting = 'hello') => `${greeting} ${name}`);
     await startInProcessWorker(app);
-    await expect(greet.applyAsync([], { kwargs: { name: 'ada', greeting: 'hi' }, queue: 'celery' }).get({ timeout: 3000 })).resolves.toBe('hi ada');
-    await expect(greet.applyAsync([], { name: 'bob' } as never).get({ timeout: 3000 })).resolves.toBe('hello bob');
+    // Keyword arguments (as a Python caller sends them) fill the named parameters.
+    const byName = app.declareTask<unknown[], string>(greet.taskName);
+    await expect(byName.applyAsync([], { kwargs: { name: 'ada', greeting: 'hi' }, queue: 'celery' }).get({ timeout: 3000 })).resolves.toBe('hi ada');
+    await expect(byName.applyAsync([], { name: 'bob' } as never).get({ timeout: 3000 })).resolves.toBe('hello bob');
     await expect(greet.applyAsync(['cy'], { greeting: 'yo' }, {}).get({ timeout: 3000 })).resolves.toBe('yo cy');
   });
 
