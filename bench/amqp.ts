@@ -10,7 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { AmqpTransport, buildTaskMessage, createApp, newId, toWire, type CeleriacApp } from '@celeriac/core';
+import { AmqpTransport, buildTaskMessage, createApp, newId, toWire, type CeleriacApp } from '@celeriac/core/spi';
 import { startRabbit } from '../test/servers/rabbitmq.js';
 import { CLI, N, PY, ROOT, RT, celeryClient, pct, printTable, recordDrain, roundTrips, stop, type Row } from './util.js';
 

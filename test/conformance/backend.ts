@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCodes, TimeoutError, type CeleriacError, type ResultBackend, type ResultMeta } from '@celeriac/core';
+import { ErrorCodes, TimeoutError, type CeleriacError, type ResultBackend, type ResultMeta } from '@celeriac/core/spi';
 import { waitFor } from '../helpers/wait.js';
 
 const meta = (id: string, status: string, result: unknown = null): ResultMeta => ({

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildTaskMessage, toWire, type Delivery, type Transport, type WireMessage } from '@celeriac/core';
+import { buildTaskMessage, toWire, type Delivery, type Transport, type WireMessage } from '@celeriac/core/spi';
 import { waitFor } from '../helpers/wait.js';
 
 /** What a conformance setup provides: clients of one fresh broker namespace. */

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, expect } from 'vitest';
-import { createApp, newId, type CeleriacApp } from '@celeriac/core';
+import { createApp, newId, type CeleriacApp } from '@celeriac/core/spi';
 import { celeriac, ROOT, startWorker, type Spawned } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';

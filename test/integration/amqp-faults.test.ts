@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { AmqpTransport, BrokerError, createApp, ErrorCodes, type AsyncResult, type CeleriacApp } from '@celeriac/core';
+import { AmqpTransport, BrokerError, createApp, ErrorCodes, type AsyncResult, type CeleriacApp } from '@celeriac/core/spi';
 import { Worker, createLogger } from '@celeriac/worker';
 import { FIXTURE_APP, startWorker, type Spawned } from '../helpers/processes.js';
 import { readEffects } from '../helpers/effects.js';

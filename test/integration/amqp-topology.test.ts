@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { AmqpTransport, chord, createApp, ErrorCodes, type CeleriacApp, type CeleriacError } from '@celeriac/core';
+import { AmqpTransport, chord, createApp, ErrorCodes, type CeleriacApp, type CeleriacError } from '@celeriac/core/spi';
 import { Worker, createLogger } from '@celeriac/worker';
 import { freshVhost, rabbitCtl } from '../servers/rabbitmq.js';
 import { waitFor } from '../helpers/wait.js';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { createApp, fromKombuEnvelope, fromWire, type CeleriacApp } from '@celeriac/core';
+import { createApp, fromKombuEnvelope, fromWire, type CeleriacApp } from '@celeriac/core/spi';
 import { celeriac, ROOT, type Spawned } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { Beat, RedisBeatStore, slotTaskId, type BeatLogger } from '@celeriac/beat';
-import { createApp, fromKombuEnvelope, fromWire, parseUrl, redisSettings, type CeleriacApp } from '@celeriac/core';
+import { createApp, fromKombuEnvelope, fromWire, parseUrl, redisSettings, type CeleriacApp } from '@celeriac/core/spi';
 import { startRedis, type RedisServer } from '../servers/redis.js';
 import { waitFor } from '../helpers/wait.js';
 

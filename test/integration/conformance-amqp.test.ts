@@ -1,5 +1,5 @@
 import { beforeAll, inject } from 'vitest';
-import { AmqpTransport, amqpSettings, parseUrl, RpcBackend } from '@celeriac/core';
+import { AmqpTransport, amqpSettings, parseUrl, RpcBackend } from '@celeriac/core/spi';
 import { backendConformance } from '../conformance/backend.js';
 import { transportConformance } from '../conformance/transport.js';
 import { freshVhost } from '../servers/rabbitmq.js';

@@ -1,5 +1,5 @@
 import { inject } from 'vitest';
-import { parseUrl, RedisBackend, RedisTransport, redisSettings } from '@celeriac/core';
+import { parseUrl, RedisBackend, RedisTransport, redisSettings } from '@celeriac/core/spi';
 import { backendConformance } from '../conformance/backend.js';
 import { transportConformance } from '../conformance/transport.js';
 

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { connect as amqpConnect, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { freshVhost } from '../servers/rabbitmq.js';
-import { buildTaskMessage, createApp, SqliteTransport, toKombuEnvelope, toWire, type CeleriacApp } from '@celeriac/core';
+import { buildTaskMessage, createApp, SqliteTransport, toKombuEnvelope, toWire, type CeleriacApp } from '@celeriac/core/spi';
 import { FIXTURE_APP, ROOT, startWorker } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { createApp, toWire, buildTaskMessage, type CeleriacApp } from '@celeriac/core';
+import { createApp, toWire, buildTaskMessage, type CeleriacApp } from '@celeriac/core/spi';
 import { celeriac, CLI, FIXTURE_APP, startWorker } from '../helpers/processes.js';
 import { waitFor } from '../helpers/wait.js';
 import { PY_DIR, PYTHON, startPythonWorker } from '../helpers/python.js';

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ErrorCodes, newId } from '@celeriac/core';
+import { ErrorCodes, newId } from '@celeriac/core/spi';
 import { waitFor } from '../helpers/wait.js';
 import { startFaultProxy } from '../harness/fault-proxy.js';
 import { readRuns, summary, unfinishedRuns } from '../harness/history.js';

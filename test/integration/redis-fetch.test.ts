@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
-import { buildTaskMessage, createApp, parseUrl, RedisTransport, redisSettings, toWire, type Delivery } from '@celeriac/core';
+import { buildTaskMessage, createApp, parseUrl, RedisTransport, redisSettings, toWire, type Delivery } from '@celeriac/core/spi';
 import { startInProcessWorker } from '../helpers/in-process.js';
 import { startRedis } from '../servers/redis.js';
 import { waitFor } from '../helpers/wait.js';

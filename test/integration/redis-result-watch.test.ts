@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { createApp, parseUrl, RedisBackend, redisSettings, type CeleriacApp } from '@celeriac/core';
+import { createApp, parseUrl, RedisBackend, redisSettings, type CeleriacApp } from '@celeriac/core/spi';
 import { waitFor } from '../helpers/wait.js';
 
 /**

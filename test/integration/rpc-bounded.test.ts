@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { amqpSettings, createApp, ErrorCodes, parseUrl, RpcBackend, type CeleriacApp, type CeleriacError, type ResultMeta } from '@celeriac/core';
+import { amqpSettings, createApp, ErrorCodes, parseUrl, RpcBackend, type CeleriacApp, type CeleriacError, type ResultMeta } from '@celeriac/core/spi';
 import { createLogger, Worker } from '@celeriac/worker';
 import { freshVhost } from '../servers/rabbitmq.js';
 import { waitFor } from '../helpers/wait.js';

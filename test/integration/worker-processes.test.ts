@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { AmqpTransport, createApp, ErrorCodes, REDIS_KEYS, RedisTransport, SqliteTransport, TaskError, type CeleriacApp } from '@celeriac/core';
+import { AmqpTransport, createApp, ErrorCodes, REDIS_KEYS, RedisTransport, SqliteTransport, TaskError, type CeleriacApp } from '@celeriac/core/spi';
 import { celeriac, FIXTURE_APP, HARD_LIMIT_APP, startWorker } from '../helpers/processes.js';
 import { freePort, startRedisOn } from '../servers/redis.js';
 import { readEffects } from '../helpers/effects.js';

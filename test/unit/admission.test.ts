@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { buildTaskMessage, ErrorCodes, fromWire, isCeleriacError, toWire, type TaskMessageInit, type WireMessage } from '@celeriac/core';
+import { buildTaskMessage, ErrorCodes, fromWire, isCeleriacError, toWire, type TaskMessageInit, type WireMessage } from '@celeriac/core/spi';
 import { memoryApp } from '../helpers/in-process.js';
 
 // Admission is the worker's pure first step: tested alone, on messages built as a client builds them.

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createApp, ErrorCodes, MAX_ERROR_TEXT, TaskError, type CeleriacApp } from '@celeriac/core';
+import { createApp, ErrorCodes, MAX_ERROR_TEXT, TaskError, type CeleriacApp } from '@celeriac/core/spi';
 import { Worker } from '@celeriac/worker';
 import { memoryUrl } from '../helpers/wait.js';
 

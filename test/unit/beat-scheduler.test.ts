@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Beat, BeatSchedules, MemoryBeatStore, SqliteBeatStore, slotTaskId } from '@celeriac/beat';
-import { createApp, fromWire, type CeleriacApp, type WireMessage } from '@celeriac/core';
+import { createApp, fromWire, type CeleriacApp, type WireMessage } from '@celeriac/core/spi';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { memoryUrl } from '../helpers/wait.js';

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { Beat, MemoryBeatStore, SqliteBeatStore, slotTaskId, type BeatLogger, type BeatStore } from '@celeriac/beat';
-import { BrokerError, CeleriacError, createApp, ErrorCodes, fromWire, type CeleriacApp, type WireMessage } from '@celeriac/core';
+import { BrokerError, CeleriacError, createApp, ErrorCodes, fromWire, type CeleriacApp, type WireMessage } from '@celeriac/core/spi';
 import { tempDir } from '../helpers/tmp.js';
 import { memoryUrl, waitFor } from '../helpers/wait.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chain, chord, createApp, group, type CeleriacApp, type Signature, type WireMessage } from '@celeriac/core';
+import { chain, chord, createApp, group, type CeleriacApp, type Signature, type WireMessage } from '@celeriac/core/spi';
 import { loadFixture } from '../helpers/fixtures.js';
 import { memoryUrl, waitFor } from '../helpers/wait.js';
 

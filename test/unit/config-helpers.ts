@@ -1,6 +1,6 @@
 // The config resolver is internal; tests reach it through the built package's module path.
-export { ConfigError, createApp, ErrorCodes, redactUrl } from '@celeriac/core';
-import { createApp, type AppOptions } from '@celeriac/core';
+export { ConfigError, createApp, ErrorCodes, redactUrl } from '@celeriac/core/spi';
+import { createApp, type AppOptions } from '@celeriac/core/spi';
 
 /** Resolve config against an explicit env (what createApp does with process.env). */
 export function resolveConfigForTest(options: AppOptions, env: Record<string, string>) {

@@ -1,4 +1,4 @@
-import { MemoryBackend, MemoryTransport } from '@celeriac/core';
+import { MemoryBackend, MemoryTransport } from '@celeriac/core/spi';
 import { backendConformance } from '../conformance/backend.js';
 import { transportConformance } from '../conformance/transport.js';
 

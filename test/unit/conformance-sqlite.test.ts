@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { SqliteBackend, SqliteTransport } from '@celeriac/core';
+import { SqliteBackend, SqliteTransport } from '@celeriac/core/spi';
 import { backendConformance } from '../conformance/backend.js';
 import { transportConformance } from '../conformance/transport.js';
 import { tempDir } from '../helpers/tmp.js';

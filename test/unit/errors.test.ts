@@ -1,7 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import * as core from '@celeriac/core';
+import * as core from '@celeriac/core/spi';
 import {
   ArgumentError,
   BrokerUnavailableError,
@@ -19,10 +19,10 @@ import {
   fromKombuEnvelope,
   fromWire,
   task,
-} from '@celeriac/core';
+} from '@celeriac/core/spi';
 import { CliError, rateIntervalMs } from '@celeriac/worker';
 
-type ErrorsModule = typeof import('@celeriac/core');
+type ErrorsModule = typeof import('@celeriac/core/spi');
 
 /**
  * A second copy of the package, as when an app and a CLI each have their own `node_modules`: the built

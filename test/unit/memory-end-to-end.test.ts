@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ErrorCodes, TaskError, TimeoutError, UnknownTaskError, currentTask, toWire, buildTaskMessage } from '@celeriac/core';
+import { ErrorCodes, TaskError, TimeoutError, UnknownTaskError, currentTask, toWire, buildTaskMessage } from '@celeriac/core/spi';
 import { waitFor } from '../helpers/wait.js';
 import { memoryApp, startInProcessWorker } from '../helpers/in-process.js';
 

@@ -12,7 +12,7 @@ import {
   buildTaskMessage,
   type TaskMessage,
   type WireMessage,
-} from '@celeriac/core';
+} from '@celeriac/core/spi';
 import { fixtureFiles, loadFixture, type Fixture } from '../helpers/fixtures.js';
 import { memoryUrl } from '../helpers/wait.js';
 

@@ -1,10 +1,24 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyOptionsOf, chain, group, TaskError } from '@celeriac/core';
+import * as userApi from '@celeriac/core';
+import * as spi from '@celeriac/core/spi';
+import { applyOptionsOf, chain, group, TaskError } from '@celeriac/core/spi';
 import { memoryApp, startInProcessWorker } from '../helpers/in-process.js';
 
 describe('the public API a newcomer uses', () => {
+  it('@celeriac/core is the small user API; transports, protocol and internals are at @celeriac/core/spi', () => {
+    for (const name of ['createApp', 'chain', 'group', 'chord', 'Signature', 'AsyncResult', 'GroupResult', 'TaskError', 'ErrorCodes', 'isCeleriacError', 'currentTask', 'task']) {
+      expect(userApi, name).toHaveProperty(name);
+    }
+    for (const name of ['fromWire', 'toWire', 'RedisTransport', 'AmqpTransport', 'applyCanvas', 'continueAfter', 'resultMeta', 'TRANSPORT_FACTORIES', 'connectRedis']) {
+      expect(userApi, name).not.toHaveProperty(name);
+      expect(spi, name).toHaveProperty(name);
+    }
+    // One module behind both entries: a class from either is the same class.
+    expect(spi.CeleriacApp).toBe(userApi.CeleriacApp);
+  });
+
   it('one step from a call to its value: delay(...).get(), applyAsync(...).get(), app.send(...).get()', async () => {
     const app = memoryApp('one-step');
     const add = app.task({ name: 'tasks.add' }, (x: number, y: number) => x + y);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { listenEvents, PIDBOX, PIDBOX_REPLY, type CeleryEvent } from '@celeriac/core';
+import { listenEvents, PIDBOX, PIDBOX_REPLY, type CeleryEvent } from '@celeriac/core/spi';
 import { waitFor } from '../helpers/wait.js';
 import { memoryApp, startInProcessWorker } from '../helpers/in-process.js';
 

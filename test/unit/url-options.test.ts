@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { amqpSettings, ConfigError, createApp, ErrorCodes, parseUrl, redisSettings, sqliteSettings, type CeleriacApp } from '@celeriac/core';
+import { amqpSettings, ConfigError, createApp, ErrorCodes, parseUrl, redisSettings, sqliteSettings, type CeleriacApp } from '@celeriac/core/spi';
 
 /** Scheme-specific URL query options are checked by createApp, before anything connects. */
 

@@ -1,4 +1,4 @@
-import { parseBeatEntry, UnknownBeatEntryError, type BeatEntry, type BeatEntryInput } from '@celeriac/core';
+import { parseBeatEntry, UnknownBeatEntryError, type BeatEntry, type BeatEntryInput } from '@celeriac/core/spi';
 import { compileSchedule } from './schedule.js';
 import type { BeatStore, EntryState } from './store/store.js';
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { CeleriacError, ErrorCodes, type BeatEntry, type CeleriacApp, type ErrorCode } from '@celeriac/core';
+import { CeleriacError, ErrorCodes, type BeatEntry, type CeleriacApp, type ErrorCode } from '@celeriac/core/spi';
 import { compileSchedule, slotsBetween, type Schedule } from './schedule.js';
 import type { BeatStore } from './store/store.js';
 

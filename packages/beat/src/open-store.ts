@@ -1,4 +1,4 @@
-import { redisSettings, sqlitePath, type CeleriacApp } from '@celeriac/core';
+import { redisSettings, sqlitePath, type CeleriacApp } from '@celeriac/core/spi';
 import { MemoryBeatStore } from './store/memory.js';
 import { RedisBeatStore } from './store/redis.js';
 import { SqliteBeatStore } from './store/sqlite.js';

@@ -1,5 +1,5 @@
 import { CronExpressionParser } from 'cron-parser';
-import { ConfigError, ErrorCodes, type ScheduleSpec } from '@celeriac/core';
+import { ConfigError, ErrorCodes, type ScheduleSpec } from '@celeriac/core/spi';
 
 /** A compiled schedule: slots are instants (epoch ms) derived only from the spec, never from when a beat ran. */
 export interface Schedule {

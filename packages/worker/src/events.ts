@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { TaskHeaders } from '@celeriac/core';
+import type { TaskHeaders } from '@celeriac/core/spi';
 
 /** Local task events, named as Celery's `celeryev` events (published on the broker by the events issue). */
 export interface WorkerEventMap {

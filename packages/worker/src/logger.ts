@@ -1,5 +1,5 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
-import type { TaskLogger } from '@celeriac/core';
+import type { TaskLogger } from '@celeriac/core/spi';
 
 export type { Logger };
 

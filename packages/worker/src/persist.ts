@@ -1,4 +1,4 @@
-import { CeleriacError, ErrorCodes } from '@celeriac/core';
+import { CeleriacError, ErrorCodes } from '@celeriac/core/spi';
 import type { Logger } from './logger.js';
 
 /**

@@ -1,4 +1,4 @@
-import { ArgumentError } from '@celeriac/core';
+import { ArgumentError } from '@celeriac/core/spi';
 
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000 } as const;
 

@@ -1,4 +1,4 @@
-import type { ResolvedTaskOptions } from '@celeriac/core';
+import type { ResolvedTaskOptions } from '@celeriac/core/spi';
 
 /** Celery's `default_retry_delay`: used by `ctx.retry()` without a countdown when no backoff is set. */
 export const DEFAULT_RETRY_DELAY_MS = 180_000;

@@ -1,4 +1,4 @@
-import { CeleriacError, ErrorCodes, type TaskHeaders } from '@celeriac/core';
+import { CeleriacError, ErrorCodes, type TaskHeaders } from '@celeriac/core/spi';
 import type { LazyAbort } from './lazy-abort.js';
 import { RateLimiter } from './rate-limit.js';
 

@@ -1,5 +1,5 @@
 import { hostname as osHostname } from 'node:os';
-import { CapabilityError, ConfigError, ErrorCodes, EventDispatcher, type CeleriacApp, type Consumer, type Delivery, type ResultBackend, type Transport } from '@celeriac/core';
+import { CapabilityError, ConfigError, ErrorCodes, EventDispatcher, type CeleriacApp, type Consumer, type Delivery, type ResultBackend, type Transport } from '@celeriac/core/spi';
 import { WorkerEvents } from './events.js';
 import { createLogger, type Logger } from './logger.js';
 import { AsyncPool } from './pools/async.js';

@@ -1,4 +1,4 @@
-import type { BeatEntry } from '@celeriac/core';
+import type { BeatEntry } from '@celeriac/core/spi';
 import type { BeatStore, EntryState } from './store.js';
 
 /** In-process store for tests and `memory://` apps; `clock` is injectable. */

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { connectRedis, REDIS_RELEASE_LOCK_SCRIPT, type BeatEntry, type RedisSettings } from '@celeriac/core';
+import { connectRedis, REDIS_RELEASE_LOCK_SCRIPT, type BeatEntry, type RedisSettings } from '@celeriac/core/spi';
 import type { BeatStore, EntryState } from './store.js';
 
 /** Keys (owner: beat). Claims and the lease expire on their own; state and entries are one hash each. */

@@ -1,4 +1,4 @@
-import { openDb, type BeatEntry, type Db } from '@celeriac/core';
+import { openDb, type BeatEntry, type Db } from '@celeriac/core/spi';
 import type { BeatStore, EntryState } from './store.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { BeatEntry } from '@celeriac/core';
+import type { BeatEntry } from '@celeriac/core/spi';
 
 /** What a beat remembers per entry between runs (and restarts). */
 export interface EntryState {

@@ -1,5 +1,5 @@
 import { Command, Option } from '@commander-js/extra-typings';
-import { listenEvents, type CeleryEvent } from '@celeriac/core';
+import { listenEvents, type CeleryEvent } from '@celeriac/core/spi';
 import { appOption, brokerOption, withApp } from './ops.js';
 import { nonNegativeInt, positiveInt } from './options.js';
 

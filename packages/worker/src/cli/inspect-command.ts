@@ -1,5 +1,5 @@
 import { Argument, Command } from '@commander-js/extra-typings';
-import type { BroadcastOptions, CeleriacApp } from '@celeriac/core';
+import type { BroadcastOptions, CeleriacApp } from '@celeriac/core/spi';
 import { CliError } from './load-app.js';
 import { destinationOption, EXIT, opsCommand, printJson, replyTimeoutOption, withApp } from './ops.js';
 

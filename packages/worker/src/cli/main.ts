@@ -1,5 +1,5 @@
 import { Command, CommanderError } from '@commander-js/extra-typings';
-import { CeleriacError } from '@celeriac/core';
+import { CeleriacError } from '@celeriac/core/spi';
 import { CliError } from './load-app.js';
 import { workerCommand } from './worker-command.js';
 import { beatCommand } from './beat-command.js';

@@ -1,6 +1,6 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { nonNegativeInt, queueList } from './options.js';
-import { CeleriacError, createApp, ErrorCodes, redactUrl, type CeleriacApp } from '@celeriac/core';
+import { CeleriacError, createApp, ErrorCodes, redactUrl, type CeleriacApp } from '@celeriac/core/spi';
 import { CliError, loadApp } from './load-app.js';
 
 /**

@@ -1,5 +1,5 @@
 import { Argument, Command, Option } from '@commander-js/extra-typings';
-import { ErrorCodes, type DeadLetterRecord } from '@celeriac/core';
+import { ErrorCodes, type DeadLetterRecord } from '@celeriac/core/spi';
 import { CliError } from './load-app.js';
 import { appQueues, confirm, EXIT, opsCommand, printJson, table, withApp } from './ops.js';
 import { nonNegativeInt, positiveInt, queueList } from './options.js';

@@ -1,5 +1,5 @@
 import { Command, Option } from '@commander-js/extra-typings';
-import type { CeleriacApp } from '@celeriac/core';
+import type { CeleriacApp } from '@celeriac/core/spi';
 import { appQueues, bar, opsCommand, printJson, table, withApp } from './ops.js';
 import { nonNegativeInt, positiveInt, queueList } from './options.js';
 

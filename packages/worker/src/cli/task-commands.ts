@@ -1,5 +1,5 @@
 import { Argument, Option } from '@commander-js/extra-typings';
-import { READY_STATES, type CeleriacApp, type ResultMeta } from '@celeriac/core';
+import { READY_STATES, type CeleriacApp, type ResultMeta } from '@celeriac/core/spi';
 import { EXIT, jsonArg, opsCommand, printJson, withApp } from './ops.js';
 import { nonNegativeInt } from './options.js';
 

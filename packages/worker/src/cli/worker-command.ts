@@ -1,5 +1,5 @@
 import { Command, Option } from '@commander-js/extra-typings';
-import { redactUrl } from '@celeriac/core';
+import { redactUrl } from '@celeriac/core/spi';
 import { createLogger } from '../logger.js';
 import { Worker } from '../worker.js';
 import { ProcessPool } from '../pools/process.js';

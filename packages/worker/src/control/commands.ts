@@ -1,6 +1,6 @@
 import { resourceUsage } from 'node:process';
 import { rateIntervalMs } from '../rate-limit.js';
-import type { Delivery } from '@celeriac/core';
+import type { Delivery } from '@celeriac/core/spi';
 import type { RunningTask } from '../state.js';
 import type { ControlledWorker as Worker } from './controlled.js';
 

@@ -1,4 +1,4 @@
-import { PIDBOX, PIDBOX_REPLY, type ControlCommand, type Notice, type Transport } from '@celeriac/core';
+import { PIDBOX, PIDBOX_REPLY, type ControlCommand, type Notice, type Transport } from '@celeriac/core/spi';
 import type { ControlledWorker as Worker } from './controlled.js';
 import { COMMANDS } from './commands.js';
 

@@ -1,5 +1,5 @@
 import { loadavg } from 'node:os';
-import { pyRepr, truncate, type EventDispatcher } from '@celeriac/core';
+import { pyRepr, truncate, type EventDispatcher } from '@celeriac/core/spi';
 import type { WorkerEventMap } from '../events.js';
 import type { ControlledWorker as Worker } from './controlled.js';
 

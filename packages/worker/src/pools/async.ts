@@ -1,4 +1,4 @@
-import { contextStorage } from '@celeriac/core';
+import { contextStorage } from '@celeriac/core/spi';
 import type { Pool, PoolJob } from './pool.js';
 
 /**

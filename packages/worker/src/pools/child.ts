@@ -13,7 +13,7 @@ import {
   tracebackOf,
   UnknownTaskError,
   type TaskContext,
-} from '@celeriac/core';
+} from '@celeriac/core/spi';
 import { loadApp } from '../cli/load-app.js';
 import { createLogger, taskLogger } from '../logger.js';
 import { shouldAutoretry } from '../retry.js';

@@ -1,4 +1,4 @@
-import { CeleriacError, ErrorCodes, TaskError, type EncodedException } from '@celeriac/core';
+import { CeleriacError, ErrorCodes, TaskError, type EncodedException } from '@celeriac/core/spi';
 
 /** The process running a task died before it answered (crash, kill -9, OOM): the task follows the worker-lost rule. */
 export class WorkerLostError extends CeleriacError {

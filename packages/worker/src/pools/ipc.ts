@@ -1,4 +1,4 @@
-import type { EncodedException, TaskContext } from '@celeriac/core';
+import type { EncodedException, TaskContext } from '@celeriac/core/spi';
 
 /** The data part of a task's `ctx`, sent to the child that rebuilds it. */
 export type ChildContext = Pick<TaskContext, 'id' | 'name' | 'retries' | 'rootId' | 'parentId' | 'groupId'>;

@@ -1,4 +1,4 @@
-import type { RegisteredTask, TaskContext } from '@celeriac/core';
+import type { RegisteredTask, TaskContext } from '@celeriac/core/spi';
 
 /** One task run handed to a pool. */
 export interface PoolJob {

@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { RetryRequested, SoftTimeLimitExceeded, TaskError } from '@celeriac/core';
+import { RetryRequested, SoftTimeLimitExceeded, TaskError } from '@celeriac/core/spi';
 import { Interrupt } from '../state.js';
 import { ChildTaskError, PoolStartError, TimeLimitExceeded, WorkerLostError } from './errors.js';
 import type { FromChild, ToChild } from './ipc.js';

@@ -8,7 +8,7 @@ import {
   type RegisteredTask,
   type TaskMessage,
   type WireMessage,
-} from '@celeriac/core';
+} from '@celeriac/core/spi';
 import type { RunTimeLimits } from '../state.js';
 
 /**

@@ -1,4 +1,4 @@
-import { requestRetry, resultMeta, type RegisteredTask, type RetryOptions, type StoreOptions, type TaskContext, type TaskHeaders, type TaskLogger } from '@celeriac/core';
+import { requestRetry, resultMeta, type RegisteredTask, type RetryOptions, type StoreOptions, type TaskContext, type TaskHeaders, type TaskLogger } from '@celeriac/core/spi';
 import type { LazyAbort } from '../lazy-abort.js';
 import { taskLogger, type Logger } from '../logger.js';
 import type { TraceDeps } from './deps.js';

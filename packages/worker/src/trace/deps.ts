@@ -1,4 +1,4 @@
-import type { CeleriacApp, ResultBackend, Transport } from '@celeriac/core';
+import type { CeleriacApp, ResultBackend, Transport } from '@celeriac/core/spi';
 import type { WorkerEvents } from '../events.js';
 import type { Logger } from '../logger.js';
 import type { Pool } from '../pools/pool.js';

@@ -1,4 +1,4 @@
-import { checkResult, SoftTimeLimitExceeded, storableResult, type RegisteredTask, type StoreOptions, type TaskMessage } from '@celeriac/core';
+import { checkResult, SoftTimeLimitExceeded, storableResult, type RegisteredTask, type StoreOptions, type TaskMessage } from '@celeriac/core/spi';
 import { LazyAbort } from '../lazy-abort.js';
 import { TimeLimitExceeded, WorkerLostError } from '../pools/errors.js';
 import { Interrupt } from '../state.js';

@@ -12,7 +12,7 @@ import {
   type Delivery,
   type RegisteredTask,
   type TaskMessage,
-} from '@celeriac/core';
+} from '@celeriac/core/spi';
 import { ChildTaskError } from '../pools/errors.js';
 import { retryDelay, shouldAutoretry } from '../retry.js';
 import { RATE_SLOT_HEADER, type Refusal } from './admission.js';

@@ -1,4 +1,4 @@
-import { ErrorCodes, LeaseLostError, type Continuation, type Delivery, type ResultMeta, type StoreOptions } from '@celeriac/core';
+import { ErrorCodes, LeaseLostError, type Continuation, type Delivery, type ResultMeta, type StoreOptions } from '@celeriac/core/spi';
 import { persist, PersistHalted } from '../persist.js';
 import type { TraceDeps } from './deps.js';
 

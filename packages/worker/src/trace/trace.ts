@@ -1,4 +1,4 @@
-import { resultMeta, type Delivery } from '@celeriac/core';
+import { resultMeta, type Delivery } from '@celeriac/core/spi';
 import { admit, decodeDelivery } from './admission.js';
 import type { TraceDeps } from './deps.js';
 import { execute } from './execute.js';
