@@ -34,7 +34,7 @@ export interface WorkerOptions {
 }
 
 /**
- * A worker: consumes queues, runs each message through {@link traceDelivery}
+ * A worker: consumes queues, runs each message through the trace pipeline (`trace/`)
  * on a pool, and acknowledges after the outcome is stored. Answers remote
  * control on the pidbox and, when enabled, sends Celery's events.
  */

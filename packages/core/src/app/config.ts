@@ -38,7 +38,7 @@ export const configSchema = z.strictObject({
   defaultQueue: z.string().min(1).default('celery'),
   /** `{ 'email.*': { queue: 'emails' } }`: exact names or `*` globs, first match wins. */
   routes: z.record(z.string(), routeSchema).default({}),
-  /** AMQP queue declarations by queue name (exchange, type, arguments); see {@link queueSchema}. */
+  /** AMQP queue declarations by queue name (exchange, type, arguments); see `queueSchema`. */
   queues: z.record(z.string(), queueSchema).default({}),
   /** How long results are kept (Celery's `result_expires`, 1 day). */
   resultExpires: z.number().int().positive().default(86_400_000),

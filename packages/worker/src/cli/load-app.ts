@@ -92,7 +92,7 @@ function findApp(mod: Record<string, unknown>, spec: string, exportName: string 
 }
 
 /**
- * Load the module named by `-A` and find its app (see {@link findApp}). ES modules and CommonJS
+ * Load the module named by `-A` and find its app (`findApp`). ES modules and CommonJS
  * load alike (`.js`, `.mjs`, `.cjs`); `.ts`/`.mts`/`.cts` load through tsx (registered once, so the
  * module shares this process's @celeriac/core), as ESM or CommonJS as the project's package.json says.
  */

@@ -19,7 +19,7 @@ export interface Pool {
   readonly capabilities: PoolCapabilities;
   /** Prepare (spawn children, load the module) before the worker consumes anything. */
   start?(): Promise<void>;
-  /** Runs the task; rejects with the task's error, or a {@link PoolError} when the pool itself lost it. */
+  /** Runs the task; rejects with the task's error, or a `WorkerLostError` / `TimeLimitExceeded` when the pool itself lost it or killed it. */
   run(job: PoolJob): Promise<unknown>;
   /** Change how many tasks run at once (`pool_grow` / `pool_shrink`); a pool without it follows the worker's slots. */
   resize?(size: number): Promise<void>;

@@ -144,8 +144,8 @@ export class RedisBackend implements ResultBackend {
   /**
    * Subscribe to a task's result as it is sent (Celery's `on_task_call` does the same), so a
    * `wait` right after finds the subscription made and the result perhaps already heard: the
-   * round trip does not pay for SUBSCRIBE after the send. Bounded ({@link WATCH_MAX}) and brief
-   * ({@link WATCH_MS}): a watch no wait joins is dropped, and `wait` works without one.
+   * round trip does not pay for SUBSCRIBE after the send. Bounded (`WATCH_MAX`) and brief
+   * (`WATCH_MS`): a watch no wait joins is dropped, and `wait` works without one.
    */
   watch(taskId: string): void {
     const channel = this.channelOf(taskId);

@@ -37,11 +37,11 @@ const checkBound = (n: number): number => {
  * has no chord join, no saved groups and no stored revocations — declared as
  * capabilities, and refused with a named error where a feature needs them.
  * The states heard are held in memory, at most
- * {@link RpcBackendOptions.maxHeldStates} of them (least recently used dropped first).
+ * `maxHeldStates` of them (least recently used dropped first).
  */
 export class RpcBackend implements ResultBackend {
   /**
-   * Default of {@link RpcBackendOptions.maxHeldStates}: Celery's `MESSAGE_BUFFER_MAX`,
+   * Default of `maxHeldStates`: Celery's `MESSAGE_BUFFER_MAX`,
    * the bound of the buffer in which its rpc backend keeps states that arrived for
    * results nobody was waiting on (oldest dropped first).
    */
@@ -86,7 +86,7 @@ export class RpcBackend implements ResultBackend {
   }
 
   /**
-   * The bound on held states ({@link RpcBackendOptions.maxHeldStates}). An app
+   * The bound on held states (`maxHeldStates`). An app
    * opens its backend from the URL, so this is where it is changed there:
    * `(await app.backend() as RpcBackend).maxHeldStates = 1000`. Lowering it drops
    * the oldest states at once.

@@ -150,7 +150,7 @@ export class RedisTransport implements Transport {
     return this.consumerConnection;
   }
 
-  /** kombu's restore_visible (see {@link RedisHousekeeping.restoreVisible}): how many messages were put back. */
+  /** kombu's restore_visible (see `RedisHousekeeping.restoreVisible`): how many messages were put back. */
   restoreVisible(): Promise<number> {
     return this.housekeeping.restoreVisible();
   }
