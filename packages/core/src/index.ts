@@ -14,7 +14,7 @@ export type { TaskHandle, RemoteTaskHandle } from './task/task.js';
 export type { TaskOptions, ResolvedTaskOptions, ApplyOptions, CallOptions, SignatureLike } from './task/options.js';
 export type { StandardSchemaV1 } from './task/options.js';
 export { currentTask, type TaskContext, type TaskLogger, type RetryOptions } from './task/context.js';
-export type { PrefixOf, DropPrefix, SuffixOf, DropSuffix } from './task/types.js';
+export type { PrefixOf, DropPrefix, SuffixOf, DropSuffix, AnyTaskFn } from './task/types.js';
 
 export { Signature, type SignatureOptions } from './canvas/signature.js';
 export { chain, group, chord, xmap, xstarmap, chunks, type GroupSignature } from './canvas/canvas.js';

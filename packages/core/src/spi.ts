@@ -52,20 +52,22 @@ export type {
   Consumer,
   PublishOptions,
   DeadLetterRecord,
+  DeadLetterPage,
 } from './transport/transport.js';
 export type { ResultBackend, BackendCapabilities, StoreOptions, WaitOptions, ChordPart } from './backend/backend.js';
 export { MemoryTransport } from './transport/memory/memory-transport.js';
 export { MemoryBackend } from './backend/memory/memory-backend.js';
 export { SqliteTransport, type SqliteTransportOptions } from './transport/sqlite/sqlite-transport.js';
 export { SqliteBackend } from './backend/sqlite/sqlite-backend.js';
-export { RedisTransport } from './transport/redis/redis-transport.js';
+export { RedisTransport, type RedisTransportOptions } from './transport/redis/redis-transport.js';
 export { KEYS as REDIS_KEYS, queueKey as redisQueueKey } from './transport/redis/keys.js';
 export { RedisBackend } from './backend/redis/redis-backend.js';
 export { redisSettings, REDIS_URL_OPTIONS, type RedisSettings } from './drivers/redis/settings.js';
 export { connectRedis } from './drivers/redis/connection.js';
-export { AmqpTransport, DEAD_LETTERS as AMQP_DEAD_LETTERS } from './transport/amqp/amqp-transport.js';
+export { AmqpTransport, DEAD_LETTERS as AMQP_DEAD_LETTERS, type AmqpTransportOptions } from './transport/amqp/amqp-transport.js';
+export type { QueueDeclaration } from './transport/amqp/queue-declaration.js';
 export { amqpSettings, AMQP_URL_OPTIONS, type AmqpSettings } from './drivers/amqp/settings.js';
-export { RpcBackend } from './backend/rpc/rpc-backend.js';
+export { RpcBackend, type RpcBackendOptions } from './backend/rpc/rpc-backend.js';
 export { RELEASE_LOCK as REDIS_RELEASE_LOCK_SCRIPT } from './drivers/redis/scripts.js';
 export { DEFAULT_SQLITE_URL, openDb, sqlitePath, sqliteSettings, type Db, type SqliteSettings } from './drivers/sqlite/db.js';
 export { TRANSPORT_FACTORIES, BACKEND_FACTORIES, REPLY_BACKENDS, URL_SETTINGS, type FactoryContext } from './transport/registry.js';
