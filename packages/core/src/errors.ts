@@ -43,6 +43,8 @@ export const ErrorCodes = {
   APP_LOAD_FAILED: 'APP_LOAD_FAILED',
   /** A process-pool child could not start (its app did not load, or it exited before it was ready). */
   POOL_START_FAILED: 'POOL_START_FAILED',
+  /** `celeriac init` would overwrite a file that already exists (it never does: move the file or pick another directory). */
+  FILE_EXISTS: 'FILE_EXISTS',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

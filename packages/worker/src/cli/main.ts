@@ -8,6 +8,7 @@ import { eventsCommand } from './events-command.js';
 import { statusCommand } from './status-command.js';
 import { failedCommand, purgeCommand } from './queue-commands.js';
 import { callCommand, resultCommand } from './task-commands.js';
+import { initCommand } from './init-command.js';
 
 /**
  * A promise the library left unobserved, or an exception nothing caught, is a bug: say so in one
@@ -39,7 +40,8 @@ const program = new Command('celeriac')
   .addCommand(suspendCommand('suspend'))
   .addCommand(suspendCommand('resume'))
   .addCommand(resultCommand())
-  .addCommand(callCommand());
+  .addCommand(callCommand())
+  .addCommand(initCommand());
 
 try {
   await program.parseAsync(process.argv);
