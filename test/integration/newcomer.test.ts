@@ -216,8 +216,8 @@ const cjsDir = join(root, 'cjs-project');
 const esmDir = join(root, 'esm-project');
 
 /** `npx celeriac worker -A <module>` until ready, a client run against it, then a clean stop. */
-async function roundTrip(dir: string, module: string, client: [string, string[]], expected: RegExp): Promise<void> {
-  const worker = start('npx', ['celeriac', 'worker', '-A', module, '-c', '2'], dir);
+async function roundTrip(dir: string, module: string, client: [string, string[]], expected: RegExp, workerArgs: string[] = []): Promise<void> {
+  const worker = start('npx', ['celeriac', 'worker', '-A', module, '-c', '2', ...workerArgs], dir);
   await worker.waitForOutput(/worker ready/, 40_000);
   const out = await run(client[0], client[1], dir, { timeoutMs: 40_000 });
   expect(out, `client against -A ${module}`).toMatch(expected);
@@ -292,6 +292,10 @@ describe('a CommonJS project (npm init -y)', () => {
     writeFileSync(join(cjsDir, 'bare.cjs'), CJS_APP_OBJECT);
     writeFileSync(join(cjsDir, 'tasks.mjs'), MJS_TASKS);
     for (const module of ['./tasks.js', './bare.cjs', './tasks.mjs']) await roundTrip(cjsDir, module, ['node', ['client.cjs']], /require client got 42\b/);
+  });
+
+  it('the process pool loads tasks.ts in its children too (-P process)', async () => {
+    await roundTrip(cjsDir, './tasks.ts', ['npx', ['tsx', 'client.ts']], /ts client got 3\b/, ['-P', 'process']);
   });
 
   it('npx celeriac beat -A ./beat.ts fires an interval entry, and a worker runs it', async () => {
