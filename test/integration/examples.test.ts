@@ -4,10 +4,13 @@
  * everything with a warm shutdown (exit code 0). Servers come from the integration setup; every example gets
  * its own key prefix or queue names.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
 import { ROOT, startWorker, type Spawned } from '../helpers/processes.js';
+import { PYTHON } from '../helpers/python.js';
+import { waitFor } from '../helpers/wait.js';
 
 const EXAMPLES = join(ROOT, 'examples');
 const run = `${process.pid}-${Date.now()}`;
@@ -72,5 +75,50 @@ describe('examples/rabbitmq: routing to two queues and a priority queue on Rabbi
     expect(client.out).toContain(`all reports rendered by worker pid ${reports.pid}`);
     expect(client.code).toBe(0);
     expect(await warmStop(orders, reports)).toEqual([0, 0]);
+  });
+});
+
+describe('examples/python-interop: celeriac and Python Celery 5.2 on one Redis', () => {
+  it('a Python client calls celeriac tasks, and a celeriac client calls a Python worker\'s task and chains across both', async () => {
+    // Python's result backend has no key prefix (Celery 5.2): this example gets a Redis database of its own, emptied first.
+    const url = inject('redisUrl').replace(/\/0$/, '/15');
+    const raw = new Redis(url);
+    await raw.flushdb();
+    raw.disconnect();
+    const env = { CELERIAC_BROKER_URL: url, CELERY_BROKER_URL: url, PYTHONDONTWRITEBYTECODE: '1' };
+    const dir = join(EXAMPLES, 'python-interop');
+    const node = await exampleWorker('python-interop', [], env);
+    // The README's command, without the start-up chatter a one-worker setup has no use for.
+    const py = spawn(PYTHON, ['-m', 'celery', '-A', 'pyapp', 'worker', '-Q', 'py', '-P', 'solo', '-l', 'info', '--without-gossip', '--without-mingle', '--without-heartbeat'], {
+      cwd: dir,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let pyOut = '';
+    py.stdout.on('data', (b: Buffer) => (pyOut += b.toString()));
+    py.stderr.on('data', (b: Buffer) => (pyOut += b.toString()));
+    const pyExited = new Promise<number | string>((resolve) => py.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+    try {
+      await waitFor(() => /celery@\S+ ready\./.test(pyOut) || py.exitCode !== null, 'the Python worker ready', 30_000, 50);
+      expect(py.exitCode, pyOut).toBeNull();
+
+      const pyClient = spawnSync(PYTHON, ['client.py'], { cwd: dir, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+      expect(pyClient.status, pyClient.stderr).toBe(0);
+      expect(pyClient.stdout).toContain("node.slugify('Hello from Python Celery!') -> 'hello-from-python-celery'");
+      expect(pyClient.stdout).toContain("node.slugify(title=..., separator='_') -> 'keyword_arguments_too' (state SUCCESS)");
+      expect(pyClient.stdout).toContain("node.stats([3, 1, 4, 1, 5, 9, 2, 6]) -> {'count': 8, 'min': 1, 'max': 9, 'mean': 3.875}");
+
+      const client = await runNode('python-interop', 'client.js', env);
+      expect(client.out).toContain('py.add(2, 3) -> 5');
+      expect(client.out).toContain('chain(py.add(20, 1), node.double) -> 42');
+      expect(client.code, client.out).toBe(0);
+      expect(pyOut).toMatch(/Task py\.add\[[0-9a-f-]{36}\] succeeded/);
+      expect(node.output()).toMatch(/"task":"node\.double".*task succeeded/);
+    } finally {
+      py.kill('SIGTERM');
+    }
+    // Both shut down warm: Celery on its first SIGTERM, celeriac on its own.
+    expect(await pyExited).toBe(0);
+    expect(await warmStop(node)).toEqual([0]);
   });
 });
