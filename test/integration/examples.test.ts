@@ -4,35 +4,55 @@
  * everything with a warm shutdown (exit code 0). Servers come from the integration setup; every example gets
  * its own key prefix or queue names.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { ROOT, startWorker, type Spawned } from '../helpers/processes.js';
 import { PYTHON } from '../helpers/python.js';
+import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 
 const EXAMPLES = join(ROOT, 'examples');
 const run = `${process.pid}-${Date.now()}`;
 
-interface Ran {
-  code: number | string;
-  out: string;
+interface NodeProcess {
+  readonly proc: ChildProcess;
+  output(): string;
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  readonly exited: Promise<number | string>;
 }
 
-/** Run one of an example's scripts to its end (bounded), as `node dist/<script>` from the example's directory. */
-function runNode(example: string, script: string, env: Record<string, string>, timeoutMs = 60_000): Promise<Ran> {
+const started = new Set<NodeProcess>();
+afterEach(async () => {
+  for (const p of started) if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
+  await Promise.all([...started].map((p) => p.exited));
+  started.clear();
+});
+
+/** Start one of an example's scripts as its README does: `node dist/<script>` from the example's directory. */
+function startNode(example: string, script: string, env: Record<string, string>): NodeProcess {
   const proc = spawn(process.execPath, [join('dist', script)], { cwd: join(EXAMPLES, example), env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr.on('data', (b: Buffer) => (out += b.toString()));
-  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-  return new Promise((resolve) =>
-    proc.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? signal ?? -1, out });
-    }),
-  );
+  const p: NodeProcess = {
+    proc,
+    output: () => out,
+    waitForOutput: (pattern, timeoutMs = 20_000) => waitFor(() => out.match(pattern), `${script} to print ${pattern}\n--- output so far ---\n${out}`, timeoutMs, 20),
+    exited: new Promise((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1))),
+  };
+  started.add(p);
+  return p;
+}
+
+/** Run a script to its end (bounded: killed after `timeoutMs`): its exit code and everything it printed. */
+async function runNode(example: string, script: string, env: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number | string; out: string }> {
+  const p = startNode(example, script, env);
+  const timer = setTimeout(() => p.proc.kill('SIGKILL'), timeoutMs);
+  const code = await p.exited;
+  clearTimeout(timer);
+  return { code, out: p.output() };
 }
 
 /** A worker of an example, started from its directory as its README does: `celeriac worker -A dist/tasks.js ...`. */
@@ -120,5 +140,42 @@ describe('examples/python-interop: celeriac and Python Celery 5.2 on one Redis',
     // Both shut down warm: Celery on its first SIGTERM, celeriac on its own.
     expect(await pyExited).toBe(0);
     expect(await warmStop(node)).toEqual([0]);
+  });
+});
+
+describe('examples/http: an HTTP API that enqueues and awaits, or enqueues and is polled, on the embedded broker', () => {
+  it('POST /add answers the sum; POST /jobs answers 202 and GET /jobs/:id reaches SUCCESS with the report', async () => {
+    const dir = tempDir('celeriac-ex-http-');
+    const env = { CELERIAC_BROKER_URL: `sqlite://${join(dir, 'celeriac.db')}`, PORT: '0' };
+    const worker = await exampleWorker('http', [], env);
+    const server = startNode('http', 'server.js', env);
+    const [, base] = await server.waitForOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+    const post = (path: string, body: unknown) => fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+    const sum = await post('/add', { a: 2, b: 3 });
+    expect(sum.status).toBe(200);
+    expect(await sum.json()).toEqual({ result: 5 });
+    const bad = await post('/add', { a: 'two', b: 3 });
+    expect(bad.status).toBe(400);
+
+    const accepted = await post('/jobs', { rows: 200 });
+    expect(accepted.status).toBe(202);
+    const { id, status } = (await accepted.json()) as { id: string; status: string };
+    expect(status).toBe(`/jobs/${id}`);
+    expect(accepted.headers.get('location')).toBe(status);
+    const seen = new Set<string>();
+    const done = await waitFor(async () => {
+      const job = (await (await fetch(`${base}${status}`)).json()) as { state: string; result?: unknown; progress?: unknown };
+      seen.add(job.state);
+      return job.state === 'SUCCESS' ? job : undefined;
+    }, 'the job to reach SUCCESS', 20_000, 20);
+    // 1² + 2² + ... + 200²
+    expect(done).toEqual({ id, state: 'SUCCESS', result: { rows: 200, total: (200 * 201 * 401) / 6 } });
+    for (const state of seen) expect(['PENDING', 'STARTED', 'PROGRESS', 'SUCCESS']).toContain(state);
+    expect(await (await fetch(`${base}/jobs/no-such-job`)).json()).toEqual({ id: 'no-such-job', state: 'PENDING' });
+
+    server.proc.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(await warmStop(worker)).toEqual([0]);
   });
 });
