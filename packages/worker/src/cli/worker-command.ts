@@ -13,7 +13,7 @@ const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as
 export function workerCommand(): Command {
   return new Command('worker')
     .description('Start a worker: consume queues and run tasks (like `celery worker`).')
-    .addOption(new Option('-A, --app <module>', 'module exporting the app (.ts via tsx, or .js); `file:exportName` picks an export').env('CELERIAC_APP').makeOptionMandatory())
+    .addOption(new Option('-A, --app <module>', 'module exporting the app: .ts/.mts/.cts (via tsx) or .js/.mjs/.cjs, ESM or CommonJS; `file:exportName` picks an export').env('CELERIAC_APP').makeOptionMandatory())
     .addOption(new Option('-Q, --queues <list>', 'comma-separated queues to consume (default: the app default queue)').env('CELERIAC_QUEUES').argParser(queueList))
     .addOption(new Option('-c, --concurrency <n>', 'tasks run at once (default: 10 async, CPU count for process)').env('CELERIAC_CONCURRENCY').argParser(positiveInt))
     .addOption(new Option('-P, --pool <kind>', 'execution pool').choices(['async', 'process'] as const).default('async' as const).env('CELERIAC_POOL'))
