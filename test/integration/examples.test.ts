@@ -5,6 +5,7 @@
  * its own key prefix or queue names.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -176,6 +177,30 @@ describe('examples/http: an HTTP API that enqueues and awaits, or enqueues and i
 
     server.proc.kill('SIGTERM');
     expect(await server.exited).toBe(0);
+    expect(await warmStop(worker)).toEqual([0]);
+  });
+});
+
+describe('examples/process-pool: CPU-bound tasks on --pool process, and a runaway killed at its hard time limit', () => {
+  it('the runaway fails with TimeLimitExceeded while the other child serves, and the pool serves on after the kill', async () => {
+    const dir = tempDir('celeriac-ex-pool-');
+    const env = { CELERIAC_BROKER_URL: `sqlite://${join(dir, 'celeriac.db')}` };
+    const worker = await exampleWorker('process-pool', ['--pool', 'process', '-c', '2'], env);
+    const client = await runNode('process-pool', 'client.js', env);
+    expect(client.code, client.out).toBe(0);
+    for (const [limit, primes] of [[1_000_000, 78_498], [1_500_000, 114_155], [2_000_000, 148_933]]) expect(client.out).toMatch(new RegExp(`primes below ${limit}: ${primes} \\(child pid \\d+\\)`));
+    let digest = Buffer.from('celeriac');
+    for (let i = 0; i < 200_000; i++) digest = createHash('sha256').update(digest).digest();
+    expect(client.out).toContain(`sha256 x 200000 of "celeriac": ${digest.toString('hex').slice(0, 16)}…`);
+    const runaway = client.out.match(/runaway: TimeLimitExceeded \(TIME_LIMIT, limit 1 s\), failed (\d+) ms after it was sent/);
+    expect(runaway, client.out).not.toBeNull();
+    // Killed at its 1 s limit, not left to run until the client's 30 s timeout.
+    expect(Number(runaway![1])).toBeLessThan(15_000);
+    const childPids = (re: RegExp) => [...client.out.matchAll(re)].map((m) => Number(m[1]));
+    expect(childPids(/after the kill, primes below (?:500000: 41538|600000: 49098) \(child pid (\d+)\)/g)).toHaveLength(2);
+    // The pids are the worker's children, not the worker itself: the work ran in the pool.
+    expect(childPids(/\(child pid (\d+)\)/g)).not.toContain(worker.pid);
+    expect(worker.output()).toMatch(/TimeLimitExceeded|time limit/i);
     expect(await warmStop(worker)).toEqual([0]);
   });
 });
