@@ -129,7 +129,7 @@ export interface Transport {
   close(): Promise<void>;
 }
 
-/** A page of the dead-letter store: `limit` records (default {@link DEAD_LETTER_PAGE}, at most 1000) from `offset`. */
+/** A page of the dead-letter store: `limit` records (default 100, `DEAD_LETTER_PAGE`; at most 1000) from `offset`. */
 export interface DeadLetterPage {
   readonly offset?: number;
   readonly limit?: number;
