@@ -6,6 +6,8 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -24,27 +26,37 @@ interface NodeProcess {
   readonly exited: Promise<number | string>;
 }
 
+/** What a process prints for a promise left unobserved or an exception nothing caught (as test/helpers/processes.ts checks). */
+const UNHANDLED = /celeriac: (unhandled rejection|uncaught exception)|UnhandledPromiseRejection|Uncaught (Exception|Error)|triggerUncaughtException/;
+
 const started = new Set<NodeProcess>();
 afterEach(async () => {
   for (const p of started) if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
   await Promise.all([...started].map((p) => p.exited));
+  const bad = [...started].filter((p) => UNHANDLED.test(p.output()));
   started.clear();
+  if (bad.length) throw new Error(`unhandled error in a spawned process:\n${bad.map((p) => p.output()).join('\n---\n')}`);
 });
 
-/** Start one of an example's scripts as its README does: `node dist/<script>` from the example's directory. */
-function startNode(example: string, script: string, env: Record<string, string>): NodeProcess {
-  const proc = spawn(process.execPath, [join('dist', script)], { cwd: join(EXAMPLES, example), env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Start `node <argv>` in an example's directory. */
+function startIn(example: string, argv: string[], env: Record<string, string>): NodeProcess {
+  const proc = spawn(process.execPath, argv, { cwd: join(EXAMPLES, example), env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr.on('data', (b: Buffer) => (out += b.toString()));
   const p: NodeProcess = {
     proc,
     output: () => out,
-    waitForOutput: (pattern, timeoutMs = 20_000) => waitFor(() => out.match(pattern), `${script} to print ${pattern}\n--- output so far ---\n${out}`, timeoutMs, 20),
+    waitForOutput: (pattern, timeoutMs = 20_000) => waitFor(() => out.match(pattern), `${argv.join(' ')} to print ${pattern}\n--- output so far ---\n${out}`, timeoutMs, 20),
     exited: new Promise((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1))),
   };
   started.add(p);
   return p;
+}
+
+/** Start one of an example's scripts as its README does: `node dist/<script>` from the example's directory. */
+function startNode(example: string, script: string, env: Record<string, string>): NodeProcess {
+  return startIn(example, [join('dist', script)], env);
 }
 
 /** Run a script to its end (bounded: killed after `timeoutMs`): its exit code and everything it printed. */
@@ -62,7 +74,7 @@ function exampleWorker(example: string, args: string[], env: Record<string, stri
 }
 
 /** SIGTERM (warm shutdown) and the exit code. */
-async function warmStop(...procs: Spawned[]): Promise<(number | string)[]> {
+async function warmStop(...procs: { proc: ChildProcess; exited: Promise<number | string> }[]): Promise<(number | string)[]> {
   for (const p of procs) p.proc.kill('SIGTERM');
   return Promise.all(procs.map((p) => p.exited));
 }
@@ -202,5 +214,122 @@ describe('examples/process-pool: CPU-bound tasks on --pool process, and a runawa
     expect(childPids(/\(child pid (\d+)\)/g)).not.toContain(worker.pid);
     expect(worker.output()).toMatch(/TimeLimitExceeded|time limit/i);
     expect(await warmStop(worker)).toEqual([0]);
+  });
+});
+
+/** A systemd unit file as sections of key → values (a key may repeat, e.g. Environment=). */
+function parseUnit(text: string): Record<string, Record<string, string[]>> {
+  const sections: Record<string, Record<string, string[]>> = {};
+  let section: Record<string, string[]> | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#') || line.startsWith(';')) continue;
+    const header = line.match(/^\[(.+)\]$/);
+    if (header) section = sections[header[1]!] = {};
+    else {
+      const eq = line.indexOf('=');
+      expect(eq, `a key=value line: ${line}`).toBeGreaterThan(0);
+      expect(section, `a line before any [Section]: ${line}`).toBeDefined();
+      (section![line.slice(0, eq)] ??= []).push(line.slice(eq + 1));
+    }
+  }
+  return sections;
+}
+
+/** The one value of a key. */
+function one(section: Record<string, string[]> | undefined, key: string): string {
+  const values = section?.[key];
+  expect(values, `${key}=`).toHaveLength(1);
+  return values![0]!;
+}
+
+/** `--drain-timeout <ms>` of a command line (the CLI's default, 30 s, when absent). */
+function drainTimeoutOf(argv: readonly string[]): number {
+  const at = argv.indexOf('--drain-timeout');
+  return at === -1 ? 30_000 : Number(argv[at + 1]);
+}
+
+describe('examples/deployment: systemd units and a compose file for a worker and beat', () => {
+  const dir = join(EXAMPLES, 'deployment');
+  const unitPath = (name: string) => join(dir, 'systemd', name);
+  const worker = () => parseUnit(readFileSync(unitPath('celeriac-worker.service'), 'utf8'));
+  const beat = () => parseUnit(readFileSync(unitPath('celeriac-beat.service'), 'utf8'));
+
+  it('the units are well-formed (systemd-analyze verify) and have what a graceful stop needs', () => {
+    if (existsSync('/usr/bin/systemd-analyze')) {
+      // verify exits 0 on unknown keys and unparsable values and only prints them: nothing may be printed.
+      const r = spawnSync('/usr/bin/systemd-analyze', ['verify', '--man=no', unitPath('celeriac-worker.service'), unitPath('celeriac-beat.service')], { encoding: 'utf8', timeout: 30_000 });
+      expect({ status: r.status, stderr: r.stderr, stdout: r.stdout }).toEqual({ status: 0, stderr: '', stdout: '' });
+    }
+    const w = worker();
+    const argv = one(w.Service, 'ExecStart').split(/\s+/);
+    expect(argv.slice(0, 5)).toEqual(['/usr/bin/node', `${one(w.Service, 'WorkingDirectory')}/node_modules/@celeriac/worker/bin/celeriac.js`, 'worker', '-A', 'dist/tasks.js']);
+    expect(one(w.Service, 'Type')).toBe('simple');
+    expect(one(w.Service, 'KillSignal')).toBe('SIGTERM');
+    expect(one(w.Service, 'KillMode')).toBe('mixed');
+    // systemd's SIGKILL must come after the drain: TimeoutStopSec (seconds) longer than --drain-timeout (ms).
+    expect(Number(one(w.Service, 'TimeoutStopSec')) * 1000).toBeGreaterThan(drainTimeoutOf(argv));
+    expect(one(w.Service, 'Restart')).toBe('on-failure');
+    expect(one(w.Service, 'RestartPreventExitStatus')).toBe('2');
+    expect(one(w.Install, 'WantedBy')).toBe('multi-user.target');
+    const b = beat();
+    expect(one(b.Service, 'ExecStart').split(/\s+/)).toEqual(['/usr/bin/node', `${one(b.Service, 'WorkingDirectory')}/node_modules/@celeriac/worker/bin/celeriac.js`, 'beat', '-A', 'dist/tasks.js']);
+    expect(one(b.Service, 'KillSignal')).toBe('SIGTERM');
+    expect(one(b.Install, 'WantedBy')).toBe('multi-user.target');
+  });
+
+  it('their ExecStart lines run: a worker and beat that run the schedule, and stop warm on SIGTERM within TimeoutStopSec', async () => {
+    const env = { CELERIAC_BROKER_URL: `${inject('redisUrl')}?keyPrefix=ex-deploy-${run}:`, PURGE_EVERY: '1s' };
+    const processes = [worker(), beat()].map((unit) => {
+      const service = unit.Service!;
+      const [, script, ...args] = one(service, 'ExecStart').split(/\s+/);
+      const environment = Object.fromEntries((service.Environment ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+      // The unit's paths are under WorkingDirectory; here the example's directory stands in for it, and %H is the host.
+      const local = script!.replace(one(service, 'WorkingDirectory'), dir);
+      expect(existsSync(local), local).toBe(true);
+      const proc = startIn('deployment', [local, ...args.map((a) => a.replace('%H', 'localhost'))], { ...environment, ...env });
+      return { proc, stopWithin: Number(one(service, 'TimeoutStopSec')) * 1000 };
+    });
+    const [w, b] = processes as [(typeof processes)[0], (typeof processes)[0]];
+    await w.proc.waitForOutput(/"msg":"worker ready"/, 30_000);
+    await b.proc.waitForOutput(/"msg":"beat ready"/, 30_000);
+    expect(w.proc.output()).toContain('"hostname":"worker@localhost"');
+    // Beat sends the purge every second; the worker runs it.
+    await w.proc.waitForOutput(/purged expired sessions/, 20_000);
+    await w.proc.waitForOutput(/"task":"maintenance\.purge_sessions".*"msg":"task succeeded"/, 20_000);
+    const stopping = Date.now();
+    const codes = await warmStop(w.proc, b.proc);
+    expect(codes).toEqual([0, 0]);
+    expect(Date.now() - stopping).toBeLessThan(Math.min(w.stopWithin, b.stopWithin));
+    expect(w.proc.output()).toContain('warm shutdown');
+  });
+
+  it('compose.yaml parses, runs the units\' commands, persists Redis without eviction and gives the drain time to stop', () => {
+    // `yaml` is the example's devDependency: resolved from its directory.
+    const { parse } = createRequire(join(dir, 'package.json'))('yaml') as { parse: (text: string) => unknown };
+    const compose = parse(readFileSync(join(dir, 'compose.yaml'), 'utf8')) as {
+      services: Record<string, { command: string[]; environment?: Record<string, string>; stop_grace_period?: string; init?: boolean; depends_on?: Record<string, { condition: string }>; image?: string; build?: { context: string; dockerfile: string } }>;
+      volumes: Record<string, unknown>;
+    };
+    expect(Object.keys(compose.services).sort()).toEqual(['beat', 'redis', 'worker']);
+    const { redis, worker: w, beat: b } = compose.services as Record<'redis' | 'worker' | 'beat', (typeof compose.services)[string]>;
+    expect(redis.command.join(' ')).toMatch(/--appendonly yes/);
+    expect(redis.command.join(' ')).toMatch(/--maxmemory-policy noeviction/);
+    expect(Object.keys(compose.volumes)).toEqual(['redis-data']);
+    // The image builds from the repository root with this example's Dockerfile.
+    expect(existsSync(join(dir, w.build!.context, w.build!.dockerfile))).toBe(true);
+    expect(b.image).toBe(w.image);
+    const seconds = (s: string) => Number(s.match(/^(\d+)s$/)![1]);
+    const unitArgs = (unit: Record<string, Record<string, string[]>>) => one(unit.Service, 'ExecStart').split(/\s+/).slice(2).filter((a, i, all) => a !== '--hostname' && all[i - 1] !== '--hostname');
+    for (const [service, unit] of [[w, worker()], [b, beat()]] as const) {
+      // The same CLI and arguments as the systemd unit (but the node name: each replica keeps its default).
+      expect(service.command.slice(0, 2)).toEqual(['node', 'node_modules/@celeriac/worker/bin/celeriac.js']);
+      expect(service.command.slice(2)).toEqual(unitArgs(unit));
+      expect(service.init).toBe(true);
+      expect(service.environment).toEqual({ CELERIAC_BROKER_URL: 'redis://redis:6379/0' });
+      expect(service.depends_on?.redis).toEqual({ condition: 'service_healthy' });
+    }
+    expect(seconds(w.stop_grace_period!) * 1000).toBeGreaterThan(drainTimeoutOf(w.command));
+    expect(seconds(b.stop_grace_period!)).toBeGreaterThan(0);
   });
 });
