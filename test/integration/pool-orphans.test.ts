@@ -1,10 +1,10 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type CeleriacApp } from '@celeriac/core';
 import { readEffects } from '../helpers/effects.js';
-import { ROOT, startWorker } from '../helpers/processes.js';
+import { CLI, ROOT, startWorker } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { startRedis, type RedisServer } from '../servers/redis.js';
@@ -93,5 +93,37 @@ describe('process pool: children die with their worker', () => {
     // Fails the test if either child is still there at the deadline. Without the fix both
     // stay: the sleeper keeps its timer (and its task), the spinner never yields.
     await waitFor(() => pids.every((pid) => !alive(pid)), `children ${pids.join(', ')} gone after their worker was killed`, GONE_WITHIN_MS, 20);
+  });
+});
+
+describe('process pool: a signal to the whole process group is the worker\'s to act on', () => {
+  it('Ctrl-C (SIGINT to the group) is a warm shutdown: the task a child runs finishes and is stored, and the worker exits 0', async () => {
+    const effects = join(dir, 'group-effects.jsonl');
+    const env = { ...process.env, CELERIAC_BROKER_URL: redis.url, CELERIAC_RESULT_BACKEND: redis.url, EFFECTS_FILE: effects, CELERIAC_LOGLEVEL: 'info' };
+    client = createApp({ broker: redis.url, backend: redis.url });
+    // Its own process group, as a terminal or a systemd unit gives it: the signal reaches every child.
+    const proc = spawn(process.execPath, [CLI, 'worker', '-A', POOL_APP, '--pool', 'process', '-c', '1'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let out = '';
+    proc.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    proc.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+    try {
+      await waitFor(() => /worker ready/.test(out), 'worker ready', 30_000);
+      const result = await client.sendTask<number>('pool.sleep', [1500]);
+      const [start] = await waitFor(() => {
+        const starts = readEffects(effects).filter((e) => e.kind === 'start');
+        return starts.length ? starts : undefined;
+      }, 'the task running in a child', 20_000);
+      strays.push(start!.pid);
+      process.kill(-proc.pid!, 'SIGINT');
+      // Without the child ignoring it, the child dies at once: "Worker exited prematurely", the
+      // message goes back to the queue and nothing is stored.
+      await expect(result.get({ timeout: 15_000 })).resolves.toBe(1500);
+      expect(await exited).toBe(0);
+      expect(out).not.toMatch(/exited prematurely|unhandled rejection|uncaught exception/);
+      expect(out).toMatch(/worker stopped/);
+    } finally {
+      if (proc.exitCode === null && proc.signalCode === null) process.kill(-proc.pid!, 'SIGKILL');
+    }
   });
 });

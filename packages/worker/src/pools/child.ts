@@ -34,6 +34,12 @@ exitWithParent({
   onError: (err) => log.warn({ err }, 'orphan watchdog thread failed: this child now stops with its worker only when its event loop is free'),
 });
 
+// A signal for the whole process group (Ctrl-C in a terminal, systemd's KillMode=control-group) is
+// the worker's to act on: its warm shutdown lets this child finish the task it runs, then tells it to
+// exit. Dying on the signal here would turn every warm shutdown into lost runs. The worker stops
+// children with an 'exit' message or SIGKILL; a dead worker is noticed by exitWithParent.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => undefined);
+
 async function main(): Promise<void> {
   const module = process.env.CELERIAC_CHILD_MODULE;
   if (!module) throw new PoolStartError('CELERIAC_CHILD_MODULE is not set: a process-pool child needs the app module to load');
