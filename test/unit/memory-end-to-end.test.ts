@@ -250,3 +250,20 @@ describe('memory:// end to end through the real worker loop', () => {
     await expect(echo.delay('x'.repeat(2000))).rejects.toMatchObject({ code: ErrorCodes.PAYLOAD_TOO_LARGE, name: 'PayloadTooLargeError' });
   });
 });
+
+describe('node names and the task context hostname', () => {
+  it('-n takes Celery\'s %h / %n / %d, and a task reads its worker\'s node name from this.hostname (null in-process)', async () => {
+    const { expandNodeName } = await import('@celeriac/worker');
+    expect(expandNodeName('w1@%h', 'web-1.example.com')).toBe('w1@web-1.example.com');
+    expect(expandNodeName('%n-%d@%%', 'web-1.example.com')).toBe('web-1-example.com@%');
+    expect(expandNodeName('w@%n', 'box')).toBe('w@box');
+    const app = setup('hostname');
+    const where = app.task({ name: 'tasks.where' }, function (this: { hostname: string | null }) {
+      return this.hostname;
+    });
+    await startWorker(app, { hostname: 'node-%n@%h' });
+    const host = (await import('node:os')).hostname();
+    await expect(where.delay().get({ timeout: 3000 })).resolves.toBe(expandNodeName('node-%n@%h', host));
+    await expect(where()).resolves.toBeNull();
+  });
+});

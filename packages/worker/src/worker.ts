@@ -12,6 +12,17 @@ import { Interrupt, WorkerState, type RunningTask, type RunTimeLimits } from './
 import { persist } from './persist.js';
 import { TaskEventPublisher } from './control/task-events.js';
 
+/**
+ * Celery's node-name variables: `%h` the host name with its domain, `%n` the name alone, `%d` the domain,
+ * `%%` a percent sign — so `-n worker1@%h` names one node per machine, as with Celery's `-n`.
+ */
+export function expandNodeName(pattern: string, host: string = osHostname()): string {
+  const dot = host.indexOf('.');
+  const name = dot < 0 ? host : host.slice(0, dot);
+  const domain = dot < 0 ? '' : host.slice(dot + 1);
+  return pattern.replace(/%([hnd%])/g, (_, v: string) => (v === 'h' ? host : v === 'n' ? name : v === 'd' ? domain : '%'));
+}
+
 /** How often a worker re-reads revocations from the backend (broadcasts reach it sooner). */
 const REVOKED_REFRESH_MS = 1000;
 
@@ -75,7 +86,7 @@ export class Worker implements ControlledWorker {
     this.queueList = options.queues?.length ? [...options.queues] : [app.config.defaultQueue];
     this.slots = options.concurrency ?? 10;
     this.prefetch = options.prefetch ?? this.slots;
-    this.hostname = options.hostname ?? `celeriac@${osHostname()}`;
+    this.hostname = expandNodeName(options.hostname ?? 'celeriac@%h');
     this.pool = options.pool ?? new AsyncPool();
     this.log = options.logger ?? createLogger(options.logLevel ?? 'info');
     app.watchResultsOnSend = false;
@@ -119,6 +130,7 @@ export class Worker implements ControlledWorker {
       log: this.log,
       events: this.events,
       state: this.state,
+      hostname: this.hostname,
       halt: this.halt.signal,
     };
     this.dispatcher = new EventDispatcher(() => this.app.transport(), this.hostname, this.app.clock);

@@ -14,6 +14,7 @@ export function localContext(task: RegisteredTask): TaskContext {
     rootId: id,
     parentId: null,
     groupId: null,
+    hostname: null,
     signal: new AbortController().signal,
     log: quietLogger,
     updateState: async () => {},

@@ -30,6 +30,8 @@ export interface TaskContext {
   readonly rootId: string | null;
   readonly parentId: string | null;
   readonly groupId: string | null;
+  /** The worker node running the task (Celery's `request.hostname`, e.g. `celeriac@web-1`); null when called in-process. */
+  readonly hostname: string | null;
   /** Aborted on soft time limit, revoke with terminate, or cold shutdown. */
   readonly signal: AbortSignal;
   readonly log: TaskLogger;

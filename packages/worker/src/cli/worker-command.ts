@@ -18,7 +18,7 @@ export function workerCommand(): Command {
     .addOption(new Option('-c, --concurrency <n>', 'tasks run at once (default: 10 async, CPU count for process)').env('CELERIAC_CONCURRENCY').argParser(positiveInt))
     .addOption(new Option('-P, --pool <kind>', 'execution pool').choices(['async', 'process'] as const).default('async' as const).env('CELERIAC_POOL'))
     .addOption(new Option('--prefetch <n>', 'unacknowledged messages held (default: equal to concurrency)').env('CELERIAC_PREFETCH').argParser(positiveInt))
-    .addOption(new Option('-n, --hostname <name>', 'node name (default celeriac@<host>)').env('CELERIAC_HOSTNAME'))
+    .addOption(new Option('-n, --hostname <name>', 'node name; %h, %n, %d expand to the host, its name, its domain (default celeriac@%h)').env('CELERIAC_HOSTNAME'))
     .addOption(new Option('-l, --loglevel <level>', 'log level').choices(LEVELS).default('info' as const).env('CELERIAC_LOGLEVEL'))
     .addOption(new Option('--max-tasks-per-child <n>', 'process pool: replace a child after this many tasks').env('CELERIAC_MAX_TASKS_PER_CHILD').argParser(positiveInt))
     .addOption(new Option('--max-memory-per-child <mb>', 'process pool: replace a child whose RSS passes this many MB').env('CELERIAC_MAX_MEMORY_PER_CHILD').argParser(positiveInt))

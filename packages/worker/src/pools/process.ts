@@ -181,7 +181,7 @@ export class ProcessPool implements Pool {
         }, hardMs);
       }
       this.sendTo(child, { type: 'run', jobId, taskName: task.name, args: [...args], ctx: {
-        id: ctx.id, name: ctx.name, retries: ctx.retries, rootId: ctx.rootId, parentId: ctx.parentId, groupId: ctx.groupId,
+        id: ctx.id, name: ctx.name, retries: ctx.retries, rootId: ctx.rootId, parentId: ctx.parentId, groupId: ctx.groupId, hostname: ctx.hostname,
       } });
     });
     clearTimeout(hardTimer);

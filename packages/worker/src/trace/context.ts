@@ -15,10 +15,11 @@ export class WorkerTaskContext implements TaskContext {
   readonly rootId: string | null;
   readonly parentId: string | null;
   readonly groupId: string | null;
+  readonly hostname: string;
   private logger: TaskLogger | undefined;
 
   constructor(
-    private readonly deps: Pick<TraceDeps, 'log' | 'backend'> & { readonly log: Logger },
+    private readonly deps: Pick<TraceDeps, 'log' | 'backend' | 'hostname'> & { readonly log: Logger },
     task: RegisteredTask,
     private readonly headers: TaskHeaders,
     private readonly controller: LazyAbort,
@@ -30,6 +31,7 @@ export class WorkerTaskContext implements TaskContext {
     this.rootId = headers.root_id;
     this.parentId = headers.parent_id;
     this.groupId = headers.group;
+    this.hostname = deps.hostname;
   }
 
   get signal(): AbortSignal {

@@ -13,6 +13,8 @@ export interface TraceDeps {
   readonly log: Logger;
   readonly events: WorkerEvents;
   readonly state: WorkerState;
+  /** This worker's node name (`celeriac@host`), as tasks see it in `ctx.hostname`. */
+  readonly hostname: string;
   /** Aborted when the worker goes cold: steps still retrying give up, and their deliveries return by the broker's rules. */
   readonly halt: AbortSignal;
 }
