@@ -127,3 +127,17 @@ describe('process pool: a signal to the whole process group is the worker\'s to 
     }
   });
 });
+
+describe('process pool: a hard time limit set per call', () => {
+  it('is enforced for a task defined without one (the limit the message carries is the one applied)', async () => {
+    const env = { CELERIAC_BROKER_URL: redis.url, CELERIAC_RESULT_BACKEND: redis.url, CELERIAC_LOGLEVEL: 'info' };
+    client = createApp({ broker: redis.url, backend: redis.url });
+    const worker = await startWorker(['-A', POOL_APP, '--pool', 'process', '-c', '1'], env);
+    const sleeper = client.declareTask<[number], number>('pool.sleep');
+    const err = await sleeper.applyAsync([600_000], { timeLimit: 1000 }).get({ timeout: 20_000 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ excType: 'TimeLimitExceeded' });
+    // The pool replaced the killed child and keeps serving.
+    await expect(sleeper.delay(10).get({ timeout: 20_000 })).resolves.toBe(10);
+    expect(worker.output()).toMatch(/hard time limit \(1 s\) exceeded/);
+  });
+});

@@ -1,4 +1,5 @@
 import { Signature } from '../canvas/signature.js';
+import { ArgumentError } from '../errors.js';
 import type { AsyncResult } from '../result/async-result.js';
 import { sent, type Sent } from '../result/sent.js';
 import type { CallOptions, MessageOptions, ResolvedTaskOptions } from './options.js';
@@ -77,9 +78,19 @@ let warnedKwargsForm = false;
  */
 function splitCallOptions(second: CallOptions | Readonly<Record<string, unknown>> | undefined): [Readonly<Record<string, unknown>>, MessageOptions] {
   if (!second) return [{}, {}];
-  if (Object.keys(second).every((k) => CALL_OPTION_KEYS.has(k))) {
+  const keys = Object.keys(second);
+  const unknown = keys.filter((k) => !CALL_OPTION_KEYS.has(k));
+  if (unknown.length === 0) {
     const { kwargs, ...options } = second as CallOptions;
     return [kwargs ?? {}, options];
+  }
+  if (unknown.length < keys.length) {
+    // Options and other keys together: a misspelt option, or kwargs that share option names. Either
+    // way, guessing would silently drop something.
+    throw new ArgumentError(
+      `applyAsync(args, options): unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} (accepted: ${[...CALL_OPTION_KEYS].join(', ')}); pass keyword arguments as { kwargs: {...} }`,
+      { unknown },
+    );
   }
   if (!warnedKwargsForm) {
     warnedKwargsForm = true;

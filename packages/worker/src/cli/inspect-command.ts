@@ -4,10 +4,12 @@ import { CliError } from './load-app.js';
 import { destinationOption, EXIT, opsCommand, printJson, replyTimeoutOption, withApp } from './ops.js';
 
 /** How each command's positional words become its keyword arguments (Celery's `celery inspect|control` signatures). */
-const SIGNATURES: Record<string, (words: string[]) => Record<string, unknown>> = {
+export const SIGNATURES: Record<string, (words: string[]) => Record<string, unknown>> = {
   query_task: (w) => ({ ids: w }),
   revoke: (w) => ({ task_id: w }),
-  terminate: (w) => ({ signal: w[0] ?? 'SIGTERM', task_id: w.slice(1) }),
+  // Celery's `control terminate <signal> <id>...`; without a signal word (SIGKILL, KILL, 9) the ids follow
+  // at once and the signal is SIGTERM — a first id is never taken for a signal.
+  terminate: (w) => (w[0] !== undefined && /^(SIG)?[A-Z]+$|^\d+$/.test(w[0]) ? { signal: w[0], task_id: w.slice(1) } : { signal: 'SIGTERM', task_id: w }),
   rate_limit: ([task_name, rate_limit]) => ({ task_name, rate_limit: rate_limit ?? null }),
   time_limit: ([task_name, soft, hard]) => ({ task_name, soft: soft === undefined ? null : Number(soft), hard: hard === undefined ? null : Number(hard) }),
   add_consumer: ([queue]) => ({ queue }),
@@ -75,6 +77,7 @@ function broadcastCommand(kind: 'inspect' | 'control', methods: readonly string[
       if (['rate_limit', 'time_limit'].includes(method) && !words[0]) throw new CliError(`${method} needs a task name`, EXIT.USAGE);
       if (['add_consumer', 'cancel_consumer'].includes(method) && !words[0]) throw new CliError(`${method} needs a queue name`, EXIT.USAGE);
       if (['revoke', 'query_task'].includes(method) && words.length === 0) throw new CliError(`${method} needs at least one task id`, EXIT.USAGE);
+      if (method === 'terminate' && (args.task_id as string[]).length === 0) throw new CliError(`${method} needs at least one task id`, EXIT.USAGE);
       // As app.revoke: a revocation is kept in the result backend too, so workers started later honour it.
       const persist = method === 'revoke' || method === 'terminate' ? persistRevocation(args.task_id as string[]) : undefined;
       await runBroadcast(opts, method, args, {}, persist);

@@ -54,7 +54,7 @@ export async function statusReport(app: CeleriacApp, extraQueues: readonly strin
   workers.sort((a, b) => a.hostname.localeCompare(b.hostname));
   const names = [...new Set([...appQueues(app), ...extraQueues, ...workers.flatMap((w) => w.queues)])];
   const queues = await Promise.all(names.map(async (name) => ({ name, length: await transport.length(name) })));
-  return { broker: app.config.broker.redacted, queues, delayed: await transport.delayedCount(), deadLetters: (await transport.listDeadLetters()).length, workers };
+  return { broker: app.config.broker.redacted, queues, delayed: await transport.delayedCount(), deadLetters: await transport.deadLetterCount(), workers };
 }
 
 /** The report as a terminal screen (like `rq info`): queue bars, counts, then workers. */
