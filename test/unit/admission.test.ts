@@ -33,6 +33,7 @@ function decide(w: WireMessage, over: Partial<Parameters<AdmissionModule['admit'
     isRevoked: () => false,
     reserveSlot: (name) => (booked.push(name), 0),
     delayedDelivery: true,
+    hardLimitsEnforced: true,
     ...over,
   });
   return { decision, booked };

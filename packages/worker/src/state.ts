@@ -93,10 +93,6 @@ export class WorkerState {
     return seen;
   }
 
-  get unknownNames(): number {
-    return this.unknown.size;
-  }
-
   /** Count a message accepted for a run (as Celery's `stats.total` counts). */
   countAccepted(taskName: unknown): void {
     if (typeof taskName === 'string') this.totals.set(taskName, (this.totals.get(taskName) ?? 0) + 1);

@@ -35,6 +35,9 @@ const TO_SIGNATURE: { readonly [K in keyof ApplyOptions]-?: (value: NonNullable<
   headers: (v) => ['headers', v],
 };
 
+/** Every `ApplyOptions` key (the table above is complete by its type). */
+export const APPLY_OPTION_KEYS: readonly (keyof ApplyOptions)[] = Object.keys(TO_SIGNATURE) as (keyof ApplyOptions)[];
+
 /**
  * `Signature.set()` options as the signature carries them: celeriac's
  * camelCase, milliseconds options converted; snake_case keys (Celery's own, as

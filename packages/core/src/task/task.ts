@@ -1,3 +1,4 @@
+import { APPLY_OPTION_KEYS } from '../canvas/apply.js';
 import { Signature } from '../canvas/signature.js';
 import { ArgumentError } from '../errors.js';
 import type { AsyncResult } from '../result/async-result.js';
@@ -65,9 +66,7 @@ export function remoteTaskHandle<Args extends readonly unknown[], Result>(sender
 }
 
 /** Every key `applyAsync`'s options may hold: a second argument with any other key is the old `kwargs` form. */
-const CALL_OPTION_KEYS: ReadonlySet<string> = new Set([
-  'kwargs', 'countdown', 'eta', 'expires', 'priority', 'queue', 'headers', 'taskId', 'replyTo', 'link', 'linkError', 'ignoreResult', 'timeLimit', 'softTimeLimit',
-] satisfies (keyof CallOptions)[]);
+const CALL_OPTION_KEYS: ReadonlySet<string> = new Set<keyof CallOptions>(['kwargs', ...APPLY_OPTION_KEYS]);
 
 let warnedKwargsForm = false;
 

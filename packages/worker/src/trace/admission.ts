@@ -59,6 +59,8 @@ export interface AdmissionContext {
   readonly reserveSlot: (taskName: string, rate: string | undefined) => number;
   /** The broker can hold a message until a time (a future ETA, a rate slot); without it the task runs now. */
   readonly delayedDelivery: boolean;
+  /** The pool can enforce a hard time limit (it kills the process): a message's own hard limit then applies. */
+  readonly hardLimitsEnforced: boolean;
 }
 
 export type Admission =
@@ -78,7 +80,7 @@ export function admit(message: TaskMessage, ctx: AdmissionContext): Admission {
   const [args, kwargs] = message.body;
   const found = ctx.findTask(headers.task);
   if (!found) return { kind: 'refuse', id: headers.id, taskName: headers.task, error: new UnknownTaskError(headers.task), message };
-  const task = ctx.runTimeLimits.size ? withRunTimeLimits(found, ctx.runTimeLimits) : found;
+  const task = withLimits(found, headers.timelimit[0], ctx);
   if (ctx.deliveryCount > ctx.maxDeliveries) {
     const detail = `Worker exited prematurely: delivered ${ctx.deliveryCount - 1} times without finishing (maxDeliveries ${ctx.maxDeliveries})`;
     return { kind: 'poison', message, detail };
@@ -102,12 +104,19 @@ export function admit(message: TaskMessage, ctx: AdmissionContext): Admission {
   return { kind: 'run', message, task, args: callArgs };
 }
 
-/** The task with the time limits remote control set for it, if any. */
-function withRunTimeLimits(task: RegisteredTask, limits: ReadonlyMap<string, RunTimeLimits>): RegisteredTask {
-  const set = limits.get(task.name);
-  if (!set) return task;
+/**
+ * The task with the hard limit it runs under: one set at run time by remote control wins; else the
+ * message's own (set per call, from the task's options when sent, or a Python client's `time_limit`)
+ * where the pool can enforce it. Soft limits set at run time are applied here too; a message's soft
+ * limit is read when the task starts.
+ */
+function withLimits(task: RegisteredTask, messageHardS: number | null, ctx: Pick<AdmissionContext, 'runTimeLimits' | 'hardLimitsEnforced'>): RegisteredTask {
+  const set: RunTimeLimits | undefined = ctx.runTimeLimits.size ? ctx.runTimeLimits.get(task.name) : undefined;
+  const messageHard = set?.hard === undefined && ctx.hardLimitsEnforced && messageHardS !== null ? messageHardS * 1000 : undefined;
+  if (!set && (messageHard === undefined || messageHard === task.options.timeLimit)) return task;
   const options = { ...task.options };
-  if (set.hard !== undefined) options.timeLimit = set.hard ?? undefined;
-  if (set.soft !== undefined) options.softTimeLimit = set.soft ?? undefined;
+  if (messageHard !== undefined) options.timeLimit = messageHard;
+  if (set?.hard !== undefined) options.timeLimit = set.hard ?? undefined;
+  if (set?.soft !== undefined) options.softTimeLimit = set.soft ?? undefined;
   return { ...task, options: Object.freeze(options) };
 }

@@ -23,10 +23,9 @@ export async function execute(
   deps: TraceDeps,
   job: { readonly task: RegisteredTask; readonly message: TaskMessage; readonly args: unknown[]; readonly queue: string; readonly storeOptions: StoreOptions },
 ): Promise<Execution> {
-  const { message, args } = job;
+  const { task, message, args } = job;
   const { headers } = message;
   const { state } = deps;
-  const task = withMessageHardLimit(job.task, headers.timelimit[0], state.timeLimits.get(job.task.name)?.hard !== undefined, deps.pool.capabilities.hardTimeLimit);
   const controller = new LazyAbort();
   state.running.set(headers.id, { controller, name: task.name, headers, queue: job.queue, startedAt: Date.now() });
   const ctx = new WorkerTaskContext(deps, task, headers, controller, job.storeOptions);
@@ -51,12 +50,3 @@ export async function execute(
   }
 }
 
-/**
- * The hard limit a message carries (set per call, by the task's options when sent, or by a Python
- * client's `time_limit`) is the one enforced, unless remote control set one at run time; a pool that
- * cannot enforce hard limits keeps the task as it is (the worker refused tasks defined with one).
- */
-function withMessageHardLimit(task: RegisteredTask, hardS: number | null, setAtRunTime: boolean, enforceable: boolean): RegisteredTask {
-  if (hardS === null || setAtRunTime || !enforceable || task.options.timeLimit === hardS * 1000) return task;
-  return { ...task, options: Object.freeze({ ...task.options, timeLimit: hardS * 1000 }) };
-}

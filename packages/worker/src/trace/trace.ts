@@ -42,6 +42,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
     isRevoked: (id) => state.isRevoked(id),
     reserveSlot: (name, rate) => state.rateLimiter.reserve(name, rate),
     delayedDelivery: deps.transport.capabilities.delayedDelivery,
+    hardLimitsEnforced: deps.pool.capabilities.hardTimeLimit,
   });
   switch (admission.kind) {
     case 'refuse':
