@@ -45,6 +45,12 @@ export const ErrorCodes = {
   POOL_START_FAILED: 'POOL_START_FAILED',
   /** `celeriac init` would overwrite a file that already exists (it never does: move the file or pick another directory). */
   FILE_EXISTS: 'FILE_EXISTS',
+  /** A search or page request the dashboard cannot use (a malformed filter, an unknown sort key): HTTP 400 with the reason. */
+  QUERY_INVALID: 'QUERY_INVALID',
+  /** The request needs authentication it lacks, or a state-changing request failed its CSRF check: HTTP 401/403. */
+  AUTH_REQUIRED: 'AUTH_REQUIRED',
+  /** A remote-control command sent to named workers got no answer from them within its timeout. */
+  WORKER_NO_REPLY: 'WORKER_NO_REPLY',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
