@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { AmqpTransport, createApp, ErrorCodes, REDIS_KEYS, RedisTransport, SqliteTransport, TaskError, type CeleriacApp } from '@celeriac/core/spi';
+import { AmqpTransport, createApp, ErrorCodes, listenEvents, REDIS_KEYS, RedisTransport, SqliteTransport, TaskError, type CeleriacApp, type CeleryEvent } from '@celeriac/core/spi';
 import { celeriac, FIXTURE_APP, HARD_LIMIT_APP, startWorker } from '../helpers/processes.js';
 import { freePort, startRedisOn } from '../servers/redis.js';
 import { readEffects } from '../helpers/effects.js';
@@ -323,6 +323,21 @@ describe.each(['sqlite', 'redis', 'amqp'] as const)('worker faults over %s', (ki
 });
 
 describe.each(['sqlite', 'redis', 'amqp'] as const)('process pool over %s', (kind) => {
+  it("a child's this.log lines reach the task's final event (the dashboard shows them)", async () => {
+    const { env, client } = world(kind);
+    await startWorker(['-A', HARD_LIMIT_APP, '--pool', 'process', '-c', '1', '-E'], env);
+    const events: CeleryEvent[] = [];
+    const stop = await listenEvents(await client.transport(), (e) => events.push(e), 'task.succeeded');
+    const r = await client.sendTask<number>('tasks.logged', [7]);
+    expect(await r.get({ timeout: 20_000 })).toBe(7);
+    const done = await waitFor(() => events.find((e) => e.uuid === r.id), 'task-succeeded');
+    await stop();
+    expect((done.logs as { level: string; msg: string }[]).map((l) => [l.level, l.msg.replace(/\d+/g, 'N')])).toEqual([
+      ['info', 'child N says N'],
+      ['error', 'and an error line'],
+    ]);
+  });
+
   it('a crashing child is replaced, its task redelivered, and a poison message dead-lettered after maxDeliveries (T07 at CI size)', async () => {
     const { env, client, effects } = world(kind, { FIXTURE_MAX_DELIVERIES: '3' });
     const w = await startWorker(['-A', HARD_LIMIT_APP, '--pool', 'process', '-c', '2'], env);

@@ -34,15 +34,23 @@ export class TaskEventPublisher {
   ) {
     const send = (type: string, fields: Record<string, unknown>) => this.dispatcher.send(type, fields);
     this.handlers = {
-      'task-received': ({ id, name, headers: h }) =>
-        send('task-received', { uuid: id, name, args: h.argsrepr, kwargs: h.kwargsrepr, root_id: h.root_id, parent_id: h.parent_id, retries: h.retries, eta: h.eta, expires: h.expires }),
+      // `queue` and `group` go beyond Celery's fields (its receivers ignore extra ones): the dashboard
+      // files a task under its queue and group without waiting for a task-sent the client may never send.
+      'task-received': ({ id, name, headers: h, queue }) =>
+        send('task-received', { uuid: id, name, args: h.argsrepr, kwargs: h.kwargsrepr, root_id: h.root_id, parent_id: h.parent_id, retries: h.retries, eta: h.eta, expires: h.expires, queue, group: h.group }),
       'task-started': ({ id }) => send('task-started', { uuid: id, pid: process.pid }),
-      'task-succeeded': ({ id, result, runtime }) => send('task-succeeded', { uuid: id, result: truncate(pyRepr(result), 1024), runtime }),
-      'task-failed': ({ id, exception, traceback }) => send('task-failed', { uuid: id, exception: excRepr(exception), traceback }),
-      'task-retried': ({ id, exception, traceback }) => send('task-retried', { uuid: id, exception: excRepr(exception), traceback }),
+      // A final event carries the lines the task logged (`logs`, another field beyond Celery's).
+      'task-succeeded': ({ id, result, runtime }) => send('task-succeeded', { uuid: id, result: truncate(pyRepr(result), 1024), runtime, ...this.logsOf(id) }),
+      'task-failed': ({ id, exception, traceback }) => send('task-failed', { uuid: id, exception: excRepr(exception), traceback, ...this.logsOf(id) }),
+      'task-retried': ({ id, exception, traceback }) => send('task-retried', { uuid: id, exception: excRepr(exception), traceback, ...this.logsOf(id) }),
       'task-revoked': ({ id, reason }) => send('task-revoked', { uuid: id, terminated: false, signum: null, expired: reason === 'expired' }),
       'task-rejected': ({ id }) => send('task-rejected', { uuid: id, requeue: false }),
     };
+  }
+
+  private logsOf(id: string): { logs?: unknown[] } {
+    const logs = this.worker.events.logs.take(id);
+    return logs ? { logs } : {};
   }
 
   private workerFields(): Record<string, unknown> {
@@ -52,6 +60,7 @@ export class TaskEventPublisher {
   start(): void {
     if (this.dispatcher.enabled) return;
     this.dispatcher.enabled = true;
+    this.worker.events.logs.recording = true;
     for (const [name, fn] of Object.entries(this.handlers)) this.worker.events.on(name as keyof WorkerEventMap, fn);
     this.dispatcher.send('worker-online', this.workerFields());
     this.timer = setInterval(() => this.heartbeat(), HEARTBEAT_S * 1000);
@@ -68,6 +77,8 @@ export class TaskEventPublisher {
     clearInterval(this.timer);
     for (const [name, fn] of Object.entries(this.handlers)) this.worker.events.off(name as keyof WorkerEventMap, fn);
     this.dispatcher.enabled = false;
+    this.worker.events.logs.recording = false;
+    this.worker.events.logs.clear();
   }
 
   /** On shutdown: `worker-offline`, sent and awaited, so receivers drop the worker at once. */

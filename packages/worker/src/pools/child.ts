@@ -67,7 +67,7 @@ async function run(app: Awaited<ReturnType<typeof loadApp>>['app'], msg: Extract
     const ctx: TaskContext = {
       ...msg.ctx,
       signal: controller.signal,
-      log: taskLogger(log, msg.ctx.id, msg.ctx.name),
+      log: taskLogger(log, msg.ctx.id, msg.ctx.name, msg.logs ? (level, line) => send({ type: 'log', jobId: msg.jobId, level, msg: line, at: Date.now() }) : undefined),
       updateState: async (state, meta) => send({ type: 'update-state', jobId: msg.jobId, state, meta: meta ?? null }),
       retry: requestRetry,
     };

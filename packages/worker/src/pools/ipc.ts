@@ -5,7 +5,7 @@ export type ChildContext = Pick<TaskContext, 'id' | 'name' | 'retries' | 'rootId
 
 /** Parent → child. */
 export type ToChild =
-  | { type: 'run'; jobId: number; taskName: string; args: unknown[]; ctx: ChildContext }
+  | { type: 'run'; jobId: number; taskName: string; args: unknown[]; ctx: ChildContext; /** Send the task's log lines back (task events are on). */ logs?: boolean }
   | { type: 'abort'; jobId: number; reason: 'soft' | 'terminate' | 'shutdown'; seconds?: number }
   | { type: 'exit' };
 
@@ -14,6 +14,7 @@ export type FromChild =
   | { type: 'ready' }
   | { type: 'fatal'; message: string; code?: string }
   | { type: 'update-state'; jobId: number; state: string; meta: unknown }
+  | { type: 'log'; jobId: number; level: string; msg: string; at: number }
   | { type: 'done'; jobId: number; rss: number; ok: true; value: unknown }
   | {
       type: 'done';

@@ -5,6 +5,8 @@ export interface PoolJob {
   readonly task: RegisteredTask;
   readonly args: readonly unknown[];
   readonly ctx: TaskContext;
+  /** Keep a line the task wrote with `this.log` in another process (set only while task events are on). */
+  readonly onLog?: ((level: string, msg: string, at: number) => void) | undefined;
 }
 
 /** What a pool can enforce, declared as data and checked when the worker starts. */

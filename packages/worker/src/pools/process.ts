@@ -102,7 +102,9 @@ export class ProcessPool implements Pool {
           settle(msg.ok ? { ok: true, value: msg.value } : { ok: false, error: childError(msg) });
           this.afterTask(child, msg.rss);
         } else if (msg.type === 'update-state') {
-          this.stateHandlers.get(msg.jobId)?.(msg.state, msg.meta);
+          this.jobHandlers.get(msg.jobId)?.state(msg.state, msg.meta);
+        } else if (msg.type === 'log') {
+          this.jobHandlers.get(msg.jobId)?.log?.(msg.level, msg.msg, msg.at);
         }
       });
       proc.on('exit', (code, signal) => {
@@ -121,7 +123,8 @@ export class ProcessPool implements Pool {
     });
   }
 
-  private readonly stateHandlers = new Map<number, (state: string, meta: unknown) => void>();
+  /** What a running job's child may send besides its outcome: custom states and log lines. */
+  private readonly jobHandlers = new Map<number, { state: (state: string, meta: unknown) => void; log: PoolJob['onLog'] }>();
 
   private afterTask(child: Child, rss: number): void {
     const { maxTasksPerChild, maxMemoryPerChildMb } = this.options;
@@ -149,10 +152,15 @@ export class ProcessPool implements Pool {
     if (child.proc.connected) child.proc.send(msg);
   }
 
-  async run({ task, args, ctx }: PoolJob): Promise<unknown> {
+  async run({ task, args, ctx, onLog }: PoolJob): Promise<unknown> {
     const child = await this.acquire();
     const jobId = this.nextJobId++;
-    this.stateHandlers.set(jobId, (state, meta) => void ctx.updateState(state, meta));
+    // The child does not wait for its custom state to be stored (it only posted it), so a store that
+    // fails is reported here, in the task's log, rather than left as an unhandled rejection.
+    const state = (name: string, meta: unknown): void => {
+      ctx.updateState(name, meta).catch((err: unknown) => ctx.log.warn(`could not store state ${name}: ${err instanceof Error ? err.message : String(err)}`));
+    };
+    this.jobHandlers.set(jobId, { state, log: onLog });
     const hardMs = task.options.timeLimit;
     let hardTimer: NodeJS.Timeout | undefined;
     let killTimer: NodeJS.Timeout | undefined;
@@ -182,11 +190,11 @@ export class ProcessPool implements Pool {
       }
       this.sendTo(child, { type: 'run', jobId, taskName: task.name, args: [...args], ctx: {
         id: ctx.id, name: ctx.name, retries: ctx.retries, rootId: ctx.rootId, parentId: ctx.parentId, groupId: ctx.groupId, hostname: ctx.hostname,
-      } });
+      }, ...(onLog ? { logs: true } : {}) });
     });
     clearTimeout(hardTimer);
     clearTimeout(killTimer);
-    this.stateHandlers.delete(jobId);
+    this.jobHandlers.delete(jobId);
     if (outcome.ok) return outcome.value;
     const error = outcome.error;
     if (error instanceof WorkerLostError) throw new WorkerLostError(ctx.id, error.message.replace(/^.*?: /, ''));

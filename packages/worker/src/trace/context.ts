@@ -19,7 +19,7 @@ export class WorkerTaskContext implements TaskContext {
   private logger: TaskLogger | undefined;
 
   constructor(
-    private readonly deps: Pick<TraceDeps, 'log' | 'backend' | 'hostname'> & { readonly log: Logger },
+    private readonly deps: Pick<TraceDeps, 'log' | 'backend' | 'hostname' | 'events'> & { readonly log: Logger },
     task: RegisteredTask,
     private readonly headers: TaskHeaders,
     private readonly controller: LazyAbort,
@@ -39,7 +39,8 @@ export class WorkerTaskContext implements TaskContext {
   }
 
   get log(): TaskLogger {
-    this.logger ??= taskLogger(this.deps.log, this.id, this.name);
+    const book = this.deps.events.logs;
+    this.logger ??= taskLogger(this.deps.log, this.id, this.name, book.recording ? (level, msg) => book.append(this.id, level, msg) : undefined);
     return this.logger;
   }
 

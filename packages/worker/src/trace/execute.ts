@@ -36,7 +36,7 @@ export async function execute(
   const softMs = runTimeSoft || headers.timelimit[1] === null ? task.options.softTimeLimit : headers.timelimit[1] * 1000;
   const softTimer = softMs !== undefined ? setTimeout(() => controller.abort(new SoftTimeLimitExceeded(softMs / 1000)), softMs) : undefined;
   try {
-    const value = storableResult(checkResult(task, await deps.pool.run({ task, args, ctx })));
+    const value = storableResult(checkResult(task, await deps.pool.run({ task, args, ctx, onLog: deps.events.logs.recording ? (level, msg, at) => deps.events.logs.append(headers.id, level, msg, at) : undefined })));
     return { kind: 'done', value, runtimeS: (performance.now() - started) / 1000 };
   } catch (error) {
     if (error instanceof WorkerLostError) return { kind: 'lost', error };

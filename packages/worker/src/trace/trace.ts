@@ -26,7 +26,7 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   if (decoded.kind === 'refuse') return refuse(deps, delivery, decoded);
   const { message } = decoded;
   const { headers } = message;
-  if (deps.events.listenerCount('task-received')) deps.events.emit('task-received', { id: headers.id, name: headers.task, headers });
+  if (deps.events.listenerCount('task-received')) deps.events.emit('task-received', { id: headers.id, name: headers.task, headers, queue: delivery.queue });
   // Prefetched by a worker that was then paused past its lease: handed on meanwhile, so neither run,
   // refused nor copied (cheap while the lease is fresh).
   if (!(await stillOwned(deps, delivery, headers.id))) return;
