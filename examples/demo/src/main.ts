@@ -44,11 +44,35 @@ function startProcess(name: string, command: 'worker' | 'beat' = 'worker'): Prom
   });
 }
 
+const DASHBOARD = `http://127.0.0.1:${process.env.CELERIAC_DASHBOARD_PORT ?? '5555'}/`;
+
+/** Whether a `celeriac dashboard` answers on its default address (it serves /api/broker without a token on loopback). */
+async function dashboardRunning(): Promise<boolean> {
+  try {
+    const res = await fetch(new URL('api/broker', DASHBOARD), { signal: AbortSignal.timeout(500) });
+    return res.ok && typeof ((await res.json()) as { url?: unknown }).url === 'string';
+  } catch {
+    return false;
+  }
+}
+
 async function main(): Promise<void> {
   const embedded = !process.env.CELERIAC_BROKER_URL;
-  // Start from an empty embedded store so the output is the same every run.
-  if (embedded) for (const suffix of ['', '-wal', '-shm']) rmSync(join(process.cwd(), '.celeriac', `celeriac.db${suffix}`), { force: true });
+  const dashboard = await dashboardRunning();
+  if (embedded && dashboard) {
+    // A dashboard has the store open: empty its queues instead of deleting the file under it.
+    const transport = await app.transport();
+    await transport.purge(app.config.defaultQueue);
+  } else if (embedded) {
+    // Start from an empty embedded store so the output is the same every run.
+    for (const suffix of ['', '-wal', '-shm']) rmSync(join(process.cwd(), '.celeriac', `celeriac.db${suffix}`), { force: true });
+  }
   console.log(`celeriac demo — broker ${app.config.broker.redacted}, results ${app.config.backend.redacted}`);
+  console.log(
+    dashboard
+      ? `dashboard: ${DASHBOARD} is running — watch the tasks arrive there`
+      : `dashboard: none running; to watch this demo live, run \`pnpm exec celeriac dashboard -A examples/demo/dist/tasks.js\` in another terminal and open ${DASHBOARD}`,
+  );
 
   step('Starting two worker processes and beat');
   const workers = await Promise.all([startProcess('demo-1@localhost'), startProcess('demo-2@localhost'), startProcess('beat', 'beat')]);
@@ -132,7 +156,9 @@ async function main(): Promise<void> {
     ),
   );
   await app.close();
-  console.log('  workers and beat stopped cleanly\n\ndemo finished ✔');
+  console.log('  workers and beat stopped cleanly');
+  if (dashboard) console.log(`  every task of this run is in the dashboard's history: ${DASHBOARD}tasks`);
+  console.log('\ndemo finished ✔');
 }
 
 main().catch(async (err: unknown) => {
