@@ -19,16 +19,19 @@ export function delayGetInteropCases(world: () => Promise<InteropWorld>, lecture
   it('a Python client delay/get on a celeriac worker: values, state, a failure with its exception, a countdown, kwargs', async () => {
     const { env } = await world();
     await startWorker(['-A', lecture, '-c', '4'], env);
-    const [sum, failed, later, kw] = pythonClient(env, [
+    const [sum, failed, later, kw, variadic] = pythonClient(env, [
       { task: 'tasks.add', args: [1, 1] },
       { task: 'tasks.broken_task' },
       { task: 'tasks.add', args: [2, 3], countdown: 1 },
       { task: 'tasks.add', args: ['héllo '], kwargs: { y: 'wörld 世界 🚀' } },
+      // A `*args, **kwargs` call: the trailing positional dict stays an arg, the kwargs stay kwargs.
+      { task: 'tasks.variadic', args: [1, { a: 1 }], kwargs: { b: 2 } },
     ]);
     expect(sum).toMatchObject({ value: 2, state: 'SUCCESS', ready: true });
     expect(failed).toMatchObject({ error: { type: 'Exception', message: 'failed' }, state: 'FAILURE', ready: true });
     expect(later).toMatchObject({ value: 5, state: 'SUCCESS' });
     expect(kw).toMatchObject({ value: 'héllo wörld 世界 🚀', state: 'SUCCESS' });
+    expect(variadic).toMatchObject({ value: { args: [1, { a: 1 }], kwargs: { b: 2 } }, state: 'SUCCESS' });
   });
 
   it('a celeriac client delay/get on a Python worker: values, a failure with its exception, a countdown', async () => {

@@ -141,7 +141,7 @@ export class CeleriacApp implements ResultHost {
     const registered: RegisteredTask = { name, fn, options: resolved };
     this.registry.add(registered);
     return makeTaskHandle(this, resolved, async (args) => {
-      const ctx = localContext(registered);
+      const ctx = localContext(registered, args);
       return contextStorage.run(ctx, () => fn.apply(ctx, args));
     });
   }

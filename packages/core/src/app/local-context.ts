@@ -5,7 +5,7 @@ import type { RegisteredTask } from './registry.js';
 const quietLogger: TaskLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** The context of a direct, in-process call (`add(1, 2)`): no broker, no result storage. */
-export function localContext(task: RegisteredTask): TaskContext {
+export function localContext(task: RegisteredTask, args: readonly unknown[]): TaskContext {
   const id = newId();
   return {
     id,
@@ -15,6 +15,8 @@ export function localContext(task: RegisteredTask): TaskContext {
     parentId: null,
     groupId: null,
     hostname: null,
+    args,
+    kwargs: {},
     signal: new AbortController().signal,
     log: quietLogger,
     updateState: async () => {},

@@ -32,6 +32,15 @@ export interface TaskContext {
   readonly groupId: string | null;
   /** The worker node running the task (Celery's `request.hostname`, e.g. `celeriac@web-1`); null when called in-process. */
   readonly hostname: string | null;
+  /**
+   * The message's positional arguments as sent, before keyword arguments are
+   * placed (Celery's `request.args`). With {@link kwargs}, a port of a Python
+   * `def task(*args, **kwargs)` sees exactly what the caller sent: a trailing
+   * positional dict is told apart from keyword arguments.
+   */
+  readonly args: readonly unknown[];
+  /** The message's keyword arguments as sent (Celery's `request.kwargs`); `{}` when there are none. */
+  readonly kwargs: Readonly<Record<string, unknown>>;
   /** Aborted on soft time limit, revoke with terminate, or cold shutdown. */
   readonly signal: AbortSignal;
   readonly log: TaskLogger;

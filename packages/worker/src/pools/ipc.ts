@@ -1,7 +1,7 @@
 import type { EncodedException, TaskContext } from '@celeriac/core/spi';
 
 /** The data part of a task's `ctx`, sent to the child that rebuilds it. */
-export type ChildContext = Pick<TaskContext, 'id' | 'name' | 'retries' | 'rootId' | 'parentId' | 'groupId' | 'hostname'>;
+export type ChildContext = Pick<TaskContext, 'id' | 'name' | 'retries' | 'rootId' | 'parentId' | 'groupId' | 'hostname' | 'args' | 'kwargs'>;
 
 /** Parent → child. */
 export type ToChild =

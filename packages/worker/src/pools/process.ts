@@ -189,7 +189,7 @@ export class ProcessPool implements Pool {
         }, hardMs);
       }
       this.sendTo(child, { type: 'run', jobId, taskName: task.name, args: [...args], ctx: {
-        id: ctx.id, name: ctx.name, retries: ctx.retries, rootId: ctx.rootId, parentId: ctx.parentId, groupId: ctx.groupId, hostname: ctx.hostname,
+        id: ctx.id, name: ctx.name, retries: ctx.retries, rootId: ctx.rootId, parentId: ctx.parentId, groupId: ctx.groupId, hostname: ctx.hostname, args: ctx.args, kwargs: ctx.kwargs,
       }, ...(onLog ? { logs: true } : {}) });
     });
     clearTimeout(hardTimer);

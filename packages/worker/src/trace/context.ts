@@ -16,6 +16,8 @@ export class WorkerTaskContext implements TaskContext {
   readonly parentId: string | null;
   readonly groupId: string | null;
   readonly hostname: string;
+  readonly args: readonly unknown[];
+  readonly kwargs: Readonly<Record<string, unknown>>;
   private logger: TaskLogger | undefined;
 
   constructor(
@@ -24,7 +26,9 @@ export class WorkerTaskContext implements TaskContext {
     private readonly headers: TaskHeaders,
     private readonly controller: LazyAbort,
     private readonly storeOptions: StoreOptions,
+    body: readonly [readonly unknown[], Readonly<Record<string, unknown>>, ...unknown[]],
   ) {
+    [this.args, this.kwargs] = body;
     this.id = headers.id;
     this.name = task.name;
     this.retries = headers.retries;

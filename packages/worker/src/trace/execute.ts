@@ -28,7 +28,7 @@ export async function execute(
   const { state } = deps;
   const controller = new LazyAbort();
   state.running.set(headers.id, { controller, name: task.name, headers, queue: job.queue, startedAt: Date.now() });
-  const ctx = new WorkerTaskContext(deps, task, headers, controller, job.storeOptions);
+  const ctx = new WorkerTaskContext(deps, task, headers, controller, job.storeOptions, message.body);
   if (deps.events.listenerCount('task-started')) deps.events.emit('task-started', { id: headers.id, name: task.name });
   const started = performance.now();
   // A soft limit set at run time (already in task.options) wins over the message's; no lookup when none is set.
