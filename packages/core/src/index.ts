@@ -20,5 +20,6 @@ export { Signature, type SignatureOptions } from './canvas/signature.js';
 export { chain, group, chord, xmap, xstarmap, chunks, type GroupSignature } from './canvas/canvas.js';
 export type { Sent } from './result/sent.js';
 export { AsyncResult, type GetOptions } from './result/async-result.js';
+export type { StateUpdate, StatesOptions } from './result/states.js';
 export { GroupResult } from './result/group-result.js';
 export { STATES, READY_STATES, type TaskState, type ResultMeta, type EncodedException } from './protocol/schema.js';

@@ -36,6 +36,7 @@ export { messageInitOf, resendOptionsOf, PROTOCOL_HEADERS, type SendContext } fr
 export { chain, group, chord, xmap, xstarmap, chunks, type GroupSignature } from './canvas/canvas.js';
 export { GroupResult } from './result/group-result.js';
 export { AsyncResult, type GetOptions, type ResultHost } from './result/async-result.js';
+export { pollStates, type StateUpdate, type StatesOptions } from './result/states.js';
 
 export * from './protocol/schema.js';
 export { buildTaskMessage, toWire, fromWire, wireSize, type WireMessage, type TaskMessageInit } from './protocol/message.js';

@@ -58,3 +58,21 @@ def sleepy(ms, tag):
     import time
     time.sleep(ms / 1000)
     return tag
+
+
+def _gate_open(path, timeout=30.0):
+    """Wait until `path` exists (the test creates it once it has seen the state): polls with a deadline."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise Exception('gate %s never opened' % path)
+        time.sleep(0.02)
+
+
+@app.task(name='tasks.progress', bind=True)
+def progress(self, gate, steps):
+    for step in range(1, steps + 1):
+        self.update_state(state='PROGRESS', meta={'step': step, 'of': steps})
+        _gate_open('%s.%d' % (gate, step))
+    return 'done %d' % steps

@@ -2,6 +2,7 @@ import type { ResultBackend } from '../backend/backend.js';
 import { decodeException } from '../protocol/exceptions.js';
 import { EXCEPTION_STATES, READY_STATES, type ResultMeta, type TaskState } from '../protocol/schema.js';
 import type { TaskError } from '../errors.js';
+import { pollStates, type StateUpdate, type StatesOptions } from './states.js';
 
 /** What an AsyncResult needs from its app: the backend, and revocation. */
 export interface ResultHost {
@@ -18,6 +19,9 @@ export interface GetOptions {
   readonly propagate?: boolean;
   readonly signal?: AbortSignal;
 }
+
+/** Celery's own states; any other stored state is a custom one (`PROGRESS`), whose meta `progress()` returns. */
+const BUILTIN_STATES: ReadonlySet<string> = new Set(['PENDING', 'RECEIVED', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'REVOKED', 'REJECTED', 'IGNORED']);
 
 /** A handle on one task's outcome (Celery's `AsyncResult`). Every method reads the backend. */
 export class AsyncResult<R = unknown> {
@@ -66,6 +70,30 @@ export class AsyncResult<R = unknown> {
     const error = decodeException(this.id, meta.result, meta.traceback);
     if (options.propagate === false) return error;
     throw error;
+  }
+
+  /**
+   * Celery's `info`: what is stored beside the state — a custom state's meta
+   * (`{ done: 3, of: 10 }` for PROGRESS), the result, or the stored exception; null while PENDING.
+   */
+  async info(): Promise<unknown> {
+    return (await this.meta())?.result ?? null;
+  }
+
+  /** The meta of the task's current custom state (PROGRESS, ...), or null when it is not in one. */
+  async progress<P = unknown>(): Promise<P | null> {
+    const meta = await this.meta();
+    return meta && !BUILTIN_STATES.has(meta.status) ? ((meta.result ?? null) as P | null) : null;
+  }
+
+  /**
+   * Each state the task is seen in until a ready one, for progress bars:
+   * `for await (const s of result.states()) console.log(s.state, s.info)`.
+   * Reads the backend every `intervalMs` (default 100), so a state that came
+   * and went between two reads is not seen.
+   */
+  async *states(options: StatesOptions = {}): AsyncGenerator<StateUpdate, void, undefined> {
+    yield* pollStates(await this.host.backend(), this.id, options);
   }
 
   /** Remove the stored result. */

@@ -1,0 +1,94 @@
+import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createApp, type CeleriacApp, type StateUpdate } from '@celeriac/core';
+import { ROOT, startWorker } from '../helpers/processes.js';
+import { PY_DIR, PYTHON, startPythonWorker } from '../helpers/python.js';
+import { freshVhost } from '../servers/rabbitmq.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const LECTURE = join(ROOT, 'test', 'fixtures', 'apps', 'lecture.ts');
+const dir = tempDir('celeriac-progress-');
+const clients: CeleriacApp[] = [];
+let n = 0;
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.close();
+});
+
+type Kind = 'redis' | 'sqlite' | 'amqp';
+
+async function world(kind: Kind) {
+  const id = ++n;
+  const redis = inject('redisUrl').replace(/\/0$/, `/${(id % 15) + 1}`);
+  const broker = kind === 'sqlite' ? `sqlite://${join(dir, `p${id}.db`)}` : kind === 'redis' ? redis : await freshVhost(inject('amqpUrl'), inject('amqpNode'), `progress-${process.pid}-${id}`);
+  const backend = kind === 'amqp' ? 'rpc://' : broker;
+  const env = { CELERIAC_BROKER_URL: broker, CELERIAC_RESULT_BACKEND: backend, CELERY_BROKER_URL: broker, CELERY_RESULT_BACKEND: backend };
+  const client = createApp({ name: 'progress-client', broker, backend });
+  clients.push(client);
+  return { env, client, gate: join(dir, `gate-${id}`) };
+}
+
+/**
+ * Reads every state of tasks.progress(gate, 2) through result.states(): each
+ * PROGRESS step is held by the task until this opens its gate, so no state
+ * can come and go unseen — the sequence is exact, not sampled.
+ */
+async function followProgress(client: CeleriacApp, gate: string): Promise<{ seen: StateUpdate[]; progressWhileHeld: unknown[] }> {
+  const result = await client.sendTask<string>('tasks.progress', [gate, 2]);
+  const seen: StateUpdate[] = [];
+  const progressWhileHeld: unknown[] = [];
+  for await (const update of result.states({ intervalMs: 20, timeout: 30_000 })) {
+    seen.push(update);
+    if (update.state === 'PROGRESS') {
+      progressWhileHeld.push(await result.progress());
+      writeFileSync(`${gate}.${(update.info as { step: number }).step}`, '');
+    }
+  }
+  expect(await result.progress()).toBeNull();
+  expect(await result.info()).toBe('done 2');
+  return { seen, progressWhileHeld };
+}
+
+function progressOnly(seen: StateUpdate[]) {
+  return seen.filter((s) => s.state !== 'PENDING' && s.state !== 'STARTED').map(({ state, info, ready }) => ({ state, info, ready }));
+}
+
+const EXPECTED = [
+  { state: 'PROGRESS', info: { step: 1, of: 2 }, ready: false },
+  { state: 'PROGRESS', info: { step: 2, of: 2 }, ready: false },
+  { state: 'SUCCESS', info: 'done 2', ready: true },
+];
+
+describe.each(['sqlite', 'redis', 'amqp'] as const)('progress to the caller on %s', (kind) => {
+  it('updateState(PROGRESS, meta) reaches result.progress() and each state comes out of result.states() until the ready one', async () => {
+    const { env, client, gate } = await world(kind);
+    await startWorker(['-A', LECTURE, '-c', '2'], env);
+    const { seen, progressWhileHeld } = await followProgress(client, gate);
+    expect(progressOnly(seen)).toEqual(EXPECTED);
+    expect(progressWhileHeld).toEqual([{ step: 1, of: 2 }, { step: 2, of: 2 }]);
+  });
+});
+
+describe('progress across languages (Redis)', () => {
+  it("a celeriac client follows a Python task's PROGRESS states", async () => {
+    const { env, client, gate } = await world('redis');
+    await startPythonWorker(env);
+    const { seen } = await followProgress(client, gate);
+    expect(progressOnly(seen)).toEqual(EXPECTED);
+  });
+
+  it("a Python client reads a celeriac task's PROGRESS state and info", async () => {
+    const { env, gate } = await world('redis');
+    await startWorker(['-A', LECTURE, '-c', '2'], env);
+    const r = spawnSync(PYTHON, ['progress_client.py'], {
+      cwd: PY_DIR,
+      env: { ...process.env, ...env, PYTHONDONTWRITEBYTECODE: '1' },
+      input: JSON.stringify({ gate, steps: 2 }),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim())).toMatchObject({ seen: [{ step: 1, of: 2 }, { step: 2, of: 2 }], value: 'done 2', state: 'SUCCESS' });
+  });
+});
