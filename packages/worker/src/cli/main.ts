@@ -9,6 +9,7 @@ import { statusCommand } from './status-command.js';
 import { failedCommand, purgeCommand } from './queue-commands.js';
 import { callCommand, resultCommand } from './task-commands.js';
 import { initCommand } from './init-command.js';
+import { dashboardCommand } from './dashboard-command.js';
 
 /**
  * A promise the library left unobserved, or an exception nothing caught, is a bug: say so in one
@@ -41,7 +42,8 @@ const program = new Command('celeriac')
   .addCommand(suspendCommand('resume'))
   .addCommand(resultCommand())
   .addCommand(callCommand())
-  .addCommand(initCommand());
+  .addCommand(initCommand())
+  .addCommand(dashboardCommand());
 
 try {
   await program.parseAsync(process.argv);
