@@ -98,3 +98,19 @@ function catchError(fn: () => unknown): ConfigError {
   }
   throw new Error('expected an error');
 }
+
+describe('beatStore', () => {
+  it('takes a SQLite or Redis URL (option or CELERIAC_BEAT_STORE), validated when the app is made', () => {
+    expect(resolveConfigForTest({ broker: 'amqp://localhost', beatStore: 'sqlite:///tmp/beat.db' }, {}).beatStore?.scheme).toBe('sqlite');
+    expect(resolveConfigForTest({ broker: 'amqp://localhost' }, { CELERIAC_BEAT_STORE: 'redis://:pw@localhost/2' }).beatStore?.redacted).not.toContain('pw');
+    expect(resolveConfigForTest({ broker: 'amqp://localhost' }, {}).beatStore).toBeNull();
+    let err: unknown;
+    try {
+      resolveConfigForTest({ broker: 'amqp://localhost', beatStore: 'amqp://localhost' }, {});
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ConfigError).code).toBe(ErrorCodes.URL_INVALID);
+    expect((err as Error).message).toContain('beatStore: unsupported URL scheme "amqp"');
+  });
+});

@@ -6,7 +6,7 @@
  */
 export * from './index.js';
 export { createApp, CeleriacApp, type RegisteredHandles, type DeclaredHandle } from './app/app.js';
-export { type AppOptions, type ResolvedConfig, configSchema, ENV_BROKER_URL, ENV_RESULT_BACKEND, DEFAULT_BROKER_URL } from './app/config.js';
+export { type AppOptions, type ResolvedConfig, configSchema, ENV_BROKER_URL, ENV_RESULT_BACKEND, ENV_BEAT_STORE, BEAT_STORE_SCHEMES, DEFAULT_BROKER_URL } from './app/config.js';
 export { TaskRegistry, type RegisteredTask, resolveCallArgs, checkResult } from './app/registry.js';
 export {
   BeatRegistry,

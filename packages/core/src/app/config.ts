@@ -8,6 +8,9 @@ import { queueSchema, type QueueDeclaration } from '../transport/amqp/queue-decl
 /** Env vars read when the option is not given in code (code wins, as an explicit choice should). */
 export const ENV_BROKER_URL = 'CELERIAC_BROKER_URL';
 export const ENV_RESULT_BACKEND = 'CELERIAC_RESULT_BACKEND';
+export const ENV_BEAT_STORE = 'CELERIAC_BEAT_STORE';
+/** Where beat state may live: a SQLite file or a Redis (see the `beatStore` option). */
+export const BEAT_STORE_SCHEMES: readonly string[] = ['sqlite', 'redis', 'rediss', 'redis+sentinel'];
 
 /** Used when neither the option nor the env var names a broker. */
 export const DEFAULT_BROKER_URL = 'sqlite://./.celeriac/celeriac.db';
@@ -69,6 +72,13 @@ export const configSchema = z.strictObject({
       }
     }, 'unknown IANA time zone')
     .optional(),
+  /**
+   * Where beat keeps its leader lock and last-run times: `sqlite:///path/beat.db` (beats on one machine) or
+   * `redis://...` (beats anywhere). Default: the broker when it is SQLite or Redis, else the result
+   * backend when it is; on RabbitMQ with `rpc://` results there is none, and beat refuses to start
+   * (`CAPABILITY_MISSING`) rather than keep them in memory. Also `CELERIAC_BEAT_STORE`.
+   */
+  beatStore: z.string().min(1).optional(),
   /** Periodic entries from configuration (Celery's `beat_schedule`); the same as `app.beat.schedule(...)`. */
   beatSchedule: z.array(z.record(z.string(), z.unknown())).optional(),
   /** Store STARTED when a task begins (Celery's `task_track_started`). */
@@ -84,9 +94,11 @@ export const configSchema = z.strictObject({
 
 export type AppOptions = z.input<typeof configSchema>;
 
-export interface ResolvedConfig extends Readonly<Omit<z.output<typeof configSchema>, 'routes' | 'queues' | 'broker' | 'backend'>> {
+export interface ResolvedConfig extends Readonly<Omit<z.output<typeof configSchema>, 'routes' | 'queues' | 'broker' | 'backend' | 'beatStore'>> {
   readonly broker: ParsedUrl;
   readonly backend: ParsedUrl;
+  /** The beat store URL given by `beatStore` or `CELERIAC_BEAT_STORE`; null picks the default (see `beatStore`). */
+  readonly beatStore: ParsedUrl | null;
   readonly routes: Readonly<Record<string, Readonly<z.output<typeof routeSchema>>>>;
   readonly queues: Readonly<Record<string, Readonly<QueueDeclaration>>>;
 }
@@ -143,5 +155,8 @@ export function resolveConfig(options: AppOptions, env: NodeJS.ProcessEnv = proc
   // transport first connects; the settings parsed here are the ones the transport and backend use.
   urlSettings(broker);
   urlSettings(backend);
-  return deepFreeze({ ...cfg, broker, backend });
+  const beatStoreRaw = cfg.beatStore ?? env[ENV_BEAT_STORE];
+  const beatStore = beatStoreRaw === undefined ? null : parseUrl(cfg.beatStore ? 'beatStore' : ENV_BEAT_STORE, beatStoreRaw, BEAT_STORE_SCHEMES);
+  if (beatStore) urlSettings(beatStore);
+  return deepFreeze({ ...cfg, broker, backend, beatStore });
 }
