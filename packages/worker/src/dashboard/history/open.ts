@@ -30,7 +30,8 @@ export async function openHistory(url: string | undefined, cwd: string): Promise
     return SqliteHistoryStore.open(isAbsolute(path) ? path : resolve(cwd, path));
   }
   if (scheme === 'redis' || scheme === 'rediss') {
-    throw new ConfigError('a Redis history is not available yet', { url: redactUrl(url) }, ErrorCodes.URL_INVALID);
+    const { RedisHistoryStore } = await import('./redis-store.js');
+    return RedisHistoryStore.open(url);
   }
   throw new ConfigError(`history URL ${JSON.stringify(redactUrl(url))}: unsupported scheme ${JSON.stringify(scheme)}; use ${ACCEPTED}`, { url: redactUrl(url), scheme }, ErrorCodes.URL_INVALID);
 }
