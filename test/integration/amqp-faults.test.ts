@@ -201,14 +201,15 @@ describe('a private RabbitMQ node for broker faults', () => {
     };
     const transport = (await client.transport()) as AmqpTransport;
     try {
-      // The first publish under the alarm reaches the broker, which then blocks the connection: that apply waits.
+      // The first publish under the alarm reaches the broker, which then blocks the connection: that apply
+      // fails at its deadline too (BROKER_BLOCKED, outcome unknown: the broker holds it and may run it later).
       apply('t12-first');
       await waitFor(() => transport.session.blocked !== undefined, 'connection.blocked from the broker', 20_000);
       // Once blocked, nothing more is written: each apply fails by its deadline with a named error.
       for (let i = 0; i < 300; i++) apply(`t12-${i}`);
-      await waitFor(() => outcomes.size >= 300, 'publishes refused while blocked', 20_000);
+      await waitFor(() => outcomes.size >= 301, 'publishes refused while blocked', 20_000);
       expect([...outcomes.values()].every((o) => o === 'blocked')).toBe(true);
-      expect(outcomes.has('t12-first')).toBe(false);
+      expect(transport.session.blocked).toBeDefined();
       expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 * 1024 * 1024);
     } finally {
       await rabbit.ctl('set_vm_memory_high_watermark', '0.4');
@@ -223,12 +224,12 @@ describe('a private RabbitMQ node for broker faults', () => {
     await worker.start();
     try {
       const confirmedIds = [...outcomes].filter(([, o]) => o === 'confirmed').map(([id]) => id);
-      expect(confirmedIds).toContain('t12-first');
       await waitFor(() => seen.has('warm-up') && confirmedIds.every((id) => seen.has(id)), 'every confirmed task run', 30_000);
       await waitFor(async () => (await (await consumer.transport()).length('celery')) === 0, 'queue drained');
     } finally {
       await worker.stop();
     }
-    for (const [id, o] of outcomes) if (o === 'blocked') expect(seen.has(id), id).toBe(false);
+    // Refused before being written: never run. (t12-first was written before the block: it may run.)
+    for (const [id, o] of outcomes) if (o === 'blocked' && id !== 't12-first') expect(seen.has(id), id).toBe(false);
   });
 });

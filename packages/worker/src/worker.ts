@@ -23,6 +23,27 @@ export function expandNodeName(pattern: string, host: string = osHostname()): st
   return pattern.replace(/%([hnd%])/g, (_, v: string) => (v === 'h' ? host : v === 'n' ? name : v === 'd' ? domain : '%'));
 }
 
+/**
+ * Whether a worker receives work now (`inspect stats` → `celeriac.consumer`, `celeriac status`):
+ * `consuming`; `connecting` (no connection to the broker; it re-attaches once one is back); `failing`
+ * (connected, but attaching to its queues fails — `error` says why — and is retried with backoff);
+ * `suspended`; `stopped`.
+ */
+export interface ConsumerHealth {
+  readonly state: 'consuming' | 'connecting' | 'failing' | 'suspended' | 'stopped';
+  /** When it entered this state (epoch ms). */
+  readonly since: number;
+  readonly error?: string;
+}
+
+/** A consumer that reports its state (the AMQP one); others are taken as consuming while they exist. */
+type ReportedState = { readonly state: ConsumerHealth['state'] | 'cancelled'; readonly since: number; readonly error?: string };
+interface ReportingConsumer extends Consumer {
+  status(): ReportedState;
+  onStatus(listener: (status: ReportedState) => void): () => void;
+}
+const reports = (c: Consumer | undefined): c is ReportingConsumer => typeof (c as Partial<ReportingConsumer> | undefined)?.status === 'function';
+
 /** How often a worker re-reads revocations from the backend (broadcasts reach it sooner). */
 const REVOKED_REFRESH_MS = 1000;
 
@@ -142,7 +163,7 @@ export class Worker implements ControlledWorker {
     // Revocations live in the backend; this worker keeps a copy, refreshed every second and added to by broadcasts.
     await this.refreshRevoked(backend);
     this.revokedTimer = setInterval(() => void this.refreshRevoked(backend), REVOKED_REFRESH_MS);
-    this.consumer = await transport.consume(this.queueList, (d) => this.onDelivery(d), { prefetch: this.prefetch });
+    this.consumer = await this.consume(transport);
     this.log.info({ hostname: this.hostname, queues: this.queueList, concurrency: this.slots, transport: transport.kind }, 'worker ready');
     this.events.emit('worker-online', { hostname: this.hostname });
     if (this.options.sendEvents) this.setEvents(true);
@@ -286,8 +307,47 @@ export class Worker implements ControlledWorker {
     this.consumer = undefined;
     await old?.cancel();
     if (this.queueList.length > 0 && this.transportRef) {
-      this.consumer = await this.transportRef.consume(this.queueList, (d) => this.onDelivery(d), { prefetch: this.prefetch });
+      this.consumer = await this.consume(this.transportRef);
     }
+  }
+
+  /**
+   * Consume this worker's queues, logging every change of the consumer's state: a worker that
+   * cannot consume says so (a warning when it stops, info when it is back), not just once.
+   */
+  private async consume(transport: Transport): Promise<Consumer> {
+    const consumer = await transport.consume(this.queueList, (d) => this.onDelivery(d), { prefetch: this.prefetch });
+    if (reports(consumer)) {
+      let was = consumer.status().state;
+      consumer.onStatus((s) => {
+        if (this.consumer !== consumer || s.state === 'cancelled') return;
+        if (s.state === 'consuming') {
+          if (was !== 'consuming') this.log.info({ queues: this.queueList, afterMs: Date.now() - this.healthSince }, 'consuming again');
+        } else if (s.state === 'failing') {
+          this.log.warn({ code: ErrorCodes.BROKER_UNAVAILABLE, queues: this.queueList, error: s.error }, 'not consuming: attaching to the queues failed; retrying with backoff');
+        } else {
+          this.log.warn({ code: ErrorCodes.BROKER_UNAVAILABLE, queues: this.queueList }, 'not consuming: no connection to the broker; reconnecting');
+        }
+        if (s.state !== was) this.healthSince = s.since;
+        was = s.state;
+      });
+    }
+    return consumer;
+  }
+
+  private healthSince = Date.now();
+
+  /** Whether this worker receives work now (see {@link ConsumerHealth}). */
+  get consumerHealth(): ConsumerHealth {
+    if (this.stopping) return { state: 'stopped', since: this.healthSince };
+    if (this.suspended) return { state: 'suspended', since: this.healthSince };
+    const c = this.consumer;
+    if (reports(c)) {
+      const s = c.status();
+      if (s.state !== 'cancelled') return { ...s, state: s.state };
+    }
+    // No consumer while running: every queue was cancelled (`cancel_consumer`), or it is being replaced.
+    return { state: c || this.queueList.length > 0 ? 'consuming' : 'stopped', since: this.healthSince };
   }
 
   /** Stop taking new work (running tasks finish; unstarted messages go back) until {@link resume}. */

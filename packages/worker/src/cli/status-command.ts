@@ -15,6 +15,10 @@ export interface StatusReport {
     processed: number | null;
     uptime: number | null;
     suspended: boolean | null;
+    /** Whether it receives work: `consuming`, `connecting`, `failing`, `suspended`, `stopped`; null when it does not say (a Python worker). */
+    consumer: string | null;
+    /** Why it is not consuming (with `failing`). */
+    consumerError: string | null;
     events: boolean | null;
     /** Seconds since its last worker-heartbeat event; null with events off (or a Python worker). */
     lastHeartbeatAgo: number | null;
@@ -25,7 +29,7 @@ export interface StatusReport {
 interface StatsReply {
   total?: Record<string, number>;
   uptime?: number;
-  celeriac?: { active?: number; suspended?: boolean; events?: boolean; lastHeartbeat?: number | null; queues?: string[] };
+  celeriac?: { active?: number; suspended?: boolean; consumer?: { state?: string; error?: string | null }; events?: boolean; lastHeartbeat?: number | null; queues?: string[] };
 }
 
 export async function statusReport(app: CeleriacApp, extraQueues: readonly string[], timeout: number): Promise<StatusReport> {
@@ -45,6 +49,8 @@ export async function statusReport(app: CeleriacApp, extraQueues: readonly strin
         processed: s.total ? Object.values(s.total).reduce((a, b) => a + b, 0) : null,
         uptime: s.uptime ?? null,
         suspended: s.celeriac?.suspended ?? null,
+        consumer: s.celeriac?.consumer?.state ?? null,
+        consumerError: s.celeriac?.consumer?.error ?? null,
         events: s.celeriac?.events ?? null,
         lastHeartbeatAgo: typeof hb === 'number' ? Math.max(0, Math.round(Date.now() / 1000 - hb)) : null,
         queues: consumed,
@@ -55,6 +61,13 @@ export async function statusReport(app: CeleriacApp, extraQueues: readonly strin
   const names = [...new Set([...appQueues(app), ...extraQueues, ...workers.flatMap((w) => w.queues)])];
   const queues = await Promise.all(names.map(async (name) => ({ name, length: await transport.length(name) })));
   return { broker: app.config.broker.redacted, queues, delayed: await transport.delayedCount(), deadLetters: await transport.deadLetterCount(), workers };
+}
+
+/** The state column: `running` while it consumes; otherwise what it is doing instead (`failing: <why>`). */
+function workerState(w: StatusReport['workers'][number]): string {
+  if (w.suspended) return 'suspended';
+  if (w.consumer === null || w.consumer === 'consuming') return 'running';
+  return w.consumerError ? `NOT CONSUMING (${w.consumer}: ${w.consumerError})` : `NOT CONSUMING (${w.consumer})`;
 }
 
 /** The report as a terminal screen (like `rq info`): queue bars, counts, then workers. */
@@ -72,7 +85,7 @@ export function renderStatus(r: StatusReport): string {
     for (const w of r.workers) {
       rows.push([
         w.hostname,
-        w.suspended ? 'suspended' : 'running',
+        workerState(w),
         String(w.active ?? '?'),
         String(w.processed ?? '?'),
         w.uptime === null ? '?' : `${w.uptime}s`,

@@ -77,6 +77,23 @@ function queueInfo(name: string) {
   };
 }
 
+/** A worker's consumer state as `stats` reports it (the worker's `consumerHealth`; times in seconds). */
+interface ConsumerReply {
+  readonly state: string;
+  readonly since: number;
+  readonly error: string | null;
+}
+
+/**
+ * Whether the worker receives work. Read from the worker when it reports it (`consumerHealth`, not
+ * yet part of {@link Worker}'s control interface); otherwise "consuming" while it is not suspended.
+ */
+function consumerReply(worker: Worker): ConsumerReply {
+  const h = (worker as Partial<{ consumerHealth: { state: string; since: number; error?: string } }>).consumerHealth;
+  if (!h) return { state: worker.isSuspended ? 'suspended' : 'consuming', since: worker.startedAt / 1000, error: null };
+  return { state: h.state, since: h.since / 1000, error: h.error ?? null };
+}
+
 /** What `inspect stats` answers: Celery's keys, plus a `celeriac` section. */
 export function workerStats(worker: Worker) {
   const usage = resourceUsage();
@@ -94,6 +111,8 @@ export function workerStats(worker: Worker) {
       reserved: worker.reserved.length,
       queues: [...worker.queues],
       suspended: worker.isSuspended,
+      /** `consuming`, `connecting`, `failing` (see `error`), `suspended` or `stopped`: a worker that cannot consume says so. */
+      consumer: consumerReply(worker),
       events: worker.eventsEnabled,
       lastHeartbeat: worker.lastHeartbeatAt === null ? null : worker.lastHeartbeatAt / 1000,
       rssBytes: process.memoryUsage().rss,

@@ -153,16 +153,29 @@ export class RpcBackend implements ResultBackend {
     });
   }
 
+  /**
+   * Consume the reply queue on every connection. Registered once and retried by the session until it
+   * attaches (after a drop, a partition): never awaited by a waiter, so a broker that does not answer
+   * cannot make `wait` outlive its timeout.
+   */
   private listen(): Promise<void> {
     this.consuming ??= this.session
-      .onConnect(async (model) => {
-        const ch = await model.createChannel();
-        ch.on('error', () => undefined);
-        await ch.assertQueue(this.replyQueue, REPLY_QUEUE_OPTIONS);
-        this.replyDeclared = this.session.currentGeneration;
-        await ch.consume(this.replyQueue, (msg) => msg && this.heard(msg.content.toString('utf8')), { noAck: true });
-        this.replyChannel = ch;
-      })
+      .onConnect(
+        async (model) => {
+          const ch = await model.createChannel();
+          ch.on('error', () => undefined);
+          try {
+            await ch.assertQueue(this.replyQueue, REPLY_QUEUE_OPTIONS);
+            await ch.consume(this.replyQueue, (msg) => msg && this.heard(msg.content.toString('utf8')), { noAck: true });
+          } catch (err) {
+            await ch.close().catch(() => undefined);
+            throw err;
+          }
+          this.replyDeclared = this.session.currentGeneration;
+          this.replyChannel = ch;
+        },
+        { retryFirst: true },
+      )
       .then(() => undefined);
     return this.consuming;
   }
@@ -197,8 +210,17 @@ export class RpcBackend implements ResultBackend {
    */
   private async settle(): Promise<void> {
     await this.listen();
-    for (let i = 0; i < 50; i++) {
-      const count = await this.replyChannel?.checkQueue(this.replyQueue).then((r) => r.messageCount, () => 0);
+    // Bounded: under a partition the check is never answered; then the states already heard are the answer.
+    const deadline = Date.now() + this.session.settings.publishTimeoutMs;
+    for (let i = 0; i < 50 && Date.now() < deadline; i++) {
+      const ch = this.replyChannel;
+      if (!ch) return;
+      let timer: NodeJS.Timeout | undefined;
+      const count = await Promise.race([
+        ch.checkQueue(this.replyQueue).then((r) => r.messageCount, () => 0),
+        new Promise<number>((r) => (timer = setTimeout(() => r(0), Math.max(0, deadline - Date.now())))),
+      ]);
+      clearTimeout(timer);
       if (!count) return;
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -215,7 +237,7 @@ export class RpcBackend implements ResultBackend {
   }
 
   async wait(taskId: string, options: WaitOptions = {}): Promise<ResultMeta> {
-    await this.listen();
+    await this.listen(); // Registers the listener; does not wait for the broker.
     const known = this.states.get(taskId);
     if (known && READY_STATES.has(known.status as TaskState)) return known;
     options.signal?.throwIfAborted();

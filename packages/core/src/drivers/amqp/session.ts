@@ -26,6 +26,9 @@ function socketOptions(settings: AmqpSettings): Record<string, unknown> {
   }
 }
 
+/** Work to do on every connection (declare and consume, listen): see {@link AmqpSession.onConnect}. */
+export type Hook = (model: ChannelModel) => Promise<void>;
+
 interface Pending {
   readonly exchange: string;
   readonly routingKey: string;
@@ -45,12 +48,16 @@ export class AmqpSession {
   private publisher: ConfirmChannel | undefined;
   private admin: Channel | undefined;
   private readonly pending = new Set<Pending>();
-  private readonly hooks = new Set<(model: ChannelModel) => Promise<void>>();
+  private readonly hooks = new Set<Hook>();
   private readonly waiters = new Set<() => void>();
   /** Queues and exchanges declared on the current connection (declaring again is a wasted round trip). */
   readonly declared = new Set<string>();
   /** Reason of the current resource alarm (`connection.blocked`), if any. */
   blocked: string | undefined;
+  /** Why the current connection is failing (its last 'error'), for the log line when it closes. */
+  private lastError: string | undefined;
+  /** Pending retries of hooks (cleared on close). */
+  private readonly retries = new Set<NodeJS.Timeout>();
   private closed = false;
   private generation = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -100,7 +107,8 @@ export class AmqpSession {
       if (err instanceof ConfigError) throw err;
       throw new BrokerUnavailableError(`Cannot reach the AMQP broker at ${this.settings.redacted}: ${(err as Error).message}`, { url: this.settings.redacted }, { cause: err });
     }
-    model.on('error', () => undefined); // 'close' follows; reconnecting is decided there.
+    // 'close' follows; reconnecting is decided there. The reason is kept for the log line (a missed heartbeat).
+    model.on('error', (err: Error) => void (this.lastError = err?.message ?? String(err)));
     model.on('blocked', (reason: string) => {
       this.blocked = reason || 'resource alarm';
       this.log(`AMQP broker blocked publishing: ${this.blocked}`);
@@ -115,7 +123,10 @@ export class AmqpSession {
     this.declared.clear();
     this.publisher = undefined;
     this.admin = undefined;
-    for (const hook of this.hooks) await hook(model).catch((err: unknown) => this.log(`AMQP recovery step failed: ${(err as Error).message}`));
+    this.lastError = undefined;
+    // Each hook (a consumer, a listener) runs until it succeeds on this connection: a re-attach that fails
+    // (a declaration refused, a channel error) is retried with backoff, never left failed.
+    for (const hook of this.hooks) await this.runHook(hook, model, 0);
     this.wakeWaiters();
   }
 
@@ -126,7 +137,10 @@ export class AmqpSession {
     this.admin = undefined;
     this.blocked = undefined;
     if (this.closed) return;
-    this.log(`AMQP connection to ${this.settings.redacted} lost; reconnecting`);
+    const why = this.lastError ?? 'closed by the broker or the network';
+    // HEARTBEAT_MISSED names the half-open case (a partition): nothing arrived for two heartbeat intervals.
+    const tag = /heartbeat/i.test(why) ? ' [HEARTBEAT_MISSED]' : '';
+    this.log(`AMQP connection to ${this.settings.redacted} lost${tag} (${why}); reconnecting`);
     this.scheduleReconnect(100);
   }
 
@@ -136,20 +150,80 @@ export class AmqpSession {
     }, delay);
   }
 
+  /**
+   * Run `hook` on `model`; on failure try again with backoff (200 ms doubling to 5 s) for as long as
+   * `model` is the current connection, the hook is registered and the session open. A new connection
+   * runs every hook afresh, so the loop for an old one just ends. A hook must leave nothing behind
+   * when it throws (close the channel it opened), since it runs again.
+   */
+  private async runHook(hook: Hook, model: ChannelModel, attempt: number): Promise<void> {
+    try {
+      await hook(model);
+    } catch (err) {
+      if (this.closed || this.model !== model || !this.hooks.has(hook)) return;
+      const delay = Math.min(200 * 2 ** attempt, 5000);
+      // Once, then every ~10th attempt: an outage of a queue must not write a line a second.
+      if (attempt === 0 || attempt % 10 === 0) this.log(`AMQP recovery step failed (attempt ${attempt + 1}), retrying every ${delay} ms at most: ${brokerReason(err)}`);
+      const timer = setTimeout(() => {
+        this.retries.delete(timer);
+        void this.runHook(hook, model, attempt + 1);
+      }, delay);
+      this.retries.add(timer);
+    }
+  }
+
+  /**
+   * Run `hook` again on the current connection, with the same retries (a consumer whose channel the
+   * broker closed). After a short pause, so that a channel closed by a dropping connection leaves the
+   * work to the reconnect, which runs every hook itself.
+   */
+  rerun(hook: Hook): void {
+    const model = this.model;
+    if (!model || this.closed) return;
+    const timer = setTimeout(() => {
+      this.retries.delete(timer);
+      if (this.model === model && this.hooks.has(hook)) void this.runHook(hook, model, 0);
+    }, 200);
+    this.retries.add(timer);
+  }
+
   private wakeWaiters(): void {
     for (const w of [...this.waiters]) w();
   }
 
-  /** Run `hook` now (when connected) and after every reconnect. Returns its remover. */
-  async onConnect(hook: (model: ChannelModel) => Promise<void>): Promise<() => void> {
+  /** Whether a connection is up now (blocked or not). */
+  get connected(): boolean {
+    return this.model !== undefined;
+  }
+
+  /**
+   * Run `hook` now (when connected) and after every reconnect, retried until it succeeds on each
+   * connection. A first run that fails rejects (and registers nothing): the caller learns at once
+   * (unless `retryFirst`).
+   * Returns its remover.
+   */
+  async onConnect(hook: Hook, options: { retryFirst?: boolean } = {}): Promise<() => void> {
     this.hooks.add(hook);
-    if (this.model) await hook(this.model);
+    // `retryFirst`: the first run is retried like the later ones, and not awaited (a reply listener
+    // must not make its caller wait on a broker that does not answer).
+    if (options.retryFirst) {
+      if (this.model) void this.runHook(hook, this.model, 0);
+      return () => this.hooks.delete(hook);
+    }
+    try {
+      if (this.model) await hook(this.model);
+    } catch (err) {
+      this.hooks.delete(hook);
+      throw err;
+    }
     return () => this.hooks.delete(hook);
   }
 
-  /** Wait (up to the publish timeout) for a connection that is up and not blocked. */
-  async ready(what: string): Promise<ChannelModel> {
-    const deadline = Date.now() + this.settings.publishTimeoutMs;
+  /**
+   * Wait for a connection that is up and not blocked, until `deadline` (default: the publish
+   * timeout from now), then fail by name: BROKER_BLOCKED under an alarm, else BROKER_UNAVAILABLE.
+   */
+  async ready(what: string, deadline = Date.now() + this.settings.publishTimeoutMs): Promise<ChannelModel> {
     while (!this.model || this.blocked) {
       if (this.closed) throw new TransportClosedError(`${what}: the AMQP transport`);
       const left = deadline - Date.now();
@@ -171,10 +245,43 @@ export class AmqpSession {
     return this.model;
   }
 
-  private async publisherChannel(): Promise<ConfirmChannel> {
+  /**
+   * A channel opened before `deadline`, or a named error. Opening one is a round trip a blocked
+   * connection or a partition never answers; a channel that opens after we gave up is closed.
+   */
+  private async open<T extends Channel>(what: string, create: (model: ChannelModel) => Promise<T>, deadline: number): Promise<T> {
+    const model = await this.ready(what, deadline);
+    let late = false;
+    const opening = create(model);
+    opening.then(
+      (ch) => void (late && ch.close().catch(() => undefined)),
+      () => undefined,
+    );
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        opening,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            late = true;
+            reject(this.deadlineError(what));
+          }, Math.max(0, deadline - Date.now()));
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private deadlineError(what: string): BrokerError {
+    return this.blocked
+      ? new BrokerError(ErrorCodes.BROKER_BLOCKED, `${what}: the broker has blocked publishing (${this.blocked}) for more than ${this.settings.publishTimeoutMs} ms`)
+      : new BrokerUnavailableError(`${what}: the AMQP broker at ${this.settings.redacted} did not answer within ${this.settings.publishTimeoutMs} ms`, { url: this.settings.redacted });
+  }
+
+  private async publisherChannel(deadline: number): Promise<ConfirmChannel> {
     if (this.publisher) return this.publisher;
-    const model = await this.ready('publish');
-    const ch = this.hold('publisher', await model.createConfirmChannel());
+    const ch = this.hold('publisher', await this.open('publish', (m) => m.createConfirmChannel(), deadline));
     ch.on('return', (msg: Message) => {
       // Returns arrive before the ack of the same publish, in order: the oldest matching pending publish is it.
       for (const p of this.pending) {
@@ -205,54 +312,56 @@ export class AmqpSession {
    */
   async adminChannel(): Promise<Channel> {
     if (this.admin) return this.admin;
-    const model = await this.ready('declare');
-    return this.hold('admin', await model.createChannel());
+    return this.hold('admin', await this.open('declare', (m) => m.createChannel(), Date.now() + this.settings.publishTimeoutMs));
   }
 
   /**
    * Publish and resolve once the broker confirms. `mandatory` messages that no
    * queue takes reject with UNROUTABLE; a connection lost before the confirm
    * rejects with BROKER_UNAVAILABLE (the outcome is unknown: send again with the
-   * same task id).
+   * same task id). The whole call — waiting for a connection or for an alarm to
+   * clear, opening the channel, the confirm — takes at most `publishTimeoutMs`.
    */
   async publish(exchange: string, routingKey: string, content: Buffer, options: Options.Publish): Promise<void> {
+    const deadline = Date.now() + this.settings.publishTimeoutMs;
+    const where = `publish to ${exchange || '(default exchange)'}/${routingKey}`;
     // Nothing is written while disconnected or blocked: it waits here, up to the deadline, then fails by name.
-    await this.ready('publish');
-    const ch = await this.publisherChannel();
+    await this.ready('publish', deadline);
+    const ch = await this.publisherChannel(deadline);
     const pending: Pending = { exchange, routingKey, correlationId: options.correlationId, returned: undefined };
     this.pending.add(pending);
     try {
       await new Promise<void>((resolve, reject) => {
-        let timer: NodeJS.Timeout | undefined;
-        const arm = (): void => {
-          timer = setTimeout(() => {
-            // Written while the broker blocks us: it holds the message and will confirm once the alarm clears,
-            // so keep waiting (failing now could report as lost a task that later runs).
-            if (this.blocked && this.publisher === ch) return arm();
-            // A confirm that never comes (e.g. a queue that is not accepting) must not stall every later publish
-            // behind it: retire this channel; its other unconfirmed publishes fail as unknown too, and are retried.
-            if (this.publisher === ch) {
-              this.publisher = undefined;
-              ch.close().catch(() => undefined);
-            }
-            reject(
-              new BrokerUnavailableError(
-                `publish to ${exchange || '(default exchange)'}/${routingKey}: not confirmed by the broker within ${this.settings.publishTimeoutMs} ms; the outcome is unknown, send again with the same task id`,
-              ),
+        const timer = setTimeout(() => {
+          if (this.blocked) {
+            // Written, then the broker blocked us: it holds the message and may confirm it once the alarm
+            // clears. The caller is told so by name at its deadline (the channel stays: its confirms still come).
+            return reject(
+              new BrokerError(ErrorCodes.BROKER_BLOCKED, `${where}: written, but the broker blocked publishing (${this.blocked}) before confirming it within ${this.settings.publishTimeoutMs} ms; the outcome is unknown, send again with the same task id`, {
+                exchange,
+                routingKey,
+                outcome: 'unknown',
+              }),
             );
-          }, this.settings.publishTimeoutMs);
-        };
-        arm();
+          }
+          // A confirm that never comes (e.g. a queue that is not accepting) must not stall every later publish
+          // behind it: retire this channel; its other unconfirmed publishes fail as unknown too, and are retried.
+          if (this.publisher === ch) {
+            this.publisher = undefined;
+            ch.close().catch(() => undefined);
+          }
+          reject(new BrokerUnavailableError(`${where}: not confirmed by the broker within ${this.settings.publishTimeoutMs} ms; the outcome is unknown, send again with the same task id`));
+        }, Math.max(0, deadline - Date.now()));
         try {
           ch.publish(exchange, routingKey, content, options, (err) => {
             clearTimeout(timer);
             if (err) {
-              reject(new BrokerUnavailableError(`publish to ${exchange || '(default exchange)'}/${routingKey}: the broker did not confirm it (${brokerReason(err)})`, {}, { cause: err }));
+              reject(new BrokerUnavailableError(`${where}: the broker did not confirm it (${brokerReason(err)})`, {}, { cause: err }));
             } else resolve();
           });
         } catch (err) {
           clearTimeout(timer);
-          reject(new BrokerUnavailableError(`publish to ${exchange || '(default exchange)'}/${routingKey}: ${(err as Error).message}`, {}, { cause: err }));
+          reject(new BrokerUnavailableError(`${where}: ${(err as Error).message}`, {}, { cause: err }));
         }
       });
     } finally {
@@ -270,6 +379,8 @@ export class AmqpSession {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.reconnectTimer);
+    for (const t of this.retries) clearTimeout(t);
+    this.retries.clear();
     this.wakeWaiters();
     const model = this.model;
     // Channels first: each close is ordered after that channel's pending frames (acks), the connection's is not.

@@ -219,6 +219,16 @@ export class AmqpTransport implements Transport {
     const attach = async (model: ChannelModel): Promise<void> => {
       const ch = await model.createChannel();
       ch.on('error', () => undefined);
+      try {
+        await bind(ch);
+      } catch (err) {
+        // The session runs this again (with backoff) until it succeeds: leave no half-bound channel behind.
+        await ch.close().catch(() => undefined);
+        throw err;
+      }
+      current = ch;
+    };
+    const bind = async (ch: Channel): Promise<void> => {
       await ch.assertExchange(exchange.name, exchange.type, { durable: exchange.durable, autoDelete: false });
       // A named queue is what a Python peer names too (a pidbox reply queue); otherwise a private one.
       const { queue } = await ch.assertQueue(options.queue ?? '', { exclusive: options.queue === undefined, autoDelete: true, durable: false, arguments: args });
@@ -237,7 +247,6 @@ export class AmqpTransport implements Transport {
         },
         { noAck: true },
       );
-      current = ch;
     };
     const remove = await this.session.onConnect(attach);
     const unlisten = async (): Promise<void> => {

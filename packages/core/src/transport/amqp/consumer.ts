@@ -7,7 +7,7 @@
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { LeaseLostError } from '../../errors.js';
 import type { WireMessage } from '../../protocol/message.js';
-import type { AmqpSession } from '../../drivers/amqp/session.js';
+import { brokerReason, type AmqpSession, type Hook } from '../../drivers/amqp/session.js';
 import type { Consumer, Delivery, PublishOptions } from '../transport.js';
 import type { ResolvedQueue } from './topology.js';
 import { DELIVERIES_HEADER, wireOf } from './wire.js';
@@ -20,8 +20,22 @@ export interface AmqpConsumerHost {
 }
 
 /**
+ * Whether a consumer receives deliveries now. `consuming`: attached to every queue it was asked
+ * for. `connecting`: no connection to the broker (it attaches once one is back). `failing`:
+ * connected, but attaching failed (`error` says why) and is being retried with backoff.
+ * `cancelled`: stopped on purpose.
+ */
+export interface ConsumerStatus {
+  readonly state: 'consuming' | 'connecting' | 'failing' | 'cancelled';
+  /** When it entered this state (epoch ms). */
+  readonly since: number;
+  readonly error?: string;
+}
+
+/**
  * One `consume` call: a channel with `basic.qos` (per channel, so it can change
- * while consuming, as Celery does), re-created after a reconnect or a channel error.
+ * while consuming, as Celery does), re-created after a reconnect or a channel error,
+ * and retried (by the session) until it is attached again: never connected but idle.
  */
 export class AmqpConsumer implements Consumer {
   private channel: Channel | undefined;
@@ -29,6 +43,9 @@ export class AmqpConsumer implements Consumer {
   private global = true;
   private removeHook: (() => void) | undefined;
   private cancelled = false;
+  private current: ConsumerStatus = { state: 'connecting', since: Date.now() };
+  private readonly listeners = new Set<(status: ConsumerStatus) => void>();
+  private readonly hook: Hook = (model) => this.attach(model);
 
   constructor(
     private readonly transport: AmqpConsumerHost,
@@ -38,25 +55,50 @@ export class AmqpConsumer implements Consumer {
   ) {}
 
   async start(): Promise<void> {
-    this.removeHook = await this.transport.session.onConnect((model) => this.attach(model));
+    this.removeHook = await this.transport.session.onConnect(this.hook);
+  }
+
+  /** Whether this consumer receives deliveries now (see {@link ConsumerStatus}). */
+  status(): ConsumerStatus {
+    return this.current;
+  }
+
+  /** Called on every change of {@link status} (the worker logs them). Returns its remover. */
+  onStatus(listener: (status: ConsumerStatus) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private setStatus(state: ConsumerStatus['state'], error?: string): void {
+    if (this.current.state === state && this.current.error === error) return;
+    this.current = { state, since: Date.now(), ...(error !== undefined ? { error } : {}) };
+    for (const l of this.listeners) l(this.current);
   }
 
   private async attach(model: ChannelModel): Promise<void> {
     if (this.cancelled) return;
-    const ch = await model.createChannel();
+    let ch: Channel | undefined;
+    try {
+      ch = await model.createChannel();
+      await this.consumeOn(ch);
+    } catch (err) {
+      // Leave nothing half-attached (a channel consuming some of the queues): the session runs us again.
+      if (ch && this.channel === ch) this.channel = undefined;
+      ch?.close().catch(() => undefined);
+      if (!this.cancelled) this.setStatus(this.transport.session.connected ? 'failing' : 'connecting', brokerReason(err));
+      throw err;
+    }
+  }
+
+  private async consumeOn(ch: Channel): Promise<void> {
     ch.on('error', () => undefined);
-    const opened = this.transport.session.currentGeneration;
     ch.on('close', () => {
       if (this.channel !== ch || this.cancelled) return;
       this.channel = undefined;
-      // A channel error on a live connection: open another channel on it. A lost connection is not ours
-      // to mend: the reconnect runs `attach` for every consumer (doing it here too would consume twice).
-      setTimeout(() => {
-        this.transport.session.ready('consume').then((m) => {
-          if (this.cancelled || this.channel || this.transport.session.currentGeneration !== opened) return;
-          return this.attach(m);
-        }, () => undefined);
-      }, 200);
+      this.setStatus('connecting');
+      // A channel error on a live connection: the session runs `attach` again on it, with retries. A lost
+      // connection is not ours to mend: the reconnect runs `attach` for every consumer.
+      this.transport.session.rerun(this.hook);
     });
     const generation = this.transport.session.currentGeneration;
     const queues: ResolvedQueue[] = [];
@@ -68,6 +110,12 @@ export class AmqpConsumer implements Consumer {
     this.channel = ch;
     this.tags = [];
     for (const q of queues) await this.consumeOne(ch, generation, q);
+    if (this.cancelled) {
+      // Cancelled while attaching: stop what was just started.
+      for (const { tag } of this.tags) await ch.cancel(tag).catch(() => undefined);
+      return;
+    }
+    this.setStatus('consuming');
   }
 
   private async consumeOne(ch: Channel, generation: number, q: ResolvedQueue): Promise<void> {
@@ -159,6 +207,7 @@ export class AmqpConsumer implements Consumer {
     if (this.cancelled) return;
     this.cancelled = true;
     this.removeHook?.();
+    this.setStatus('cancelled');
     const ch = this.channel;
     // Stop receiving; unacked deliveries stay owned (and ackable) on this channel. Whatever is still
     // unacked when the transport closes goes back to its queue: the broker requeues it.
