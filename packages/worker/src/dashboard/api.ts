@@ -5,7 +5,7 @@
  *
  * Reads: GET overview, tasks (?id,name,state,worker,queue,from,to,text,sort,order,offset,limit),
  * tasks/:id, throughput (?since,bucket), workers, queues, dead-letters (?offset,limit),
- * schedules, broker, stream (SSE).
+ * schedules, broker, session ({ authenticated, csrfToken }), stream (SSE).
  * Actions (POST): tasks/revoke {ids, terminate?, signal?}, tasks/:id/resend,
  * workers/:hostname/:action {args?}, queues/:name/purge, dead-letters/requeue {ids},
  * dead-letters/discard {ids}, schedules/:name/enable, schedules/:name/disable.
@@ -90,6 +90,9 @@ export function mountApi(app: Hono<DashboardEnv>, service: DashboardService): vo
   });
   app.get('/api/schedules', async (c) => c.json(await service.schedules()));
   app.get('/api/broker', (c) => c.json(service.broker()));
+  // For scripts and single-page clients: whether this request is authenticated, and the CSRF token its POSTs need
+  // (readable only same-origin: no CORS headers are ever sent).
+  app.get('/api/session', (c) => c.json({ authenticated: c.get('authenticated'), csrfToken: c.get('csrfToken') }));
   app.get('/api/stream', (c) => liveStream(c, service));
 
   app.post('/api/tasks/revoke', async (c) => {

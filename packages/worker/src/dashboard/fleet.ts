@@ -76,6 +76,7 @@ export class FleetMonitor {
   private readonly backendChecked = new Map<string, number>();
   private registeredAt = 0;
   private readonly enabledAt = new Map<string, number>();
+  private readonly warned = new Map<string, number>();
   private closed = false;
   private readonly secret: string;
 
@@ -139,9 +140,18 @@ export class FleetMonitor {
 
   /** Keep a background promise observed, and known to close(). */
   private track(p: Promise<unknown>): void {
-    const observed = p.catch((err: unknown) => this.log(this.scrub(err instanceof Error ? err.message : String(err))));
+    const observed = p.catch((err: unknown) => this.warn(this.scrub(err instanceof Error ? err.message : String(err))));
     this.pending.add(observed);
     void observed.finally(() => this.pending.delete(observed));
+  }
+
+  /** Log a background failure, the same text at most once a minute (an outage would repeat it every few seconds). */
+  private warn(line: string): void {
+    const now = Date.now();
+    if (now - (this.warned.get(line) ?? 0) < 60_000) return;
+    if (this.warned.size > 100) this.warned.clear();
+    this.warned.set(line, now);
+    this.log(line);
   }
 
   /** A message with the broker's password (if it slipped into a driver's text) replaced. */
