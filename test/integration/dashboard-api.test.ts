@@ -226,3 +226,219 @@ describe.each(['redis', 'amqp'] as const)('celeriac dashboard over %s', (kind) =
     expect(d.proc.output()).not.toContain(secret);
   }, 120_000);
 });
+
+interface ErrorBody {
+  error: { code: string; message: string };
+}
+interface BrokerStatus {
+  url: string;
+  reachable: boolean;
+  error: string | null;
+}
+
+describe('celeriac dashboard actions and authentication (Redis)', () => {
+  it('revoke of a countdown task ends REVOKED, resend, dead letters requeued and discarded, worker actions and WORKER_NO_REPLY', async () => {
+    const url = await sharedRedis();
+    const env = { CELERIAC_BROKER_URL: url, CELERIAC_RESULT_BACKEND: url };
+    const d = await dashboard(['--history', join(dir, 'actions.db')], env);
+    const old = await startWorker(['-A', FIXTURE_APP, '-n', 'act@old', '-E'], env);
+    const app = client(url, url);
+
+    // Revoke a task still waiting for its countdown: when it comes due, the worker discards it.
+    const later = await app.sendTask('tasks.add', [1, 1], {}, { countdown: 3000 });
+    await taskIn(d, later.id, ['SENT']);
+    const revoked = await d.post<{ ok: boolean; message: string }>('/api/tasks/revoke', { ids: [later.id] });
+    expect(revoked.status).toBe(200);
+    expect(revoked.body.ok).toBe(true);
+    await taskIn(d, later.id, ['REVOKED']);
+    expect((await d.post<ErrorBody>('/api/tasks/revoke', { ids: [] })).body.error.code).toBe('ARGUMENT_INVALID');
+    expect((await d.post<ErrorBody>('/api/tasks/revoke', { ids: ['x'], terminate: true, signal: 'SIGNOPE' })).status).toBe(400);
+
+    // Resend: the same name, arguments and queue, as a new task (its arguments read back from their repr).
+    const add = await app.sendTask('tasks.add', [20, 22]);
+    await taskIn(d, add.id, ['SUCCESS']);
+    const resent = await d.post<{ id: string }>(`/api/tasks/${add.id}/resend`);
+    expect(resent.status).toBe(200);
+    expect(resent.body.id).not.toBe(add.id);
+    expect(await taskIn(d, resent.body.id, ['SUCCESS'])).toMatchObject({ name: 'tasks.add', result: '42' });
+    expect((await d.post<ErrorBody>('/api/tasks/no-such-id/resend')).body.error.code).toBe('TASK_UNKNOWN');
+
+    // Dead letters: a task no worker knows yet, twice.
+    const late = await app.sendTask('tasks.late', [4]);
+    const discard = await app.sendTask('tasks.late', [5]);
+    const letters = await waitFor(async () => {
+      const r = await d.get<{ total: number; items: { id: string; reason: string; taskName: string; args: string }[] }>('/api/dead-letters');
+      return r.body.total === 2 ? r.body : undefined;
+    }, 'two dead letters', 20_000, 200);
+    expect(letters.items.map((i) => [i.id, i.reason, i.taskName, i.args])).toEqual([
+      [late.id, 'TASK_UNKNOWN', 'tasks.late', '(4,)'],
+      [discard.id, 'TASK_UNKNOWN', 'tasks.late', '(5,)'],
+    ]);
+    await taskIn(d, late.id, ['REJECTED']);
+    // The fix is deployed: a worker that knows tasks.late replaces the old one.
+    old.proc.kill('SIGTERM');
+    await old.exited;
+    await startWorker(['-A', FIXTURE_APP, '-n', 'act@new', '-E'], { ...env, FIXTURE_WITH_LATE: '1' });
+    expect((await d.post('/api/dead-letters/requeue', { ids: [late.id] })).body).toEqual({ requeued: 1 });
+    expect(await taskIn(d, late.id, ['SUCCESS'])).toMatchObject({ result: '40', worker: 'act@new' });
+    expect((await d.post('/api/dead-letters/discard', { ids: [discard.id, 'gone'] })).body).toEqual({ discarded: 1 });
+    expect((await d.get<{ total: number }>('/api/dead-letters')).body.total).toBe(0);
+    expect((await d.post('/api/dead-letters/requeue', { ids: ['gone'] })).body).toEqual({ requeued: 0 });
+    expect((await d.post<ErrorBody>('/api/dead-letters/requeue', {})).status).toBe(400);
+
+    // Worker actions: one that answers, one that is not there.
+    const ghost = await d.post<ErrorBody & { result: { ok: boolean } }>('/api/workers/ghost@nowhere/suspend');
+    expect(ghost.status).toBe(504);
+    expect(ghost.body.error.code).toBe('WORKER_NO_REPLY');
+    expect(ghost.body.error.message).toContain('ghost@nowhere did not answer');
+    expect(ghost.body.result.ok).toBe(false);
+    expect((await d.post<{ ok: boolean }>('/api/workers/act@new/suspend')).body.ok).toBe(true);
+    await waitFor(async () => (await d.get<WorkerView[]>('/api/workers')).body.find((w) => w.hostname === 'act@new')?.state === 'suspended', 'suspended', 10_000, 200);
+    expect((await d.post<{ ok: boolean }>('/api/workers/act@new/resume')).body.ok).toBe(true);
+    const rate = await d.post<{ ok: boolean; message: string }>('/api/workers/act@new/rate_limit', { args: { task_name: 'tasks.add', rate_limit: '100/s' } });
+    expect(rate.body).toMatchObject({ ok: true, message: 'new rate limit set successfully' });
+    expect((await d.post<{ ok: boolean; message: string }>('/api/workers/act@new/rate_limit', { args: { task_name: 'tasks.nope', rate_limit: '1/s' } })).body).toMatchObject({ ok: false, message: 'unknown task' });
+    expect((await d.post<ErrorBody>('/api/workers/act@new/reboot')).status).toBe(400);
+    expect((await d.post<ErrorBody>('/api/workers/act@new/pool_grow', { args: { n: -1 } })).status).toBe(400);
+
+    // Purge, and schedules (none defined on a bare -b app).
+    await app.sendTask('tasks.add', [0, 0], {}, { queue: 'parked' });
+    await waitFor(async () => (await (await app.transport()).length('parked')) === 1, 'a message parked');
+    expect((await d.post('/api/queues/parked/purge')).body).toEqual({ purged: 1 });
+    expect((await d.get('/api/schedules')).body).toEqual([]);
+    const noEntry = await d.post<ErrorBody>('/api/schedules/nightly/enable');
+    expect(noEntry.status).toBe(404);
+    expect(noEntry.body.error.code).toBe('BEAT_ENTRY_UNKNOWN');
+  }, 120_000);
+
+  it('actions need a session and its CSRF token; the printed ?token= URL sets it; a token or basic auth makes reads need it too; 0.0.0.0 without either refuses to start', async () => {
+    const url = await sharedRedis();
+    const env = { CELERIAC_BROKER_URL: url, CELERIAC_RESULT_BACKEND: url };
+    const d = await dashboard(['--history', join(dir, 'auth.db')], env);
+    expect(d.token).toMatch(/^[0-9a-f]{48}$/);
+
+    // Reads on loopback are open; an action without credentials is refused.
+    expect((await d.get('/api/overview', { authorization: '' })).status).toBe(200);
+    const anonymous = await d.post<ErrorBody>('/api/queues/celery/purge', {}, { authorization: '' });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body.error.code).toBe('AUTH_REQUIRED');
+    expect((await d.post('/api/queues/celery/purge', {}, { authorization: 'Bearer wrong-token' })).status).toBe(401);
+
+    // The printed URL: a session cookie (HttpOnly, SameSite=Strict), then the clean URL.
+    expect((await fetch(`${d.base}/?token=wrong`, { redirect: 'manual' })).status).toBe(401);
+    const opened = await fetch(`${d.base}/?token=${d.token}`, { redirect: 'manual' });
+    expect(opened.status).toBe(303);
+    expect(opened.headers.get('location')).toBe('/');
+    const setCookie = opened.headers.get('set-cookie')!;
+    expect(setCookie).toMatch(/HttpOnly/);
+    expect(setCookie).toMatch(/SameSite=Strict/);
+    const cookie = setCookie.split(';')[0]!;
+    const session = (await d.get<{ authenticated: boolean; csrfToken: string }>('/api/session', { cookie })).body;
+    expect(session.authenticated).toBe(true);
+    expect(session.csrfToken.length).toBeGreaterThan(20);
+    expect((await d.get<{ authenticated: boolean }>('/api/session', { authorization: '' })).body.authenticated).toBe(false);
+
+    const noCsrf = await d.post<ErrorBody>('/api/queues/celery/purge', {}, { cookie });
+    expect(noCsrf.status).toBe(403);
+    expect(noCsrf.body.error.message).toContain('X-CSRF-Token');
+    expect((await d.post('/api/queues/celery/purge', {}, { cookie, 'x-csrf-token': `${session.csrfToken}x` })).status).toBe(403);
+    const crossSite = await d.post<ErrorBody>('/api/queues/celery/purge', {}, { cookie, 'x-csrf-token': session.csrfToken, origin: 'http://evil.example' });
+    expect(crossSite.status).toBe(403);
+    expect(crossSite.body.error.message).toContain('cross-origin');
+    const allowed = await d.post('/api/queues/celery/purge', {}, { cookie, 'x-csrf-token': session.csrfToken, origin: d.base });
+    expect(allowed.status).toBe(200);
+    expect(allowed.body).toEqual({ purged: 0 });
+    // A bearer token needs no CSRF token (a browser never sends it on its own).
+    expect((await d.post('/api/queues/celery/purge')).status).toBe(200);
+
+    // Another address without authentication: refused before anything is opened.
+    const open = celeriac(['dashboard', '--host', '0.0.0.0', '--port', String(await freePort())], env);
+    expect(await open.exited).toBe(2);
+    expect(open.output()).toMatch(/refusing to bind the dashboard to 0\.0\.0\.0 without authentication.*--auth-token/);
+
+    // A configured token (from the environment) and basic auth: reads need them too, and the token is not printed.
+    const token = 'configured-token-0123456789';
+    const guarded = await dashboard(['--history', join(dir, 'auth-guarded.db'), '--basic-auth', 'ops:pw-123'], { ...env, CELERIAC_DASHBOARD_TOKEN: token });
+    expect(guarded.token).toBeNull();
+    expect(guarded.proc.output()).not.toContain(token);
+    const refused = await fetch(`${guarded.base}/api/overview`);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('www-authenticate')).toMatch(/^Basic/);
+    expect((await guarded.get('/api/overview', { authorization: `Bearer ${token}` })).status).toBe(200);
+    const basic = { authorization: `Basic ${Buffer.from('ops:pw-123').toString('base64')}` };
+    expect((await guarded.get('/api/overview', { authorization: `Basic ${Buffer.from('ops:wrong').toString('base64')}` })).status).toBe(401);
+    const basicSession = (await guarded.get<{ csrfToken: string }>('/api/session', basic)).body;
+    expect((await guarded.post('/api/queues/celery/purge', {}, basic)).status).toBe(403);
+    expect((await guarded.post('/api/queues/celery/purge', {}, { ...basic, 'x-csrf-token': basicSession.csrfToken })).status).toBe(200);
+  }, 90_000);
+});
+
+describe('celeriac dashboard through a broker outage and a restart', () => {
+  it('Redis down for 10 s: the history still answers, /api/broker says unreachable (no password), and it recovers by itself', async () => {
+    const { server, url } = await passwordRedis();
+    const env = { CELERIAC_BROKER_URL: url, CELERIAC_RESULT_BACKEND: url };
+    const d = await dashboard(['--history', join(dir, 'outage.db')], env);
+    await startWorker(['-A', FIXTURE_APP, '-n', 'out@w1', '-E'], env);
+    const before = await client(url, url).sendTask('tasks.add', [1, 2]);
+    await taskIn(d, before.id, ['SUCCESS']);
+
+    await server.kill9();
+    const downAt = Date.now();
+    const status = await waitFor(async () => {
+      const b = (await d.get<BrokerStatus>('/api/broker')).body;
+      return b.reachable ? undefined : b;
+    }, 'the broker reported unreachable', 20_000, 200);
+    expect(status.error).toBeTruthy();
+    expect(status.url).toContain('***');
+    // Throughout the outage the history answers and broker reads say why they cannot.
+    await waitFor(async () => {
+      const t = await d.get<Task>(`/api/tasks/${before.id}`);
+      expect(t.status).toBe(200);
+      expect(t.body.state).toBe('SUCCESS');
+      expect((await d.get<Page>('/api/tasks')).body.total).toBe(1);
+      expect((await d.get<{ broker: BrokerStatus }>('/api/overview')).body.broker.reachable).toBe(false);
+      const queues = await d.get<ErrorBody>('/api/queues');
+      expect(queues.status).toBe(503);
+      expect(queues.body.error.code).toBe('BROKER_UNAVAILABLE');
+      expect(queues.text).not.toContain(PASSWORD);
+      return Date.now() - downAt >= 10_000;
+    }, 'a 10 s outage', 30_000, 500);
+    expect((await d.post<ErrorBody>('/api/queues/celery/purge')).status).toBe(503);
+
+    await server.restart();
+    await waitFor(async () => (await d.get<BrokerStatus>('/api/broker')).body.reachable, 'the broker reachable again', 30_000, 200);
+    // The event feed came back with it: a task sent now is seen to its end.
+    const after = await client(url, url).sendTask('tasks.add', [3, 4]);
+    expect(await taskIn(d, after.id, ['SUCCESS'])).toMatchObject({ result: '7', worker: 'out@w1' });
+    expect(d.proc.output()).not.toContain(PASSWORD);
+  }, 120_000);
+
+  it('the history survives a dashboard restart, and retention applies to it', async () => {
+    const url = await sharedRedis();
+    const env = { CELERIAC_BROKER_URL: url, CELERIAC_RESULT_BACKEND: url };
+    const history = join(dir, 'restart.db');
+    const first = await dashboard(['--history', history], env);
+    await startWorker(['-A', FIXTURE_APP, '-n', 'restart@w1', '-E'], env);
+    const app = client(url, url);
+    const adds = [await app.sendTask('tasks.add', [1, 1]), await app.sendTask('tasks.add', [2, 2])];
+    const flaky = await app.sendTask('tasks.flaky', [9]);
+    for (const t of adds) await taskIn(first, t.id, ['SUCCESS']);
+    await taskIn(first, flaky.id, ['FAILURE']);
+
+    first.proc.proc.kill('SIGTERM');
+    expect(await first.proc.exited).toBe(0);
+    const second = await dashboard(['--history', history], env);
+    // At once: no event has been received by this process yet.
+    const page = (await second.get<Page>('/api/tasks?sort=name&order=asc')).body;
+    expect(page.total).toBe(3);
+    expect(page.tasks.map((t) => [t.id, t.state])).toEqual([[adds[0]!.id, 'SUCCESS'], [adds[1]!.id, 'SUCCESS'], [flaky.id, 'FAILURE']]);
+    const detail = (await second.get<Task>(`/api/tasks/${flaky.id}`)).body;
+    expect(detail.traceback).toContain('attempt 4 failed');
+    expect(detail.timeline!.map((e) => e.type)).toContain('task-retried');
+
+    second.proc.proc.kill('SIGINT');
+    expect(await second.proc.exited).toBe(0);
+    const pruned = await dashboard(['--history', history, '--history-max-tasks', '2'], env);
+    await waitFor(async () => (await pruned.get<Page>('/api/tasks')).body.total === 2, 'retention down to 2 tasks', 10_000, 200);
+  }, 90_000);
+});
