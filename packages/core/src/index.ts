@@ -11,7 +11,7 @@ export * from './errors.js';
 
 export { task } from './task/decorator.js';
 export type { TaskHandle, RemoteTaskHandle } from './task/task.js';
-export type { TaskOptions, ResolvedTaskOptions, ApplyOptions, CallOptions, SignatureLike } from './task/options.js';
+export type { TaskOptions, ResolvedTaskOptions, ApplyOptions, CallOptions, DeduplicateOptions, SignatureLike } from './task/options.js';
 export type { StandardSchemaV1 } from './task/options.js';
 export { currentTask, type TaskContext, type TaskLogger, type RetryOptions } from './task/context.js';
 export type { PrefixOf, DropPrefix, SuffixOf, DropSuffix, AnyTaskFn } from './task/types.js';

@@ -21,7 +21,7 @@ export * from './errors.js';
 
 export { task } from './task/decorator.js';
 export type { TaskHandle, RemoteTaskHandle } from './task/task.js';
-export type { TaskOptions, ResolvedTaskOptions, ApplyOptions, CallOptions, MessageOptions, SignatureLike } from './task/options.js';
+export type { TaskOptions, ResolvedTaskOptions, ApplyOptions, CallOptions, DeduplicateOptions, MessageOptions, SignatureLike } from './task/options.js';
 export type { Sent } from './result/sent.js';
 export { currentTask, requestRetry, contextStorage, type TaskContext, type TaskLogger, type RetryOptions } from './task/context.js';
 export type { PrefixOf, DropPrefix, SuffixOf, DropSuffix } from './task/types.js';

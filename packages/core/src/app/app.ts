@@ -24,6 +24,7 @@ import { resolveConfig, type AppOptions, type ResolvedConfig } from './config.js
 import { TaskRegistry, type RegisteredTask } from './registry.js';
 import { compileRoutes, type Route } from './routing.js';
 import { localContext } from './local-context.js';
+import { sendDeduplicated } from './dedup.js';
 import { BeatRegistry, type BeatEntryInput } from './beat-entries.js';
 import { LamportClock } from '../control/clock.js';
 import { Control } from '../control/control.js';
@@ -187,6 +188,10 @@ export class CeleriacApp implements ResultHost {
   }
 
   private async publishTask<R>(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, options: MessageOptions): Promise<AsyncResult<R>> {
+    if (options.deduplicate) {
+      const { deduplicate } = options;
+      return sendDeduplicated<R>(this, name, { ...options, deduplicate }, (o) => this.publishTask<R>(name, args, kwargs, o));
+    }
     const { queue, priority, exchange, routingKey } = this.routeFor(name, options);
     const id = options.taskId ?? newId();
     const init = messageInitOf(name, id, { args, kwargs }, options, { defaults: this.registry.get(name)?.options, replyTo: this.oid, priority, now: Date.now() });

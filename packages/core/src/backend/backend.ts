@@ -24,6 +24,8 @@ export interface BackendCapabilities {
   readonly savedGroups: boolean;
   /** Any client can read any task's result; false when results travel only to the client that sent the task (`rpc://`). */
   readonly sharedResults: boolean;
+  /** Has `claimDedup` / `releaseDedup`, shared by every sender: `applyAsync(..., { deduplicate })` is refused without it. */
+  readonly deduplication?: boolean;
 }
 
 /** What `store` needs besides the record. */
@@ -87,6 +89,16 @@ export interface ResultBackend {
    * its reply queue). Called by the app before each send for schemes in `REPLY_BACKENDS`.
    */
   prepareSend?(): Promise<void>;
+  /**
+   * Deduplication (`applyAsync(..., { deduplicate })`), one atomic step. With `replace` false: make
+   * `taskId` the holder of `key` for `ttlMs` unless another holds it, resolving to that holder's id
+   * (the caller sends nothing) or null (this one holds it now and is sent). With `replace` true
+   * (debounce): make `taskId` the holder whatever, the TTL starting again, resolving to the holder it
+   * replaced (which the caller revokes), or null.
+   */
+  claimDedup?(key: string, taskId: string, options: { readonly ttlMs: number; readonly replace: boolean }): Promise<string | null>;
+  /** Let go of `key` if `taskId` still holds it (its send failed, so later sends must not point at it). */
+  releaseDedup?(key: string, taskId: string): Promise<void>;
   /**
    * A task whose result is wanted is about to be sent by this client: a push backend may start
    * listening for it now, so a `wait` soon after is ready at once. Best-effort and bounded;

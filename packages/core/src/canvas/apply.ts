@@ -33,6 +33,7 @@ const TO_SIGNATURE: { readonly [K in keyof ApplyOptions]-?: (value: NonNullable<
   timeLimit: (v) => ['time_limit', seconds(v)],
   softTimeLimit: (v) => ['soft_time_limit', seconds(v)],
   headers: (v) => ['headers', v],
+  deduplicate: (v) => ['deduplicate', { ...v }],
 };
 
 /** Every `ApplyOptions` key (the table above is complete by its type). */
@@ -81,6 +82,7 @@ export function applyOptionsOf(options: Readonly<Record<string, unknown>>): Mess
   set('timeLimit', ms(options.time_limit));
   set('softTimeLimit', ms(options.soft_time_limit));
   set('headers', options.headers && typeof options.headers === 'object' && !Array.isArray(options.headers) ? options.headers : undefined);
+  set('deduplicate', options.deduplicate && typeof options.deduplicate === 'object' ? options.deduplicate : undefined);
   set('groupId', str(options.group_id));
   set('groupIndex', num(options.group_index));
   set('chord', options.chord && typeof options.chord === 'object' ? options.chord : undefined);

@@ -126,6 +126,23 @@ export interface ApplyOptions {
   readonly ignoreResult?: boolean;
   readonly timeLimit?: number;
   readonly softTimeLimit?: number;
+  /**
+   * Send at most one task per `id` (per task name) within `ttlMs`, across every process sharing the
+   * result backend (BullMQ's deduplication). A second send inside the window enqueues nothing and
+   * returns a handle on the first. With `mode: 'debounce'` the last send wins instead: it runs
+   * `ttlMs` after it was sent (unless `countdown`/`eta` say otherwise) and the one it replaced is
+   * revoked. Needs a Redis, SQLite or memory result backend (`CAPABILITY_MISSING` on `rpc://`).
+   */
+  readonly deduplicate?: DeduplicateOptions;
+}
+
+export interface DeduplicateOptions {
+  /** What makes two sends the same, e.g. `invoice:42` (scoped to the task name). */
+  readonly id: string;
+  /** How long the window lasts, ms. */
+  readonly ttlMs: number;
+  /** `first` (default): the first send within the window runs; `debounce`: the last one does. */
+  readonly mode?: 'first' | 'debounce';
 }
 
 /** `applyAsync` options: {@link ApplyOptions} and the keyword arguments (Celery's `apply_async(args, kwargs, **options)`). */

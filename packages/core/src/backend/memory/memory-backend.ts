@@ -9,6 +9,7 @@ interface Store {
   readonly revoked: Map<string, number>;
   readonly chords: Map<string, { size: number; parts: Map<number, ChordPart>; completer?: number }>;
   readonly events: EventEmitter;
+  readonly dedup: Map<string, { taskId: string; expiresAt: number }>;
 }
 
 const stores = new Map<string, Store>();
@@ -19,7 +20,7 @@ function storeNamed(name: string): Store {
   if (!store) {
     const events = new EventEmitter();
     events.setMaxListeners(0);
-    store = { records: new Map(), revoked: new Map(), chords: new Map(), events };
+    store = { records: new Map(), revoked: new Map(), chords: new Map(), events, dedup: new Map() };
     stores.set(name, store);
   }
   return store;
@@ -31,7 +32,7 @@ function storeNamed(name: string): Store {
  */
 export class MemoryBackend implements ResultBackend {
   readonly kind = 'memory';
-  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: false, crossProcess: false, chords: true, revocations: true, savedGroups: true, sharedResults: true });
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: false, crossProcess: false, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true });
   private readonly state: Store;
 
   constructor(name: string) {
@@ -133,6 +134,21 @@ export class MemoryBackend implements ResultBackend {
 
   async chordComplete(groupId: string): Promise<void> {
     this.state.chords.delete(groupId);
+  }
+
+  async claimDedup(key: string, taskId: string, options: { readonly ttlMs: number; readonly replace: boolean }): Promise<string | null> {
+    const now = Date.now();
+    // Expired keys are dropped on the way, so a long-lived process does not keep every window it saw.
+    if (this.state.dedup.size > 1000) for (const [k, v] of this.state.dedup) if (v.expiresAt <= now) this.state.dedup.delete(k);
+    const held = this.state.dedup.get(key);
+    const holder = held && held.expiresAt > now ? held.taskId : null;
+    if (holder !== null && !options.replace) return holder;
+    this.state.dedup.set(key, { taskId, expiresAt: now + options.ttlMs });
+    return holder;
+  }
+
+  async releaseDedup(key: string, taskId: string): Promise<void> {
+    if (this.state.dedup.get(key)?.taskId === taskId) this.state.dedup.delete(key);
   }
 
   async close(): Promise<void> {}

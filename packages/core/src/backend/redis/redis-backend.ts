@@ -4,7 +4,7 @@ import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/sc
 import { connectRedis } from '../../drivers/redis/connection.js';
 import { defineScripts } from '../../drivers/redis/scripts.js';
 import type { RedisSettings } from '../../drivers/redis/settings.js';
-import { CHORD_COMPLETE, CHORD_PART_RETURN, STORE_RESULT } from './scripts.js';
+import { CHORD_COMPLETE, CHORD_PART_RETURN, DEDUP_CLAIM, DEDUP_RELEASE, STORE_RESULT } from './scripts.js';
 import type { BackendCapabilities, ChordPart, ResultBackend, WaitOptions } from '../backend.js';
 import { abortReason } from '../../util/abort.js';
 
@@ -12,6 +12,9 @@ import { abortReason } from '../../util/abort.js';
 export const metaKey = (taskId: string): string => `celery-task-meta-${taskId}`;
 /** Celery's group / chord key prefix. */
 const tasksetKey = (groupId: string): string => `celery-taskset-meta-${groupId}`;
+
+/** A deduplicated send's key (owner: this backend; expires with the dedup window). */
+const dedupKey = (key: string): string => `celeriac-dedup-${key}`;
 
 /** Revoked task ids, scored by when each revocation expires (owner: this backend; trimmed on write). */
 const REVOKED = 'celeriac.revoked';
@@ -37,7 +40,7 @@ interface Channel {
  */
 export class RedisBackend implements ResultBackend {
   readonly kind = 'redis';
-  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true });
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true });
   /** Channel -> waiters and its SUBSCRIBE; one subscription per channel however many wait on it. */
   private readonly waiters = new Map<string, Channel>();
   /** Send-time watches not joined by a wait yet. */
@@ -52,6 +55,8 @@ export class RedisBackend implements ResultBackend {
       celeriacStoreResult: [STORE_RESULT, 1],
       celeriacChordPartReturn: [CHORD_PART_RETURN, 5],
       celeriacChordComplete: [CHORD_COMPLETE, 5],
+      celeriacDedupClaim: [DEDUP_CLAIM, 1],
+      celeriacDedupRelease: [DEDUP_RELEASE, 1],
     });
     sub.on('message', (channel: string, text: string) => {
       const entry = this.waiters.get(channel);
@@ -293,6 +298,14 @@ export class RedisBackend implements ResultBackend {
 
   private closed = false;
 
+  async claimDedup(key: string, taskId: string, options: { readonly ttlMs: number; readonly replace: boolean }): Promise<string | null> {
+    return (await this.redis.celeriacDedupClaim(dedupKey(key), taskId, options.ttlMs, options.replace ? '1' : '0')) ?? null;
+  }
+
+  async releaseDedup(key: string, taskId: string): Promise<void> {
+    await this.redis.celeriacDedupRelease(dedupKey(key), taskId);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const [channel, entry] of this.waiters) this.unwatch(channel, entry);
@@ -306,5 +319,7 @@ declare module 'ioredis' {
     celeriacStoreResult(key: string, meta: string, expiresMs: number): Result<unknown, Context>;
     celeriacChordPartReturn(j: string, s: string, t: string, d: string, c: string, index: number, member: string, expiresMs: number): Result<unknown, Context>;
     celeriacChordComplete(j: string, s: string, t: string, d: string, c: string, expiresMs: number): Result<unknown, Context>;
+    celeriacDedupClaim(key: string, taskId: string, ttlMs: number, replace: '0' | '1'): Result<string | null, Context>;
+    celeriacDedupRelease(key: string, taskId: string): Result<number, Context>;
   }
 }

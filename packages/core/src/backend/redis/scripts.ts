@@ -50,3 +50,24 @@ redis.call('SET', KEYS[4], '1', 'PX', ARGV[1])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
 return 1
 `;
+
+export const DEDUP_CLAIM = `
+-- dedup-claim: deduplicated sends (applyAsync's deduplicate). Keep mode: the key names its holder
+-- (a task id) until it expires; a second claim gets the holder back and sends nothing. Replace mode
+-- (debounce): the new task becomes the holder and the expiry starts again; the old holder comes back
+-- so the caller can revoke it.
+-- KEYS[1] celeriac-dedup-<task name>-<id>; ARGV[1] task id; ARGV[2] ttl ms; ARGV[3] '1' replace, '0' keep
+-- returns the previous holder's task id, or false when there was none (this one holds it now)
+local holder = redis.call('GET', KEYS[1])
+if holder and ARGV[3] == '0' then return holder end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return holder
+`;
+
+export const DEDUP_RELEASE = `
+-- dedup-release: drop a dedup key if the given task still holds it (its send failed).
+-- KEYS[1] the dedup key; ARGV[1] task id
+-- returns 1 when dropped, 0 when another task holds it (or nobody)
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;

@@ -15,7 +15,7 @@ const SWEEP_EVERY_MS = 60_000;
  */
 export class SqliteBackend implements ResultBackend {
   readonly kind = 'sqlite';
-  readonly capabilities: BackendCapabilities = Object.freeze({ push: false, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true });
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: false, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true });
   private lastSweep = 0;
   private readonly waiters = new Set<PollBackoff>();
   private readonly onChange = (): void => {
@@ -137,6 +137,23 @@ export class SqliteBackend implements ResultBackend {
     const prefix = `chord:${groupId}:part:`;
     // The size row goes with the parts: a late member then finds no join and writes nothing.
     this.db.prepare('DELETE FROM kv WHERE key IN (?, ?) OR (key >= ? AND key < ?)').run(`chord:${groupId}:size`, `chord:${groupId}:completer`, prefix, `${prefix}\uffff`);
+  }
+
+  async claimDedup(key: string, taskId: string, options: { readonly ttlMs: number; readonly replace: boolean }): Promise<string | null> {
+    const now = Date.now();
+    // IMMEDIATE: two processes claiming at once are serialised by SQLite's write lock.
+    return this.db
+      .transaction(() => {
+        const row = this.db.prepare('SELECT value FROM kv WHERE key = ? AND expires_at > ?').get(`dedup:${key}`, now) as { value: string } | undefined;
+        if (row && !options.replace) return row.value;
+        this.db.prepare('INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)').run(`dedup:${key}`, taskId, now + options.ttlMs);
+        return row?.value ?? null;
+      })
+      .immediate();
+  }
+
+  async releaseDedup(key: string, taskId: string): Promise<void> {
+    this.db.prepare('DELETE FROM kv WHERE key = ? AND value = ?').run(`dedup:${key}`, taskId);
   }
 
   async close(): Promise<void> {
