@@ -20,8 +20,9 @@ function step(title: string): void {
 }
 
 /** Start `celeriac worker` (or `celeriac beat`) and resolve once it reports ready. */
-function startProcess(name: string, command: 'worker' | 'beat' = 'worker'): Promise<ChildProcess> {
-  const args = command === 'worker' ? ['worker', '-A', join(here, 'tasks.js'), '-c', '4', '-n', name] : ['beat', '-A', join(here, 'tasks.js')];
+function startProcess(name: string, command: 'worker' | 'beat' = 'worker', events = false): Promise<ChildProcess> {
+  // With a dashboard watching, workers send events from their first task (-E), not from its first enable_events.
+  const args = command === 'worker' ? ['worker', '-A', join(here, 'tasks.js'), '-c', '4', '-n', name, ...(events ? ['-E'] : [])] : ['beat', '-A', join(here, 'tasks.js')];
   const proc = spawn(process.execPath, [cli, ...args, '--loglevel', 'info'], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: process.env,
@@ -75,7 +76,7 @@ async function main(): Promise<void> {
   );
 
   step('Starting two worker processes and beat');
-  const workers = await Promise.all([startProcess('demo-1@localhost'), startProcess('demo-2@localhost'), startProcess('beat', 'beat')]);
+  const workers = await Promise.all([startProcess('demo-1@localhost', 'worker', dashboard), startProcess('demo-2@localhost', 'worker', dashboard), startProcess('beat', 'beat')]);
 
   step('delay() and get()');
   const sum = await add.delay(2, 3);
