@@ -18,6 +18,9 @@ const SYSTEM_DEPS = [
   { pkg: 'python3-celery', check: ['/usr/bin/python3', '-c', 'import celery'] },
   { pkg: 'python3-redis', check: ['/usr/bin/python3', '-c', 'import redis'] },
   { pkg: 'python3-amqp', check: ['/usr/bin/python3', '-c', 'import amqp'] },
+  // The dashboard's browser tests drive it through playwright-core. Debian's wrapper script may print a
+  // harmless shell warning ("[: ...: unexpected operator") before the version: the exit code is the check.
+  { pkg: 'chromium', check: ['/usr/bin/chromium', '--version'] },
 ];
 
 function run(cmd, args, opts = {}) {
