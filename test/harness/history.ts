@@ -94,6 +94,13 @@ export interface HistoryInput {
   readonly slackMs: number;
   /** The end of a window still open; defaults to Date.now(). */
   readonly now?: number;
+  /**
+   * Also explain an extra run, however late, when an earlier run of the same id was going during a
+   * fault window (no slack): its ack may have been lost with the connection, and the broker hands the
+   * message out again whenever it reaches the head of the queue — on RabbitMQ a redelivered message
+   * on a classic queue goes back to the tail (as a counted copy), behind the whole backlog.
+   */
+  readonly inFlightExplains?: boolean;
 }
 
 export interface HistoryReport {
@@ -160,7 +167,10 @@ export function checkHistory(input: HistoryInput): HistoryReport {
     if (runs.length > 1) {
       counts.duplicated++;
       const sorted = [...runs].sort((a, b) => a.start - b.start || a.end! - b.end!);
-      if (sorted.slice(1).every(explained)) counts.attributed++;
+      const raw = input.faults.map((w) => ({ start: w.start, end: w.end ?? now }));
+      const inFault = (r: RunRecord): boolean => raw.some((w) => r.start <= w.end && r.end! >= w.start);
+      const extraExplained = (r: RunRecord, i: number): boolean => explained(r) || (input.inFlightExplains === true && sorted.slice(0, i + 1).some(inFault));
+      if (sorted.slice(1).every(extraExplained)) counts.attributed++;
       else {
         counts.unattributed++;
         unattributed.push({ id, runs: sorted });

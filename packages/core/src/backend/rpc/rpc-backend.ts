@@ -68,6 +68,9 @@ export class RpcBackend implements ResultBackend {
   private consuming: Promise<void> | undefined;
   private replyChannel: Channel | undefined;
   private replyDeclared = -1;
+  /** The connection generation the reply listener is attached on (-1: none yet). */
+  private listening = -1;
+  private onAttached: (() => void) | undefined;
 
   private constructor(
     private readonly session: AmqpSession,
@@ -173,6 +176,7 @@ export class RpcBackend implements ResultBackend {
           }
           this.replyDeclared = this.session.currentGeneration;
           this.replyChannel = ch;
+          this.markAttached();
         },
         { retryFirst: true },
       )
@@ -208,10 +212,33 @@ export class RpcBackend implements ResultBackend {
    * check on the reply channel reports an empty queue, everything sent before it
    * (a confirmed `store` included) has been heard.
    */
+  /** Wait (at most until `deadline`) for the reply listener to be attached on the current connection. */
+  private async attachedBy(deadline: number): Promise<void> {
+    while (this.listening !== this.session.currentGeneration || !this.session.connected) {
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.min(left, 250));
+        function done(): void {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.onAttached = done;
+      });
+    }
+  }
+
+  private markAttached(): void {
+    this.listening = this.session.currentGeneration;
+    this.onAttached?.();
+    this.onAttached = undefined;
+  }
+
   private async settle(): Promise<void> {
     await this.listen();
     // Bounded: under a partition the check is never answered; then the states already heard are the answer.
     const deadline = Date.now() + this.session.settings.publishTimeoutMs;
+    await this.attachedBy(deadline);
     for (let i = 0; i < 50 && Date.now() < deadline; i++) {
       const ch = this.replyChannel;
       if (!ch) return;

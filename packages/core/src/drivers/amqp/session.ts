@@ -56,6 +56,8 @@ export class AmqpSession {
   blocked: string | undefined;
   /** Why the current connection is failing (its last 'error'), for the log line when it closes. */
   private lastError: string | undefined;
+  /** Set when {@link watchHeartbeat} dropped the connection (why), for its log line. */
+  private heartbeatMissed: string | undefined;
   /** Pending retries of hooks (cleared on close). */
   private readonly retries = new Set<NodeJS.Timeout>();
   private closed = false;
@@ -118,6 +120,7 @@ export class AmqpSession {
       this.wakeWaiters();
     });
     model.on('close', () => this.onClose(model));
+    this.watchHeartbeat(model);
     this.model = model;
     this.generation++;
     this.declared.clear();
@@ -130,6 +133,37 @@ export class AmqpSession {
     this.wakeWaiters();
   }
 
+  /**
+   * Replace a connection on which nothing has arrived for 2 × the negotiated heartbeat (the broker
+   * sends one every half interval, so that is a dead or partitioned link). amqplib's own check ticks
+   * once per interval and fires only after two silent ticks, up to 3 × heartbeat late; this one
+   * samples the socket's byte count four times per interval, so a half-open partition is noticed
+   * within 2 × heartbeat (+ a quarter). It reads a counter only: amqplib's reading is untouched.
+   */
+  private watchHeartbeat(model: ChannelModel): void {
+    const connection = (model as unknown as { connection?: { heartbeat?: number; stream?: { bytesRead?: number; destroy(err?: Error): void } } }).connection;
+    const seconds = connection?.heartbeat ?? 0;
+    const stream = connection?.stream;
+    if (!seconds || !stream || typeof stream.bytesRead !== 'number') return;
+    const limitMs = 2 * seconds * 1000;
+    let seen = stream.bytesRead;
+    let since = Date.now();
+    const timer = setInterval(() => {
+      if (this.model !== model && this.model !== undefined) return clearInterval(timer);
+      const now = Date.now();
+      if (stream.bytesRead !== seen) {
+        seen = stream.bytesRead ?? seen;
+        since = now;
+      } else if (now - since > limitMs) {
+        clearInterval(timer);
+        this.heartbeatMissed = `nothing received for ${now - since} ms, 2 × heartbeat is ${limitMs} ms`;
+        stream.destroy(new Error(`Heartbeat timeout: ${this.heartbeatMissed}`));
+      }
+    }, (seconds * 1000) / 4);
+    timer.unref();
+    model.once('close', () => clearInterval(timer));
+  }
+
   private onClose(model: ChannelModel): void {
     if (this.model !== model) return;
     this.model = undefined;
@@ -137,7 +171,8 @@ export class AmqpSession {
     this.admin = undefined;
     this.blocked = undefined;
     if (this.closed) return;
-    const why = this.lastError ?? 'closed by the broker or the network';
+    const why = this.heartbeatMissed ? `Heartbeat timeout: ${this.heartbeatMissed}` : (this.lastError ?? 'closed by the broker or the network');
+    this.heartbeatMissed = undefined;
     // HEARTBEAT_MISSED names the half-open case (a partition): nothing arrived for two heartbeat intervals.
     const tag = /heartbeat/i.test(why) ? ' [HEARTBEAT_MISSED]' : '';
     this.log(`AMQP connection to ${this.settings.redacted} lost${tag} (${why}); reconnecting`);
