@@ -140,7 +140,7 @@ describe('celeriac dashboard live (Redis)', () => {
     await live.close();
   }, 90_000);
 
-  it('a dead letter is re-sent from its wire message (exact arguments); beat entries are listed, disabled and enabled', async () => {
+  it('re-send: a dead letter from its wire message, a task seen only through events from its reprs read back exactly; beat entries are listed, disabled and enabled', async () => {
     const { env, app } = await world();
     const periodic = join(ROOT, 'test', 'fixtures', 'apps', 'periodic.ts');
     await startWorker(['-A', FIXTURE_APP, '-n', 'live@w2', '-E'], env);
@@ -154,6 +154,14 @@ describe('celeriac dashboard live (Redis)', () => {
     // The same arguments exactly, so refused again the same way: a new dead letter under the new id.
     const again = await waitFor(async () => (await d.json<{ items: { id: string; reason: string; args: string; taskName: string }[] }>('GET', '/api/dead-letters')).body.items.find((i) => i.id === resent.body.id), 'the re-sent task refused the same way', 20_000, 200);
     expect(again).toMatchObject({ taskName: 'tasks.strict', args: "('4',)", reason: 'TASK_ARGS_INVALID' });
+
+    // Seen only through events, its arguments are reprs: read back as Python literals, exactly (quotes, nesting, None, floats).
+    const tricky = [{ quote: "it's \"x\"", list: [1, 2.5, null, true, false], nested: { 'back\\slash': 'line\nbreak' } }, 'é'];
+    const probe = await app.sendTask('tasks.probe', tricky);
+    const seen = await taskIn(d, probe.id, ['SUCCESS']);
+    const resentProbe = await d.json<{ id: string }>('POST', `/api/tasks/${probe.id}/resend`);
+    const copy = await taskIn(d, resentProbe.body.id, ['SUCCESS']);
+    expect((copy as Task & { args: string }).args).toBe((seen as Task & { args: string }).args);
 
     const listed = (await d.json<{ name: string; task: string; schedule: string; enabled: boolean }[]>('GET', '/api/schedules')).body;
     expect(listed).toEqual([expect.objectContaining({ name: 'tick', task: 'tasks.tick', schedule: 'every 1s', enabled: true })]);

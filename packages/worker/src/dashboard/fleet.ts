@@ -11,7 +11,7 @@
 import { listenEvents, redactUrl, type CeleriacApp, type CeleryEvent } from '@celeriac/core/spi';
 import type { BrokerStatus, HistoryStore, LiveEvent, RetentionPolicy, TaskState, WorkerView } from './model.js';
 import { QueueSampler } from './queues.js';
-import { backendRecord } from './views.js';
+import { ResultPoller } from './results.js';
 import { mergeReplies, WorkerTracker } from './workers.js';
 import { appQueues } from '../cli/ops.js';
 
@@ -46,10 +46,8 @@ const EVENT_STATES: Readonly<Record<string, TaskState>> = {
   'task-sent': 'SENT', 'task-received': 'RECEIVED', 'task-started': 'STARTED', 'task-retried': 'RETRY',
   'task-succeeded': 'SUCCESS', 'task-failed': 'FAILURE', 'task-revoked': 'REVOKED', 'task-rejected': 'REJECTED',
 };
-const FINAL_BACKEND = new Set(['SUCCESS', 'FAILURE', 'REVOKED']);
-/** Ids asked of the backend per poll; one not final is asked again only after this long. */
-const BACKEND_BATCH = 100;
-const BACKEND_RECHECK_MS = 30_000;
+/** Events buffered for the history at most; past it (the history far behind), the oldest are dropped and said so. */
+const MAX_BUFFER = 50_000;
 /** A worker that answers control but sends no heartbeat is asked for events again after this long. */
 const SILENT_RETRY_MS = 15_000;
 
@@ -73,7 +71,7 @@ export class FleetMonitor {
   private readonly running = new Set<string>();
   private readonly pending = new Set<Promise<unknown>>();
   private readonly workerStates = new Map<string, WorkerView['state']>();
-  private readonly backendChecked = new Map<string, number>();
+  private readonly results: ResultPoller;
   private registeredAt = 0;
   private readonly enabledAt = new Map<string, number>();
   private readonly warned = new Map<string, number>();
@@ -87,6 +85,7 @@ export class FleetMonitor {
     const broker = options.app.config.broker;
     this.secret = broker.url.password ? decodeURIComponent(broker.url.password) : '';
     this.status = { url: redactUrl(broker.redacted), reachable: false, error: 'not connected yet', since: Date.now() };
+    this.results = new ResultPoller(options.app, options.history, (p, what) => withTimeout(p, this.intervals.brokerTimeout, what));
   }
 
   private get app(): CeleriacApp {
@@ -202,7 +201,13 @@ export class FleetMonitor {
 
   private onEvent(event: CeleryEvent): void {
     if (this.closed) return;
-    if (event.type.startsWith('task-')) this.buffer.push(event);
+    if (event.type.startsWith('task-')) {
+      if (this.buffer.length >= MAX_BUFFER) {
+        this.buffer.splice(0, MAX_BUFFER / 10);
+        this.warn(`history: more than ${MAX_BUFFER} events waiting to be stored; the oldest were dropped`);
+      }
+      this.buffer.push(event);
+    }
     this.workers.onEvent(event);
   }
 
@@ -276,25 +281,9 @@ export class FleetMonitor {
     }
   }
 
-  /** Final states from the result backend for tasks the history still thinks unfinished (their events were missed). */
+  /** Settle tasks whose final event was missed, from the result backend (results.ts), and tell the pages. */
   private async pollBackend(): Promise<void> {
-    const backend = await withTimeout(this.app.backend(), this.intervals.brokerTimeout, 'connecting to the result backend');
-    // `rpc://` results go only to the client that sent the task: nothing to read here.
-    if (!backend.capabilities.sharedResults) return;
-    const now = Date.now();
-    const ids = (await this.options.history.unfinished(BACKEND_BATCH * 5)).filter((id) => now - (this.backendChecked.get(id) ?? 0) > BACKEND_RECHECK_MS).slice(0, BACKEND_BATCH);
-    if (ids.length === 0) return;
-    for (const id of ids) this.backendChecked.set(id, now);
-    if (this.backendChecked.size > 10 * BACKEND_BATCH * 5) {
-      for (const [id, at] of this.backendChecked) if (now - at > BACKEND_RECHECK_MS) this.backendChecked.delete(id);
-    }
-    const metas = await withTimeout(backend.getMany(ids), this.intervals.brokerTimeout, 'reading results');
-    for (const meta of metas) {
-      if (!meta || !FINAL_BACKEND.has(meta.status)) continue;
-      await this.options.history.mergeResult(backendRecord(meta));
-      this.backendChecked.delete(meta.task_id);
-      this.emit({ kind: 'task', id: meta.task_id, name: typeof meta.name === 'string' ? meta.name : null, state: meta.status as TaskState });
-    }
+    for (const t of await this.results.poll()) this.emit({ kind: 'task', ...t });
   }
 
   private async prune(): Promise<void> {

@@ -92,17 +92,19 @@ export class FleetDashboardService implements DashboardService {
 
   /** Beat's store is opened on first use: a dashboard for a fleet without beat never opens it. */
   private beat(): Promise<{ api: BeatSchedules; store: BeatStore }> {
-    this.schedulesApi ??= (async () => {
-      const { BeatSchedules: Schedules, openBeatStore } = await import('@celeriac/beat');
-      const store = await openBeatStore(this.app);
-      return { api: new Schedules(store, () => this.app.beat.entries(), this.app.beat.timezone), store };
-    })();
-    const opening = this.schedulesApi;
-    // A store that failed to open (Redis down) is tried afresh next time.
-    opening.catch(() => {
-      if (this.schedulesApi === opening) this.schedulesApi = undefined;
-    });
-    return opening;
+    if (!this.schedulesApi) {
+      const opening = (async () => {
+        const { BeatSchedules: Schedules, openBeatStore } = await import('@celeriac/beat');
+        const store = await openBeatStore(this.app);
+        return { api: new Schedules(store, () => this.app.beat.entries(), this.app.beat.timezone), store };
+      })();
+      // A store that failed to open (Redis down) is tried afresh next time.
+      opening.catch(() => {
+        if (this.schedulesApi === opening) this.schedulesApi = undefined;
+      });
+      this.schedulesApi = opening;
+    }
+    return this.schedulesApi;
   }
 
   async schedules(): Promise<ScheduleView[]> {
@@ -119,32 +121,32 @@ export class FleetDashboardService implements DashboardService {
     return this.fleet.subscribe(onEvent);
   }
 
-  revoke(ids: readonly string[], options?: { terminate?: boolean; signal?: string }): Promise<ActionResult> {
+  async revoke(ids: readonly string[], options?: { terminate?: boolean; signal?: string }): Promise<ActionResult> {
     this.needBroker();
     return this.actions.revoke(ids, options);
   }
 
-  resend(id: string): Promise<{ id: string }> {
+  async resend(id: string): Promise<{ id: string }> {
     this.needBroker();
     return this.actions.resend(id);
   }
 
-  control(worker: string, action: WorkerAction, args?: Record<string, unknown>): Promise<ActionResult> {
+  async control(worker: string, action: WorkerAction, args?: Record<string, unknown>): Promise<ActionResult> {
     this.needBroker();
     return this.actions.control(worker, action, args);
   }
 
-  purge(queue: string): Promise<{ purged: number }> {
+  async purge(queue: string): Promise<{ purged: number }> {
     this.needBroker();
     return this.actions.purge(queue);
   }
 
-  requeueDeadLetters(ids: readonly string[]): Promise<{ requeued: number }> {
+  async requeueDeadLetters(ids: readonly string[]): Promise<{ requeued: number }> {
     this.needBroker();
     return this.actions.requeueDeadLetters(ids);
   }
 
-  discardDeadLetters(ids: readonly string[]): Promise<{ discarded: number }> {
+  async discardDeadLetters(ids: readonly string[]): Promise<{ discarded: number }> {
     this.needBroker();
     return this.actions.discardDeadLetters(ids);
   }

@@ -11,6 +11,8 @@ import type { DashboardEnv } from './env.js';
 import type { DashboardService, LiveEvent } from './model.js';
 
 export const KEEP_ALIVE_MS = 15_000;
+/** Writes a client may fall behind by before its stream is ended (its EventSource reconnects and starts afresh). */
+const MAX_BACKLOG = 1000;
 
 /** Open streams, so a shutdown can end them (a server waits for its open responses otherwise). */
 const open = new Set<() => void>();
@@ -25,8 +27,13 @@ export function liveStream(c: Context<DashboardEnv>, service: DashboardService):
     const done = new Promise<void>((resolve) => (finished = resolve));
     // Writes are chained so events reach the page in the order they happened.
     let chain: Promise<unknown> = Promise.resolve();
+    let backlog = 0;
     const send = (write: () => Promise<unknown>) => {
-      chain = chain.then(write).catch(() => finished());
+      if (++backlog > MAX_BACKLOG) return finished();
+      chain = chain
+        .then(write)
+        .then(() => backlog--)
+        .catch(() => finished());
     };
     const onEvent = (e: LiveEvent) => send(() => stream.writeSSE({ event: e.kind, data: JSON.stringify(e) }));
     send(() => stream.writeSSE({ event: 'broker', data: JSON.stringify({ kind: 'broker', status: service.broker() }), retry: 3000 }));
