@@ -12,6 +12,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { createApp, type CeleriacApp } from '@celeriac/core';
 import { celeriac, ROOT, startWorker, type Spawned } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
+import { startRedis } from '../servers/redis.js';
 
 const APP = join(ROOT, 'test', 'fixtures', 'apps', 'dashboard-tasks.ts');
 const ARTIFACTS = join(ROOT, 'test', 'artifacts', 'dashboard');
@@ -53,9 +54,9 @@ interface World {
 let n = 0;
 
 /** A fresh key prefix on the private Redis, a dashboard on it, and a signed-in browser page. */
-async function world(): Promise<World> {
+async function world(redisUrl = inject('redisUrl')): Promise<World> {
   const id = ++n;
-  const url = `${inject('redisUrl')}?keyPrefix=dashui${process.pid}-${id}:`;
+  const url = `${redisUrl}?keyPrefix=dashui${process.pid}-${id}:`;
   const env = { CELERIAC_BROKER_URL: url, CELERIAC_RESULT_BACKEND: url, CELERIAC_LOGLEVEL: 'info' };
   const client = createApp({ broker: url, backend: url, sendSentEvent: true });
   clients.push(client);
@@ -152,6 +153,18 @@ describe('celeriac dashboard in Chromium', () => {
     expect(await page.locator('h1').innerText()).toMatch(/dash\.fail\s+FAILURE/);
     await w.shot('task-failed');
     await page.screenshot({ path: join(DOCS_IMAGES, 'dashboard-task.png'), fullPage: true });
+
+    // Re-send: a new task with the same arguments, linked from the result message.
+    await page.click('button[data-action=resend]');
+    expect(await page.locator('#confirm-text').innerText()).toBe('Send dash.fail again with the same arguments?');
+    await page.click('#confirm-ok');
+    const sentAgain = flash(page).filter({ hasText: 'Re-sent as a new task:' });
+    await sentAgain.waitFor();
+    const newId = await sentAgain.locator('a').innerText();
+    expect(newId).not.toBe(bad.id);
+    await sentAgain.locator('a').click();
+    await page.waitForURL(`${w.base}/tasks/${newId}`);
+    await page.getByTestId('traceback').filter({ hasText: 'Error: kaput: the disk is full' }).waitFor();
   });
 
   it('revokes a queued task from the UI and shows it REVOKED', async () => {
@@ -172,6 +185,24 @@ describe('celeriac dashboard in Chromium', () => {
     await page.locator('h1', { hasText: 'REVOKED' }).waitFor();
     await page.getByTestId('timeline').filter({ hasText: 'task-revoked' }).waitFor();
     await w.shot('task-revoked');
+  });
+
+  it('bulk-revokes the tasks selected in the list; the list turns REVOKED live', async () => {
+    const w = await world();
+    const queued = [];
+    for (let i = 0; i < 3; i++) queued.push(await w.client.sendTask('dash.add', [i, 0], {}, { queue: 'dash-later' }));
+    const { page } = w;
+    await page.goto(`${w.base}/tasks?queue=dash-later`);
+    const rows = page.locator('table.tasks tbody tr');
+    for (const r of queued) await rows.filter({ hasText: r.id }).filter({ hasText: 'SENT' }).waitFor();
+    await page.check('input[data-select-all]');
+    await page.click('button[data-action=revoke-selected]:text-is("Revoke selected")');
+    expect(await page.locator('#confirm-text').innerText()).toBe('Revoke the selected tasks?');
+    await page.click('#confirm-ok');
+    await flash(page).filter({ hasText: 'revoke sent for 3 task(s)' }).waitFor();
+    await w.worker('dash-later', ['-Q', 'dash-later']);
+    for (const r of queued) await rows.filter({ hasText: r.id }).filter({ hasText: 'REVOKED' }).waitFor();
+    await w.shot('tasks-bulk-revoked');
   });
 
   it('requeues a dead letter: it leaves the list and runs', async () => {
@@ -218,6 +249,63 @@ describe('celeriac dashboard in Chromium', () => {
     expect(await page.locator('tr[data-worker^="dash-survivor@"]').getByTestId('worker-state').innerText()).toBe('running');
     await page.getByTestId('workers-summary').filter({ hasText: '1 online of 2' }).waitFor();
     await w.shot('worker-offline');
+  }, 90_000);
+
+  it('controls a worker from the UI: suspend, resume, and shutdown after confirming', async () => {
+    const w = await world();
+    const worker = await w.worker('dash-ctl');
+    const { page } = w;
+    await page.goto(`${w.base}/workers`);
+    const row = page.locator('tr[data-worker^="dash-ctl@"]');
+    const state = row.getByTestId('worker-state');
+    await state.filter({ hasText: 'running' }).waitFor();
+    await row.locator('button[data-command=suspend]').click();
+    expect(await page.locator('#confirm-text').innerText()).toMatch(/^Stop dash-ctl@\S+ consuming new tasks\?$/);
+    await page.click('#confirm-ok');
+    await flash(page).filter({ hasText: 'suspended: not taking new tasks' }).waitFor();
+    await state.filter({ hasText: 'suspended' }).waitFor();
+    await row.locator('button[data-command=resume]').click();
+    await state.filter({ hasText: 'running' }).waitFor();
+    await row.locator('button[data-command=shutdown]').click();
+    expect(await page.locator('#confirm-text').innerText()).toContain('Shut down worker dash-ctl@');
+    // Cancelling does nothing; confirming shuts it down.
+    await page.click('#confirm-dialog button[value=cancel]');
+    await page.locator('#confirm-dialog[open]').waitFor({ state: 'hidden' });
+    expect(await state.innerText()).toBe('running');
+    await row.locator('button[data-command=shutdown]').click();
+    await page.click('#confirm-ok');
+    expect(await worker.exited).toBe(0);
+    await state.filter({ hasText: 'offline' }).waitFor();
+    await w.shot('worker-shutdown');
+  });
+
+  it('a broker outage shows the banner live, the history stays browsable, and it clears by itself', async () => {
+    const redis = await startRedis();
+    try {
+      const w = await world(redis.url);
+      const worker = await w.worker('dash-outage');
+      const done = await w.client.sendTask('dash.add', [20, 22]);
+      expect(await done.get({ timeout: 20_000 })).toBe(42);
+      worker.proc.kill('SIGTERM');
+      await worker.exited;
+      const { page } = w;
+      await page.goto(`${w.base}/tasks?id=${done.id}`);
+      await page.locator('table.tasks tbody tr', { hasText: done.id }).filter({ hasText: 'SUCCESS' }).waitFor();
+      const banner = page.locator('#broker-banner');
+      expect(await banner.isVisible()).toBe(false);
+      await redis.kill9();
+      await banner.filter({ hasText: /^broker unreachable: .+; history stays browsable$/ }).waitFor();
+      await w.shot('broker-down');
+      // The history is read without the broker: the task and its page still show.
+      await page.goto(`${w.base}/tasks/${done.id}`);
+      await page.locator('h1', { hasText: 'SUCCESS' }).waitFor();
+      expect(await page.getByTestId('result').innerText()).toBe('42');
+      await banner.filter({ hasText: 'broker unreachable' }).waitFor();
+      await redis.restart();
+      await banner.waitFor({ state: 'hidden' });
+    } finally {
+      await redis.stop();
+    }
   }, 90_000);
 
   it('without signing in: pages read, no action buttons, and how to sign in; bad input explained', async () => {
