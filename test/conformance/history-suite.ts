@@ -171,6 +171,21 @@ export function historyConformance(name: string, setup: () => Promise<{ open: ()
       const oldest = await store.list(q({ order: 'asc', limit: 1 }));
       expect(oldest.tasks[0]!.id).toBe(seed[0]!.id);
       monotone((await store.list(q({ sort: 'runtime', states: ['SUCCESS'], limit: 500 }))).tasks, 'runtime', 'desc');
+      // Text keys under filters and a text search, and a task with no name (first ascending, last descending).
+      await store.ingest([ev('task-started', 'nameless', 40_000, {}, 'w1@host')]);
+      for (const sort of ['name', 'worker', 'queue', 'state'] as const) {
+        const filtered = await store.list(q({ sort, order: 'asc', worker: 'w1@host', text: 'ok', limit: 500 }));
+        expect(filtered.total).toBe(seed.filter((s) => s.i % 2 === 0 && !s.fail).length);
+        monotone(filtered.tasks, sort, 'asc');
+      }
+      const asc = await store.list(q({ sort: 'name', order: 'asc', limit: 500 }));
+      expect(asc.tasks[0]!.id).toBe('nameless');
+      const desc = await store.list(q({ sort: 'name', order: 'desc', worker: 'w1@host', limit: 500 }));
+      expect(desc.tasks.at(-1)!.id).toBe('nameless');
+      expect(desc.total).toBe(16);
+      // Within one value, the newest first (descending) as with every sort key.
+      const adds = (await store.list(q({ sort: 'name', order: 'desc', name: 'app.add', limit: 500 }))).tasks.map((t) => t.updatedAt);
+      expect(adds).toEqual([...adds].sort((a, b) => b - a));
     });
 
     it('pages through a list without gaps or repeats, with the same total on every page', async () => {

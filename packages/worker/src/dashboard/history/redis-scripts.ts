@@ -2,24 +2,36 @@
  * The Redis history's key layout and its Lua scripts, each one atomic step with its contract in
  * its header. Keys live under one prefix (`celeriac:dash:` after the URL's `keyPrefix`):
  *
- *  - `t:<id>` hash: the task record (a field is absent when its value is null), plus `stateAt`;
+ *  - `t:<id>` hash: the task record (a field is absent when its value is null), plus `stateAt`
+ *    and `q`, the searched fields lowercased (what a text search reads);
  *  - `tl:<id>`, `log:<id>` sorted sets: timeline entries and log lines scored by their time;
  *  - `i:all`, `i:open` (not final), `i:state:<S>`, `i:name:<n>`, `i:worker:<w>`, `i:queue:<q>`,
  *    `i:parent:<id>`, `i:group:<id>` sorted sets of ids scored by updatedAt: the list's filters;
  *  - `s:<key>` sorted sets of every id scored by a numeric sort key (-1 when the task has none);
  *  - `done:SUCCESS`, `done:FAILURE` scored by endedAt: throughput and failure counts;
- *  - `ids`, `names` (score 0, read by lex range): id prefixes and `name=prefix*`.
+ *  - `ids`, `names`, `workers`, `queues` (score 0, read by lex range): id prefixes, `name=prefix*`,
+ *    and the values a text sort key walks in order (see `TEXT_SORTS`).
  *
  * Scripts build key names from the prefix, so the history needs one Redis node (or sentinel), not
- * a cluster. `names` keeps names whose tasks were pruned (a few bytes each; their indexes are empty).
+ * a cluster. The value sets keep values whose tasks were pruned (a few bytes each; their indexes are empty).
  */
 
-/** Sort keys kept as numeric sorted sets (the string ones are sorted by SORT ... ALPHA). */
+import { TASK_STATES } from '../model.js';
+
+/** Sort keys kept as numeric sorted sets. */
 export const NUMERIC_SORTS = ['sentAt', 'receivedAt', 'startedAt', 'endedAt', 'runtime'] as const;
 /** Index families holding one entry per task, keyed by one of its fields. */
 export const FIELD_INDEXES = { state: 'i:state:', name: 'i:name:', worker: 'i:worker:', queue: 'i:queue:', parentId: 'i:parent:', groupId: 'i:group:' } as const;
 /** Sorted sets every task may be in whatever its fields. */
 export const GLOBAL_INDEXES = ['i:all', 'i:open', 'ids', 'done:SUCCESS', 'done:FAILURE', ...NUMERIC_SORTS.map((k) => `s:${k}`)] as const;
+/**
+ * Text sort keys: the index family of each, and the sorted set of its values (score 0, so in lex
+ * order). A null value is indexed under {@link NULL_VALUE}, so it sorts first ascending, as in SQLite.
+ */
+export const TEXT_SORTS = { name: ['i:name:', 'names'], state: ['i:state:', ''], worker: ['i:worker:', 'workers'], queue: ['i:queue:', 'queues'] } as const;
+export const NULL_VALUE = '\u0000';
+const luaTable = (o: Record<string, string>): string => `{${Object.entries(o).map(([k, v]) => `${k} = '${v}'`).join(', ')}}`;
+
 /** Candidates a text search reads at most, in the list's order: its cost bound (a few tens of ms). */
 export const MAX_TEXT_SCAN = 20_000;
 
@@ -92,9 +104,18 @@ local function done(out)
 end
 if empty then return done({0, 1}) end
 local numeric = byTime or sortKey == 'sentAt' or sortKey == 'receivedAt' or sortKey == 'startedAt' or sortKey == 'endedAt' or sortKey == 'runtime'
-local sorted = byTime and P .. 'i:all' or (numeric and P .. 's:' .. sortKey or P .. 'i:all')
+local sorted = numeric and (byTime and P .. 'i:all' or P .. 's:' .. sortKey) or P .. 'i:all'
 local src = sorted
-if #groups == 1 and byTime and timed then src = groups[1]
+-- One filter scored by updatedAt serves as it is when that is the order, or when a text key orders.
+if #groups == 1 and ((byTime and timed) or not numeric) then src = groups[1]
+elseif #groups > 0 and byTime and timed then
+  -- Every filter is scored by updatedAt already: intersect them alone (not with all tasks), keeping that score.
+  src = temp('set')
+  local args = {'ZINTERSTORE', src, #groups}
+  for _, g in ipairs(groups) do args[#args + 1] = g end
+  args[#args + 1] = 'AGGREGATE'
+  args[#args + 1] = 'MAX'
+  redis.call(unpack(args))
 elseif #groups > 0 then
   src = temp('set')
   local args = {'ZINTERSTORE', src, #groups + 1, sorted}
@@ -104,27 +125,72 @@ elseif #groups > 0 then
   for _ = 1, #groups do args[#args + 1] = 0 end
   redis.call(unpack(args))
 end
-local mode = numeric and ((byTime and ranged) and 'score' or 'rank') or 'list'
-if mode == 'list' then
-  local l = temp('sorted')
-  if desc then redis.call('SORT', src, 'BY', P .. 't:*->' .. sortKey, 'ALPHA', 'DESC', 'STORE', l)
-  else redis.call('SORT', src, 'BY', P .. 't:*->' .. sortKey, 'ALPHA', 'STORE', l) end
-  src = l
-end
-local function chunk(s, n)
-  if mode == 'list' then return redis.call('LRANGE', src, s, s + n - 1) end
-  if mode == 'score' then
-    if desc then return redis.call('ZRANGE', src, to, from, 'BYSCORE', 'REV', 'LIMIT', s, n) end
-    return redis.call('ZRANGE', src, from, to, 'BYSCORE', 'LIMIT', s, n)
+-- The list's order as segments read one after another: one sorted set for a numeric key; for a
+-- text key, one per value in lex order (its index, cut down to the filtered set), each by updatedAt.
+local segs = {}
+if numeric then
+  segs[1] = {key = src, score = byTime and ranged}
+else
+  local family, values = (${luaTable(Object.fromEntries(Object.entries(TEXT_SORTS).map(([k, v]) => [k, v[0]])))})[sortKey], {}
+  if sortKey == 'state' then values = {${[...TASK_STATES].sort().map((v) => `'${v}'`).join(', ')}}
+  else
+    values[1] = '\\0'
+    for _, v in ipairs(redis.call('ZRANGE', P .. (${luaTable(Object.fromEntries(Object.entries(TEXT_SORTS).map(([k, v]) => [k, v[1]])))})[sortKey], 0, -1)) do values[#values + 1] = v end
   end
-  if desc then return redis.call('ZRANGE', src, s, s + n - 1, 'REV') end
-  return redis.call('ZRANGE', src, s, s + n - 1)
+  local from_, to_, step = 1, #values, 1
+  if desc then from_, to_, step = #values, 1, -1 end
+  for i = from_, to_, step do
+    local key = P .. family .. values[i]
+    local seg = {key = key}
+    if #groups == 0 then seg.n = redis.call('ZCARD', key)
+    else
+      local c = redis.pcall('ZINTERCARD', 2, key, src)
+      if type(c) == 'number' then seg.n, seg.cut = c, true
+      else -- Redis 6.2 has no ZINTERCARD: cut the segment now.
+        seg.key = temp('v' .. i)
+        seg.n = redis.call('ZINTERSTORE', seg.key, 2, key, src, 'WEIGHTS', 1, 0)
+      end
+    end
+    if seg.n > 0 then segs[#segs + 1] = seg end
+  end
+end
+local function count(seg)
+  if not seg.n then
+    if seg.score then seg.n = redis.call('ZCOUNT', seg.key, from, to) else seg.n = redis.call('ZCARD', seg.key) end
+  end
+  return seg.n
+end
+local function read(seg, s, n)
+  if seg.cut then
+    local key = temp('c' .. #temps)
+    redis.call('ZINTERSTORE', key, 2, seg.key, src, 'WEIGHTS', 1, 0)
+    seg.key, seg.cut = key, false
+  end
+  if seg.score then
+    if desc then return redis.call('ZRANGE', seg.key, to, from, 'BYSCORE', 'REV', 'LIMIT', s, n) end
+    return redis.call('ZRANGE', seg.key, from, to, 'BYSCORE', 'LIMIT', s, n)
+  end
+  if desc then return redis.call('ZRANGE', seg.key, s, s + n - 1, 'REV') end
+  return redis.call('ZRANGE', seg.key, s, s + n - 1)
+end
+-- Up to n ids from position pos of the whole order.
+local function chunk(pos, n)
+  local got, base = {}, 0
+  for _, seg in ipairs(segs) do
+    if #got >= n then break end
+    local c = count(seg)
+    if pos < base + c then
+      local ids = read(seg, pos - base, math.min(n - #got, base + c - pos))
+      for _, id in ipairs(ids) do got[#got + 1] = id end
+      pos = pos + #ids
+    end
+    base = base + c
+  end
+  return got
 end
 local out = {0, 1}
 if text == '' then
-  if mode == 'list' then out[1] = redis.call('LLEN', src)
-  elseif mode == 'score' then out[1] = redis.call('ZCOUNT', src, from, to)
-  else out[1] = redis.call('ZCARD', src) end
+  for _, seg in ipairs(segs) do out[1] = out[1] + count(seg) end
   if limit > 0 and offset < out[1] then for _, id in ipairs(chunk(offset, limit)) do out[#out + 1] = id end end
   return done(out)
 end
@@ -134,13 +200,10 @@ while true do
   local n = math.min(500, maxScan - scanned)
   local ids = chunk(scanned, n)
   for _, id in ipairs(ids) do
-    local f = redis.call('HMGET', P .. 't:' .. id, 'args', 'kwargs', 'result', 'exception')
-    for i = 1, 4 do
-      if f[i] and string.find(string.lower(f[i]), text, 1, true) then
-        if matched >= offset and matched < offset + limit then out[#out + 1] = id end
-        matched = matched + 1
-        break
-      end
+    local q = redis.call('HGET', P .. 't:' .. id, 'q')
+    if q and string.find(q, text, 1, true) then
+      if matched >= offset and matched < offset + limit then out[#out + 1] = id end
+      matched = matched + 1
     end
   end
   scanned = scanned + #ids
@@ -159,17 +222,52 @@ export const PRUNE_TASKS = `
 local P, n = ARGV[1], 0
 local fields = {${Object.keys(FIELD_INDEXES).map((f) => `'${f}'`).join(', ')}}
 local families = {${Object.values(FIELD_INDEXES).map((f) => `'${f}'`).join(', ')}}
+local nullable = {${Object.keys(FIELD_INDEXES).map((f) => (f in TEXT_SORTS && f !== 'state' ? 'true' : 'false')).join(', ')}}
 local globals = {${GLOBAL_INDEXES.map((k) => `'${k}'`).join(', ')}}
 for i = 2, #ARGV do
   local id = ARGV[i]
   local h = P .. 't:' .. id
   local values = redis.call('HMGET', h, unpack(fields))
   for k = 1, #fields do
-    if values[k] then redis.call('ZREM', P .. families[k] .. values[k], id) end
+    if values[k] then redis.call('ZREM', P .. families[k] .. values[k], id)
+    elseif nullable[k] then redis.call('ZREM', P .. families[k] .. '\\0', id) end
   end
   for _, k in ipairs(globals) do redis.call('ZREM', P .. k, id) end
   n = n + redis.call('DEL', h)
   redis.call('DEL', P .. 'tl:' .. id, P .. 'log:' .. id)
 end
 return n
+`;
+
+/**
+ * write-tasks: apply the writes of a batch, each ARGV[4..] one task's JSON
+ * `{id, set: {field: value}, add: [[key, score]...], rem: [key...], vals: [[set, value]...], tl: [[score, member]...], log: [...]}`
+ * (keys relative to the prefix): set its hash fields, add it to (or move it within) the indexes
+ * `add`, leave the indexes `rem`, record new values of text sort keys (`vals`), and append timeline / log entries capped at
+ * ARGV[2] / ARGV[3] per task (the latest kept). KEYS: none (every key derives from the prefix
+ * ARGV[1]). returns the number of tasks written. Run inside MULTI under WATCH of the task hashes:
+ * the merge that computed it read them, so a concurrent writer aborts it rather than being lost.
+ */
+export const WRITE_TASKS = `
+local P, maxTl, maxLog = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local function entries(key, list, cap)
+  if #list == 0 then return end
+  local args = {}
+  for _, e in ipairs(list) do args[#args + 1] = e[1] args[#args + 1] = e[2] end
+  redis.call('ZADD', key, unpack(args))
+  redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1))
+end
+for i = 4, #ARGV do
+  local t = cjson.decode(ARGV[i])
+  local id = t.id
+  local fields = {}
+  for k, v in pairs(t.set) do fields[#fields + 1] = k fields[#fields + 1] = v end
+  if #fields > 0 then redis.call('HSET', P .. 't:' .. id, unpack(fields)) end
+  for _, k in ipairs(t.rem) do redis.call('ZREM', P .. k, id) end
+  for _, a in ipairs(t.add) do redis.call('ZADD', P .. a[1], a[2], id) end
+  for _, v in ipairs(t.vals) do redis.call('ZADD', P .. v[1], 0, v[2]) end
+  entries(P .. 'tl:' .. id, t.tl, maxTl)
+  entries(P .. 'log:' .. id, t.log, maxLog)
+end
+return #ARGV - 3
 `;

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { connectRedis, parseUrl, redisSettings, type CeleryEvent } from '@celeriac/core/spi';
 import { FINAL_STATES, type BackendRecord, type HistoryStore, type RetentionPolicy, type TaskDetail, type TaskLogLine, type TaskPage, type TaskQuery, type TaskRecord, type TaskRef, type TaskState, type ThroughputPoint, type TimelineEntry } from '../model.js';
 import { backendToPatch, eventToPatch, MAX_LOGS, MAX_TIMELINE, mergeTask, type StoredTask, type TaskPatch } from './ingest.js';
-import { FIELD_INDEXES, LIST_TASKS, MAX_TEXT_SCAN, NUMERIC_SORTS, PRUNE_TASKS } from './redis-scripts.js';
+import { FIELD_INDEXES, LIST_TASKS, MAX_TEXT_SCAN, NULL_VALUE, NUMERIC_SORTS, PRUNE_TASKS, TEXT_SORTS, WRITE_TASKS } from './redis-scripts.js';
 import { bucketCount, MAX_CHILDREN, MAX_GROUP } from './shared.js';
 
 type Redis = Awaited<ReturnType<typeof connectRedis>>;
@@ -16,6 +16,12 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** The history's own namespace, after the URL's `keyPrefix`. */
 export const REDIS_HISTORY_PREFIX = 'celeriac:dash:';
+/**
+ * A hash field holding args, kwargs, result and exception ASCII-lowercased and joined by NUL:
+ * a text search reads one field per candidate and needs no lowercasing, ~3x faster than four.
+ */
+const SEARCH_FIELD = 'q';
+const SEARCHED = ['args', 'kwargs', 'result', 'exception'] as const;
 const NUMBERS = new Set(['retries', 'sentAt', 'receivedAt', 'startedAt', 'endedAt', 'runtime', 'updatedAt', 'stateAt']);
 /** Tasks one prune step deletes (one script call: short, so other clients are not held up). */
 const PRUNE_CHUNK = 500;
@@ -30,9 +36,12 @@ interface Scripted {
 function decode(h: Record<string, string>): StoredTask | undefined {
   if (!h.id) return undefined;
   const out: Record<string, unknown> = { name: null, args: null, kwargs: null, result: null, exception: null, traceback: null, worker: null, queue: null, sentAt: null, receivedAt: null, startedAt: null, endedAt: null, runtime: null, rootId: null, parentId: null, groupId: null, eta: null, expires: null };
-  for (const [k, v] of Object.entries(h)) out[k] = NUMBERS.has(k) ? Number(v) : v;
+  for (const [k, v] of Object.entries(h)) if (k !== SEARCH_FIELD) out[k] = NUMBERS.has(k) ? Number(v) : v;
   return out as unknown as StoredTask;
 }
+
+/** Lowercase A–Z only: what Lua's string.lower and SQLite's LIKE fold, so both stores match the same tasks. */
+const asciiLower = (s: string): string => s.replace(/[A-Z]+/g, (c) => c.toLowerCase());
 
 function record(task: StoredTask): TaskRecord {
   const { stateAt: _stateAt, ...rest } = task;
@@ -69,6 +78,7 @@ export class RedisHistoryStore implements HistoryStore {
     });
     redis.defineCommand('historyList', { lua: LIST_TASKS, numberOfKeys: 1 });
     redis.defineCommand('historyPrune', { lua: PRUNE_TASKS, numberOfKeys: 0 });
+    writer.defineCommand('historyWrite', { lua: WRITE_TASKS, numberOfKeys: 0 });
     return new RedisHistoryStore(redis as Redis & Scripted, writer, settings.keyPrefix + REDIS_HISTORY_PREFIX);
   }
 
@@ -103,48 +113,53 @@ export class RedisHistoryStore implements HistoryStore {
       const before = new Map<string, StoredTask | undefined>(ids.map((id, i) => [id, decode((read?.[i]?.[1] ?? {}) as Record<string, string>)]));
       const after = new Map(before);
       for (const p of patches) after.set(p.id, mergeTask(after.get(p.id), p));
-      const multi = this.writer.multi();
-      for (const id of ids) this.writeTask(multi, before.get(id), after.get(id)!);
-      for (const p of patches) this.writeEntries(multi, p);
-        return (await multi.exec()) !== null;
+      const byId = new Map<string, TaskPatch[]>();
+      for (const p of patches) byId.set(p.id, [...(byId.get(p.id) ?? []), p]);
+      const ops = ids.map((id) => this.writeOp(before.get(id), after.get(id)!, byId.get(id)!));
+      const multi = this.writer.multi() as ReturnType<Redis['multi']> & { historyWrite(...args: (string | number)[]): unknown };
+      multi.historyWrite(this.prefix, MAX_TIMELINE, MAX_LOGS, ...ops);
+      return (await multi.exec()) !== null;
     } catch (err) {
       await this.writer.unwatch().catch(() => undefined);
       throw err;
     }
   }
 
-  private writeTask(m: ReturnType<Redis['multi']>, old: StoredTask | undefined, task: StoredTask): void {
-    const id = task.id;
-    const fields: Record<string, string> = {};
-    for (const [k, v] of Object.entries(task)) if (v !== null) fields[k] = String(v);
-    m.hset(this.key('t:', id), fields);
+  /**
+   * What writing `task` (known before as `old`) takes, as one entry of the write-tasks script:
+   * only the indexes whose membership or score changed, so a batch stays small.
+   */
+  private writeOp(old: StoredTask | undefined, task: StoredTask, mine: readonly TaskPatch[]): string {
+    const set: Record<string, string> = {};
+    for (const [k, v] of Object.entries(task)) if (v !== null && (old === undefined || old[k as keyof StoredTask] !== v)) set[k] = String(v);
+    if (SEARCHED.some((k) => old?.[k] !== task[k])) set[SEARCH_FIELD] = asciiLower(SEARCHED.map((k) => task[k] ?? '').join('\0'));
+    const add: [string, number][] = [];
+    const rem: string[] = [];
+    const moved = old === undefined || old.updatedAt !== task.updatedAt;
+    const vals: [string, string][] = [];
     for (const [field, family] of Object.entries(FIELD_INDEXES) as [keyof typeof FIELD_INDEXES, string][]) {
-      const was = old?.[field] ?? null;
-      const now = task[field];
-      if (was !== null && was !== now) m.zrem(this.key(family, was), id);
-      if (now !== null) m.zadd(this.key(family, now), task.updatedAt, id);
+      // name, worker and queue sort: a null one is indexed too, under NULL_VALUE.
+      const values = field in TEXT_SORTS && field !== 'state' ? TEXT_SORTS[field as 'name'][1] : null;
+      const was = old ? (old[field] ?? (values ? NULL_VALUE : null)) : null;
+      const now = task[field] ?? (values ? NULL_VALUE : null);
+      if (was !== null && was !== now) rem.push(family + was);
+      if (now !== null && (moved || was !== now)) add.push([family + now, task.updatedAt]);
+      if (values && task[field] !== null && was !== now) vals.push([values, task[field]]);
     }
-    m.zadd(this.key('i:all'), task.updatedAt, id);
-    if (FINAL_STATES.has(task.state)) m.zrem(this.key('i:open'), id);
-    else m.zadd(this.key('i:open'), task.updatedAt, id);
-    for (const k of NUMERIC_SORTS) m.zadd(this.key('s:', k), task[k] ?? -1, id);
+    if (moved) add.push(['i:all', task.updatedAt]);
+    if (FINAL_STATES.has(task.state)) {
+      if (old && !FINAL_STATES.has(old.state)) rem.push('i:open');
+    } else if (moved || !old) add.push(['i:open', task.updatedAt]);
+    for (const k of NUMERIC_SORTS) if (!old || old[k] !== task[k]) add.push([`s:${k}`, task[k] ?? -1]);
     for (const s of ['SUCCESS', 'FAILURE'] as const) {
-      if (task.state === s && task.endedAt !== null) m.zadd(this.key('done:', s), task.endedAt, id);
-      else if (old?.state === s) m.zrem(this.key('done:', s), id);
+      if (task.state === s && task.endedAt !== null) {
+        if (old?.state !== s || old.endedAt !== task.endedAt) add.push([`done:${s}`, task.endedAt]);
+      } else if (old?.state === s) rem.push(`done:${s}`);
     }
-    if (!old) m.zadd(this.key('ids'), 0, id);
-    if (task.name !== null && task.name !== old?.name) m.zadd(this.key('names'), 0, task.name);
-  }
-
-  private writeEntries(m: ReturnType<Redis['multi']>, p: TaskPatch): void {
-    if (p.timeline) {
-      m.zadd(this.key('tl:', p.id), p.timeline.at, member(this.nonce, p.timeline));
-      m.zremrangebyrank(this.key('tl:', p.id), 0, -(MAX_TIMELINE + 1));
-    }
-    if (p.logs.length) {
-      m.zadd(this.key('log:', p.id), ...p.logs.flatMap((l) => [l.at, member(this.nonce, l)]));
-      m.zremrangebyrank(this.key('log:', p.id), 0, -(MAX_LOGS + 1));
-    }
+    if (!old) add.push(['ids', 0]);
+    const tl = mine.flatMap((p) => (p.timeline ? [[p.timeline.at, member(this.nonce, p.timeline)]] : []));
+    const log = mine.flatMap((p) => p.logs.map((l) => [l.at, member(this.nonce, l)]));
+    return JSON.stringify({ id: task.id, set, add, rem, vals, tl, log });
   }
 
   async ingest(events: readonly CeleryEvent[]): Promise<void> {
@@ -162,7 +177,7 @@ export class RedisHistoryStore implements HistoryStore {
   }
 
   async list(q: TaskQuery): Promise<TaskPage> {
-    const text = q.text === undefined ? '' : q.text.replace(/[A-Z]/g, (c) => c.toLowerCase());
+    const text = q.text === undefined ? '' : asciiLower(q.text);
     const args = [this.prefix, q.sort, q.order, q.offset, q.limit, q.from ?? '-inf', q.to ?? '+inf', text, MAX_TEXT_SCAN, q.id ?? '', q.name ?? '', q.worker ?? '', q.queue ?? '', ...(q.states ?? [])];
     const [total, , ...ids] = await this.redis.historyList(this.key('tmp:', randomUUID()), ...args);
     const tasks = (await this.tasks(ids as string[])).filter((t): t is StoredTask => t !== undefined).map(record);
