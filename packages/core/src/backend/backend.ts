@@ -26,6 +26,8 @@ export interface BackendCapabilities {
   readonly sharedResults: boolean;
   /** Has `claimDedup` / `releaseDedup`, shared by every sender: `applyAsync(..., { deduplicate })` is refused without it. */
   readonly deduplication?: boolean;
+  /** Has `reserveRateSlot`, `setRateOverride`, `acquireLease`, `releaseLease`: fleet-wide rate and concurrency limits. */
+  readonly fleetLimits?: boolean;
 }
 
 /** What `store` needs besides the record. */
@@ -99,6 +101,20 @@ export interface ResultBackend {
   claimDedup?(key: string, taskId: string, options: { readonly ttlMs: number; readonly replace: boolean }): Promise<string | null>;
   /** Let go of `key` if `taskId` still holds it (its send failed, so later sends must not point at it). */
   releaseDedup?(key: string, taskId: string): Promise<void>;
+  /**
+   * A fleet-wide rate limit, one atomic step: book the next free slot of `bucket`, slots `intervalMs`
+   * apart on the store's clock (Redis TIME), or the task's override when one is set; resolves to ms
+   * until the booked slot (0: now). An override of `null` (limit lifted) books nothing and resolves 0.
+   */
+  reserveRateSlot?(taskName: string, bucket: string, intervalMs: number): Promise<number>;
+  /** Change a task's fleet-wide interval for every worker (`celeriac control rate_limit`); `undefined` removes the override, `null` lifts the limit. */
+  setRateOverride?(taskName: string, intervalMs: number | null | undefined): Promise<void>;
+  /**
+   * A fleet-wide concurrency limit, one atomic step: give `holder` one of `limit` leases of `key` for
+   * `leaseMs` (expired leases do not count; a holder that has one renews it); resolves to whether it has one.
+   */
+  acquireLease?(key: string, holder: string, limit: number, leaseMs: number): Promise<boolean>;
+  releaseLease?(key: string, holder: string): Promise<void>;
   /**
    * A task whose result is wanted is about to be sent by this client: a push backend may start
    * listening for it now, so a `wait` soon after is ready at once. Best-effort and bounded;

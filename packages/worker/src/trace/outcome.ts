@@ -71,15 +71,24 @@ export async function poison(deps: TraceDeps, delivery: Delivery, message: TaskM
 }
 
 /** Send the message back to the broker to arrive at `eta` (a future ETA, a booked rate slot), then ack this copy. */
-export async function sendBack(deps: TraceDeps, delivery: Delivery, message: TaskMessage, when: { eta: number } | { slotAt: number; countdown: number }): Promise<void> {
+export type SendBackWhen =
+  | { readonly eta: number }
+  | { readonly slotAt: number; readonly countdown: number }
+  /** Waiting for a fleet-wide slot or lease: these headers go with it. */
+  | { readonly countdown: number; readonly headers: Readonly<Record<string, unknown>>; readonly why: string };
+
+export async function sendBack(deps: TraceDeps, delivery: Delivery, message: TaskMessage, when: SendBackWhen): Promise<void> {
   const { headers } = message;
   const [args, kwargs] = message.body;
   const options = resendOptions(message, delivery);
+  const base = { ...options, taskId: headers.id, retries: headers.retries };
   const later =
     'eta' in when
-      ? { ...options, taskId: headers.id, retries: headers.retries, eta: when.eta }
-      : { ...options, headers: { ...options.headers, [RATE_SLOT_HEADER]: when.slotAt }, taskId: headers.id, retries: headers.retries, countdown: when.countdown };
-  const what = 'eta' in when ? 'park the message until its eta' : 'send the message back for its rate-limit slot';
+      ? { ...base, eta: when.eta }
+      : 'slotAt' in when
+        ? { ...base, headers: { ...options.headers, [RATE_SLOT_HEADER]: when.slotAt }, countdown: when.countdown }
+        : { ...base, headers: { ...options.headers, ...when.headers }, countdown: when.countdown };
+  const what = 'eta' in when ? 'park the message until its eta' : 'slotAt' in when ? 'send the message back for its rate-limit slot' : when.why;
   await keep(deps, what, () => deps.app.sendTask(headers.task, args, kwargs, later), headers.id);
   await ack(deps, delivery, headers.id);
 }

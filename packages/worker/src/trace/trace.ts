@@ -1,7 +1,8 @@
-import { resultMeta, type Delivery } from '@celeriac/core/spi';
+import { resultMeta, type Delivery, type RegisteredTask, type TaskMessage } from '@celeriac/core/spi';
 import { admit, decodeDelivery } from './admission.js';
 import type { TraceDeps } from './deps.js';
 import { execute } from './execute.js';
+import { fleetGate } from './fleet.js';
 import { poison, recordExecution, refuse, sendBack, skip } from './outcome.js';
 import { ack, giveBack, stillOwned, store, storeOptionsOf } from './steps.js';
 
@@ -61,6 +62,20 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   }
 
   const { task, args } = admission;
+  // Fleet-wide limits come after the worker's own: a task this worker would not run yet books nothing shared.
+  const gate = await fleetGate(deps, task, message, args);
+  if (gate.kind === 'wait') return sendBack(deps, delivery, message, { countdown: gate.ms, headers: gate.headers, why: gate.why });
+  if (gate.kind === 'refuse') return refuse(deps, delivery, { kind: 'refuse', id: headers.id, taskName: task.name, error: gate.error, message });
+  try {
+    await run(deps, delivery, task, message, args);
+  } finally {
+    await gate.release();
+  }
+}
+
+async function run(deps: TraceDeps, delivery: Delivery, task: RegisteredTask, message: TaskMessage, args: unknown[]): Promise<void> {
+  const cfg = deps.app.config;
+  const { headers } = message;
   const acksLate = task.options.acksLate ?? cfg.acksLate;
   if (!acksLate) await ack(deps, delivery, headers.id);
   const settle = acksLate ? () => ack(deps, delivery, headers.id) : async () => undefined;

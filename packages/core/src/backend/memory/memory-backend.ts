@@ -10,6 +10,10 @@ interface Store {
   readonly chords: Map<string, { size: number; parts: Map<number, ChordPart>; completer?: number }>;
   readonly events: EventEmitter;
   readonly dedup: Map<string, { taskId: string; expiresAt: number }>;
+  /** Fleet limits: next free slot per bucket, overrides per task, leases per key (holder → expiry). */
+  readonly rates: Map<string, number>;
+  readonly rateOverrides: Map<string, number | null>;
+  readonly leases: Map<string, Map<string, number>>;
 }
 
 const stores = new Map<string, Store>();
@@ -20,7 +24,7 @@ function storeNamed(name: string): Store {
   if (!store) {
     const events = new EventEmitter();
     events.setMaxListeners(0);
-    store = { records: new Map(), revoked: new Map(), chords: new Map(), events, dedup: new Map() };
+    store = { records: new Map(), revoked: new Map(), chords: new Map(), events, dedup: new Map(), rates: new Map(), rateOverrides: new Map(), leases: new Map() };
     stores.set(name, store);
   }
   return store;
@@ -32,7 +36,7 @@ function storeNamed(name: string): Store {
  */
 export class MemoryBackend implements ResultBackend {
   readonly kind = 'memory';
-  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: false, crossProcess: false, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true });
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: false, crossProcess: false, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true, fleetLimits: true });
   private readonly state: Store;
 
   constructor(name: string) {
@@ -149,6 +153,34 @@ export class MemoryBackend implements ResultBackend {
 
   async releaseDedup(key: string, taskId: string): Promise<void> {
     if (this.state.dedup.get(key)?.taskId === taskId) this.state.dedup.delete(key);
+  }
+
+  async reserveRateSlot(taskName: string, bucket: string, intervalMs: number): Promise<number> {
+    const override = this.state.rateOverrides.get(taskName);
+    if (override === null) return 0;
+    const now = Date.now();
+    const slot = Math.max(now, this.state.rates.get(bucket) ?? 0);
+    this.state.rates.set(bucket, slot + (override ?? intervalMs));
+    return slot - now;
+  }
+
+  async setRateOverride(taskName: string, intervalMs: number | null | undefined): Promise<void> {
+    if (intervalMs === undefined) this.state.rateOverrides.delete(taskName);
+    else this.state.rateOverrides.set(taskName, intervalMs);
+  }
+
+  async acquireLease(key: string, holder: string, limit: number, leaseMs: number): Promise<boolean> {
+    const now = Date.now();
+    let held = this.state.leases.get(key);
+    if (!held) this.state.leases.set(key, (held = new Map()));
+    for (const [h, until] of held) if (until <= now) held.delete(h);
+    if (!held.has(holder) && held.size >= limit) return false;
+    held.set(holder, now + leaseMs);
+    return true;
+  }
+
+  async releaseLease(key: string, holder: string): Promise<void> {
+    this.state.leases.get(key)?.delete(holder);
   }
 
   async close(): Promise<void> {}

@@ -4,7 +4,7 @@ import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/sc
 import { connectRedis } from '../../drivers/redis/connection.js';
 import { defineScripts } from '../../drivers/redis/scripts.js';
 import type { RedisSettings } from '../../drivers/redis/settings.js';
-import { CHORD_COMPLETE, CHORD_PART_RETURN, DEDUP_CLAIM, DEDUP_RELEASE, STORE_RESULT } from './scripts.js';
+import { CHORD_COMPLETE, CHORD_PART_RETURN, DEDUP_CLAIM, DEDUP_RELEASE, LEASE_ACQUIRE, RATE_RESERVE, STORE_RESULT } from './scripts.js';
 import type { BackendCapabilities, ChordPart, ResultBackend, WaitOptions } from '../backend.js';
 import { abortReason } from '../../util/abort.js';
 
@@ -15,6 +15,9 @@ const tasksetKey = (groupId: string): string => `celery-taskset-meta-${groupId}`
 
 /** A deduplicated send's key (owner: this backend; expires with the dedup window). */
 const dedupKey = (key: string): string => `celeriac-dedup-${key}`;
+
+/** A task's fleet-wide rate override, set by remote control (owner: this backend; no expiry, like the limit). */
+const rateOverrideKey = (taskName: string): string => `celeriac-rate-limit-${taskName}`;
 
 /** Revoked task ids, scored by when each revocation expires (owner: this backend; trimmed on write). */
 const REVOKED = 'celeriac.revoked';
@@ -40,7 +43,7 @@ interface Channel {
  */
 export class RedisBackend implements ResultBackend {
   readonly kind = 'redis';
-  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true });
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true, fleetLimits: true });
   /** Channel -> waiters and its SUBSCRIBE; one subscription per channel however many wait on it. */
   private readonly waiters = new Map<string, Channel>();
   /** Send-time watches not joined by a wait yet. */
@@ -57,6 +60,8 @@ export class RedisBackend implements ResultBackend {
       celeriacChordComplete: [CHORD_COMPLETE, 5],
       celeriacDedupClaim: [DEDUP_CLAIM, 1],
       celeriacDedupRelease: [DEDUP_RELEASE, 1],
+      celeriacRateReserve: [RATE_RESERVE, 2],
+      celeriacLeaseAcquire: [LEASE_ACQUIRE, 1],
     });
     sub.on('message', (channel: string, text: string) => {
       const entry = this.waiters.get(channel);
@@ -306,6 +311,23 @@ export class RedisBackend implements ResultBackend {
     await this.redis.celeriacDedupRelease(dedupKey(key), taskId);
   }
 
+  async reserveRateSlot(taskName: string, bucket: string, intervalMs: number): Promise<number> {
+    return this.redis.celeriacRateReserve(`celeriac-rate-${bucket}`, rateOverrideKey(taskName), Math.max(1, Math.round(intervalMs)));
+  }
+
+  async setRateOverride(taskName: string, intervalMs: number | null | undefined): Promise<void> {
+    if (intervalMs === undefined) await this.redis.del(rateOverrideKey(taskName));
+    else await this.redis.set(rateOverrideKey(taskName), intervalMs === null ? 'none' : String(Math.max(1, Math.round(intervalMs))));
+  }
+
+  async acquireLease(key: string, holder: string, limit: number, leaseMs: number): Promise<boolean> {
+    return (await this.redis.celeriacLeaseAcquire(`celeriac-lease-${key}`, holder, limit, leaseMs)) === 1;
+  }
+
+  async releaseLease(key: string, holder: string): Promise<void> {
+    await this.redis.zrem(`celeriac-lease-${key}`, holder);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const [channel, entry] of this.waiters) this.unwatch(channel, entry);
@@ -321,5 +343,7 @@ declare module 'ioredis' {
     celeriacChordComplete(j: string, s: string, t: string, d: string, c: string, expiresMs: number): Result<unknown, Context>;
     celeriacDedupClaim(key: string, taskId: string, ttlMs: number, replace: '0' | '1'): Result<string | null, Context>;
     celeriacDedupRelease(key: string, taskId: string): Result<number, Context>;
+    celeriacRateReserve(bucket: string, override: string, intervalMs: number): Result<number, Context>;
+    celeriacLeaseAcquire(key: string, holder: string, limit: number, leaseMs: number): Result<number, Context>;
   }
 }

@@ -71,3 +71,35 @@ export const DEDUP_RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `;
+
+export const RATE_RESERVE = `
+-- rate-reserve: book the next slot of a fleet-wide rate limit on Redis's clock (one clock for every
+-- worker, whatever their skew). Slots are interval ms apart; the key holds the next free one.
+-- KEYS[1] celeriac-rate-<bucket> (next free slot, epoch ms); KEYS[2] celeriac-rate-limit-<task>
+--         (an override interval in ms set by remote control, or 'none': the limit is lifted)
+-- ARGV[1] the task's own interval ms
+-- returns ms until the booked slot (0: now)
+local override = redis.call('GET', KEYS[2])
+if override == 'none' then return 0 end
+local interval = tonumber(override or ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+redis.call('SET', KEYS[1], slot + interval, 'PX', math.ceil(slot + interval - now) + 1000)
+return slot - now
+`;
+
+export const LEASE_ACQUIRE = `
+-- lease-acquire: take (or renew) one of N leases of a fleet-wide concurrency key. Expired leases (a
+-- holder whose worker died and stopped renewing) are dropped first.
+-- KEYS[1] celeriac-lease-<key> (zset: holder -> lease expiry, epoch ms)
+-- ARGV[1] holder (task id); ARGV[2] limit; ARGV[3] lease ms
+-- returns 1 when the holder has a lease now, 0 when all N are held by others
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`;

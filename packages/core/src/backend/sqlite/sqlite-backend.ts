@@ -15,7 +15,7 @@ const SWEEP_EVERY_MS = 60_000;
  */
 export class SqliteBackend implements ResultBackend {
   readonly kind = 'sqlite';
-  readonly capabilities: BackendCapabilities = Object.freeze({ push: false, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true });
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: false, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true, fleetLimits: true });
   private lastSweep = 0;
   private readonly waiters = new Set<PollBackoff>();
   private readonly onChange = (): void => {
@@ -154,6 +154,46 @@ export class SqliteBackend implements ResultBackend {
 
   async releaseDedup(key: string, taskId: string): Promise<void> {
     this.db.prepare('DELETE FROM kv WHERE key = ? AND value = ?').run(`dedup:${key}`, taskId);
+  }
+
+  async reserveRateSlot(taskName: string, bucket: string, intervalMs: number): Promise<number> {
+    // One machine shares a SQLite file: its clock is the one clock; IMMEDIATE serialises the bookings.
+    return this.db
+      .transaction(() => {
+        const now = Date.now();
+        const override = this.db.prepare('SELECT value FROM kv WHERE key = ?').get(`rate-limit:${taskName}`) as { value: string } | undefined;
+        if (override?.value === 'none') return 0;
+        const interval = override ? Number(override.value) : Math.max(1, Math.round(intervalMs));
+        const next = this.db.prepare('SELECT value FROM kv WHERE key = ? AND expires_at > ?').get(`rate:${bucket}`, now) as { value: string } | undefined;
+        const slot = Math.max(now, next ? Number(next.value) : 0);
+        this.db.prepare('INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)').run(`rate:${bucket}`, String(slot + interval), slot + interval + 1000);
+        return slot - now;
+      })
+      .immediate();
+  }
+
+  async setRateOverride(taskName: string, intervalMs: number | null | undefined): Promise<void> {
+    if (intervalMs === undefined) this.db.prepare('DELETE FROM kv WHERE key = ?').run(`rate-limit:${taskName}`);
+    else this.db.prepare('INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, NULL)').run(`rate-limit:${taskName}`, intervalMs === null ? 'none' : String(Math.max(1, Math.round(intervalMs))));
+  }
+
+  async acquireLease(key: string, holder: string, limit: number, leaseMs: number): Promise<boolean> {
+    const prefix = `lease:${key}:`;
+    return this.db
+      .transaction(() => {
+        const now = Date.now();
+        this.db.prepare('DELETE FROM kv WHERE key >= ? AND key < ? AND expires_at <= ?').run(prefix, `${prefix}\uffff`, now);
+        const mine = this.db.prepare('SELECT 1 FROM kv WHERE key = ?').get(`${prefix}${holder}`);
+        const held = (this.db.prepare('SELECT COUNT(*) AS n FROM kv WHERE key >= ? AND key < ?').get(prefix, `${prefix}\uffff`) as { n: number }).n;
+        if (!mine && held >= limit) return false;
+        this.db.prepare('INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)').run(`${prefix}${holder}`, holder, now + leaseMs);
+        return true;
+      })
+      .immediate();
+  }
+
+  async releaseLease(key: string, holder: string): Promise<void> {
+    this.db.prepare('DELETE FROM kv WHERE key = ?').run(`lease:${key}:${holder}`);
   }
 
   async close(): Promise<void> {
