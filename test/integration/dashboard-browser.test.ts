@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { createApp, type CeleriacApp } from '@celeriac/core';
+import { chain, createApp, Signature, type CeleriacApp } from '@celeriac/core';
 import { celeriac, ROOT, startWorker, type Spawned } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { startRedis } from '../servers/redis.js';
@@ -167,6 +167,25 @@ describe('celeriac dashboard in Chromium', () => {
     await page.getByTestId('traceback').filter({ hasText: 'Error: kaput: the disk is full' }).waitFor();
   });
 
+  it("links a chain's steps: the parent from the child, the child from the parent", async () => {
+    const w = await world();
+    await w.worker('dash-a');
+    const last = await w.client.send(chain(new Signature({ task: 'dash.add', args: [1, 2] }), new Signature({ task: 'dash.add', args: [10] })));
+    expect(await last.get({ timeout: 20_000 })).toBe(13);
+    const { page } = w;
+    await page.goto(`${w.base}/tasks/${last.id}`);
+    await page.locator('h1', { hasText: 'SUCCESS' }).waitFor();
+    const parent = page.getByTestId('relation-parent').locator('a');
+    await parent.waitFor();
+    const parentId = await parent.innerText();
+    expect(parentId).not.toBe(last.id);
+    await parent.click();
+    await page.waitForURL(`${w.base}/tasks/${parentId}`);
+    expect(await page.getByTestId('args').innerText()).toBe('(1, 2)');
+    await page.getByTestId('relation-children').locator('a', { hasText: last.id }).waitFor();
+    await w.shot('task-chain-parent');
+  });
+
   it('revokes a queued task from the UI and shows it REVOKED', async () => {
     const w = await world();
     // Queued where no worker consumes yet: it waits in the broker, as a backlog does.
@@ -266,6 +285,16 @@ describe('celeriac dashboard in Chromium', () => {
     await state.filter({ hasText: 'suspended' }).waitFor();
     await row.locator('button[data-command=resume]').click();
     await state.filter({ hasText: 'running' }).waitFor();
+    // Pool +1: the concurrency column follows (the page re-reads itself while open).
+    const concurrency = row.locator('td:nth-child(5)');
+    expect(await concurrency.innerText()).toBe('2');
+    await row.locator('button[data-command=pool_grow]').click();
+    await flash(page).filter({ hasText: 'pool will grow' }).waitFor();
+    await concurrency.filter({ hasText: /^3$/ }).waitFor();
+    await row.locator('select[name=task_name]').selectOption('dash.add');
+    await row.locator('input[name=rate_limit]').fill('10/m');
+    await row.locator('button[data-command=rate_limit]').click();
+    await flash(page).filter({ hasText: 'new rate limit set successfully' }).waitFor();
     await row.locator('button[data-command=shutdown]').click();
     expect(await page.locator('#confirm-text').innerText()).toContain('Shut down worker dash-ctl@');
     // Cancelling does nothing; confirming shuts it down.
@@ -277,6 +306,26 @@ describe('celeriac dashboard in Chromium', () => {
     expect(await worker.exited).toBe(0);
     await state.filter({ hasText: 'offline' }).waitFor();
     await w.shot('worker-shutdown');
+  });
+
+  it('lists beat entries and disables / enables one', async () => {
+    const w = await world();
+    const { page } = w;
+    await page.goto(`${w.base}/schedules`);
+    const row = page.locator('tr[data-schedule=dash-nightly]');
+    await row.waitFor();
+    expect(await row.innerText()).toContain('dash.add');
+    expect(await row.innerText()).toContain('0 3 * * *');
+    await row.locator('.chip', { hasText: /^enabled$/ }).waitFor();
+    await row.locator('button[data-action=schedule]', { hasText: 'Disable' }).click();
+    expect(await page.locator('#confirm-text').innerText()).toBe('Disable schedule dash-nightly? Beat stops sending dash.add for it.');
+    await page.click('#confirm-ok');
+    await flash(page).filter({ hasText: 'Schedule dash-nightly disabled.' }).waitFor();
+    await row.locator('.chip', { hasText: /^disabled$/ }).waitFor();
+    await w.shot('schedule-disabled');
+    await row.locator('button[data-action=schedule]', { hasText: 'Enable' }).click();
+    await flash(page).filter({ hasText: 'Schedule dash-nightly enabled.' }).waitFor();
+    await row.locator('.chip', { hasText: /^enabled$/ }).waitFor();
   });
 
   it('a broker outage shows the banner live, the history stays browsable, and it clears by itself', async () => {

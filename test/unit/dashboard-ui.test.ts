@@ -202,7 +202,7 @@ describe('dashboard pages', () => {
 
   it('X-Partial: 1 returns <main> alone, naming the live events that refresh it', async () => {
     const r = await get(appFor(fakeService()), '/workers', { 'X-Partial': '1' });
-    expect(r.body.startsWith('<main id="main" data-title="Workers" data-live="worker">')).toBe(true);
+    expect(r.body.startsWith('<main id="main" data-title="Workers" data-live="worker" data-poll-ms="5000">')).toBe(true);
     expect(r.body).not.toContain('<html');
   });
 

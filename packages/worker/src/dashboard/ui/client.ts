@@ -103,6 +103,11 @@ export const DASHBOARD_JS = String.raw`(() => {
     const id = row ? row.getAttribute('data-worker') || row.getAttribute('data-dead-id') || '' : '';
     return id + '|' + ((d.querySelector('summary') || {}).textContent || '');
   }
+  setInterval(() => {
+    const main = document.querySelector('main');
+    const every = main ? Number(main.dataset.pollMs || 0) : 0;
+    if (every > 0 && !document.hidden && Date.now() - lastRefresh >= every) scheduleRefresh();
+  }, 1000);
   function relevant(kind, data) {
     const main = document.querySelector('main');
     if (!main) return false;

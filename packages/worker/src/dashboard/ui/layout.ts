@@ -28,6 +28,11 @@ export interface MainSpec {
   readonly live?: readonly LiveKind[];
   /** Only task events about this id refresh the page (the detail page). */
   readonly liveTaskId?: string;
+  /**
+   * Also refresh this often while the tab is visible: for what changes without an
+   * event (heartbeat ages, a pool resized by a control command).
+   */
+  readonly pollMs?: number;
 }
 
 export interface PageSpec extends MainSpec {
@@ -41,7 +46,7 @@ export interface PageSpec extends MainSpec {
 
 /** The `<main>` element: what a partial request returns and the client swaps in. */
 export function mainElement(spec: MainSpec): SafeHtml {
-  return html`<main id="main" data-title="${spec.title}" data-live="${(spec.live ?? []).join(' ')}"${spec.liveTaskId ? html` data-task-id="${spec.liveTaskId}"` : ''}>
+  return html`<main id="main" data-title="${spec.title}" data-live="${(spec.live ?? []).join(' ')}"${spec.liveTaskId ? html` data-task-id="${spec.liveTaskId}"` : ''}${spec.pollMs ? html` data-poll-ms="${spec.pollMs}"` : ''}>
 ${spec.body}
 </main>`;
 }

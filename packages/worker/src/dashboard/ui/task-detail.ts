@@ -96,10 +96,10 @@ ${outcome}
 ${timeline(t)}
 <h2>Canvas</h2>
 <dl class="facts relations">
-<dt>Parent</dt><dd>${ref(t.relations.parent)}</dd>
-<dt>Root</dt><dd>${t.relations.root && t.relations.root.id !== t.id ? ref(t.relations.root) : html`<span class="muted">this task</span>`}</dd>
-<dt>Children</dt><dd>${refList(t.relations.children)}</dd>
-<dt>Group${t.groupId ? html` <span class="mono muted">${t.groupId}</span>` : ''}</dt><dd>${refList(t.relations.group)}</dd>
+<dt>Parent</dt><dd data-testid="relation-parent">${ref(t.relations.parent)}</dd>
+<dt>Root</dt><dd data-testid="relation-root">${t.relations.root && t.relations.root.id !== t.id ? ref(t.relations.root) : html`<span class="muted">this task</span>`}</dd>
+<dt>Children</dt><dd data-testid="relation-children">${refList(t.relations.children)}</dd>
+<dt>Group${t.groupId ? html` <span class="mono muted">${t.groupId}</span>` : ''}</dt><dd data-testid="relation-group">${refList(t.relations.group)}</dd>
 </dl>
 <h2>Log lines</h2>
 ${logs(t)}`;

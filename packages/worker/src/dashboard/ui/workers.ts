@@ -9,6 +9,9 @@ import { html, type SafeHtml } from './html.js';
 import type { MainSpec } from './layout.js';
 import { alertBox, button, chip, durationText, num, signInNote } from './parts.js';
 
+/** Heartbeat ages and counts change without a state change (no live event): the page re-reads itself this often. */
+const WORKERS_POLL_MS = 5000;
+
 function age(s: number | null): SafeHtml {
   return s === null ? html`<span class="muted">never</span>` : html`${durationText(s)} ago`;
 }
@@ -62,5 +65,5 @@ export function workersMain(workers: readonly WorkerView[], authenticated: boole
 ${error ? alertBox('error', 'Workers unavailable:', error) : ''}
 ${authenticated ? '' : signInNote()}
 ${table}`;
-  return { title: 'Workers', body, live: ['worker'] };
+  return { title: 'Workers', body, live: ['worker'], pollMs: WORKERS_POLL_MS };
 }
