@@ -1,9 +1,11 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createApp, type CeleriacApp } from '@celeriac/core';
-import { ROOT, startWorker } from '../helpers/processes.js';
+import { celeriac, ROOT, startWorker } from '../helpers/processes.js';
+import { freshVhost } from '../servers/rabbitmq.js';
 import { readEffects, type Effect } from '../helpers/effects.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 
 const FLEET = join(ROOT, 'test', 'fixtures', 'apps', 'fleet.ts');
 const dir = tempDir('celeriac-fleet-');
@@ -132,4 +134,33 @@ describe('a crashed holder of a concurrency lease (Redis)', () => {
     const secondStart = readEffects(effects).find((e) => e.kind === 'start' && e.id === second.id)!;
     expect(secondStart.t - started.t, JSON.stringify(readEffects(effects))).toBeGreaterThanOrEqual(30_000 - 50);
   }, 90_000);
+});
+
+describe('changing and refusing fleet-wide limits', () => {
+  it('celeriac control rate_limit changes the fleet-wide limit for every worker, through the backend', async () => {
+    const { env, client } = world('redis');
+    await startWorker(['-A', FLEET, '-c', '4'], env);
+    const control = celeriac(['control', 'rate_limit', 'fleet.rated', '1/h', '--json'], env);
+    expect(await control.exited).toBe(0);
+    expect(control.output()).toContain('new fleet-wide rate limit set successfully');
+    // The first run takes the slot now; the second is booked an hour later: it waits broker-side (delayed).
+    expect(await (await client.sendTask<number>('fleet.rated', [1])).get({ timeout: 10_000 })).toBe(1);
+    const second = await client.sendTask<number>('fleet.rated', [2]);
+    const transport = await client.transport();
+    await waitFor(async () => (await transport.delayedCount()) === 1, 'the second run delayed by the new limit');
+    // Lifting it (0) frees the next one at once.
+    const lift = celeriac(['control', 'rate_limit', 'fleet.rated', '0'], env);
+    expect(await lift.exited).toBe(0);
+    expect(await (await client.sendTask<number>('fleet.rated', [3])).get({ timeout: 10_000 })).toBe(3);
+    expect(await second.state()).toBe('PENDING');
+  });
+
+  it('a worker with fleet-limited tasks refuses to start on RabbitMQ with rpc:// results (CAPABILITY_MISSING)', async () => {
+    const url = await freshVhost(inject('amqpUrl'), inject('amqpNode'), `fleet-rpc-${process.pid}`);
+    const w = celeriac(['worker', '-A', FLEET], { CELERIAC_BROKER_URL: url });
+    expect(await w.exited).not.toBe(0);
+    expect(w.output()).toContain('CAPABILITY_MISSING');
+    expect(w.output()).toContain('fleet.rated');
+    expect(w.output()).toContain('use a Redis or SQLite result backend');
+  });
 });

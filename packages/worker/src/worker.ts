@@ -5,6 +5,7 @@ import { createLogger, type Logger } from './logger.js';
 import { AsyncPool } from './pools/async.js';
 import type { Pool } from './pools/pool.js';
 import { traceDelivery, type TraceDeps } from './trace/index.js';
+import { checkFleetLimits } from './trace/fleet.js';
 import type { RateLimiter } from './rate-limit.js';
 import { ControlNode } from './control/node.js';
 import type { ControlledWorker } from './control/controlled.js';
@@ -142,6 +143,7 @@ export class Worker implements ControlledWorker {
     await this.pool.start?.();
     const [transport, backend] = await Promise.all([this.app.transport(), this.app.backend()]);
     await this.checkBrokerSafety(transport);
+    checkFleetLimits(this.app.registry.names().map((n) => this.app.registry.get(n)!), backend, transport);
     this.transportRef = transport;
     this.deps = {
       app: this.app,

@@ -156,22 +156,28 @@ export const COMMANDS: Readonly<Record<string, ControlHandler>> = Object.freeze(
     return ok(`tasks ${ids.join(', ')} flagged as revoked`);
   },
   terminate: (w, args) => COMMANDS.revoke!(w, { ...args, terminate: true }),
-  rate_limit: (w, args) => {
+  rate_limit: async (w, args) => {
     const name = args.task_name;
-    if (typeof name !== 'string' || !w.app.registry.get(name)) return nok('unknown task');
+    const task = typeof name === 'string' ? w.app.registry.get(name) : undefined;
+    if (typeof name !== 'string' || !task) return nok('unknown task');
     const raw = args.rate_limit;
-    if (raw === null || raw === undefined || raw === '' || raw === 0 || raw === '0') {
-      w.state.rateLimiter.set(name, null);
-      return ok('rate limit disabled successfully');
-    }
-    const rate = typeof raw === 'string' ? raw : typeof raw === 'number' ? `${raw}/s` : '';
+    const lift = raw === null || raw === undefined || raw === '' || raw === 0 || raw === '0';
+    const rate = lift ? null : typeof raw === 'string' ? raw : typeof raw === 'number' ? `${raw}/s` : '';
+    let interval: number | null = null;
     try {
-      rateIntervalMs(rate);
+      if (rate !== null) interval = rateIntervalMs(rate);
     } catch (err) {
       return nok(`Invalid rate limit string: ${(err as Error).message}`);
     }
+    // A fleet-wide limit lives in the result backend: every worker that hears the command writes the
+    // same override (idempotent), and workers started later read it too.
+    if (task.options.globalRateLimit !== undefined) {
+      const backend = await w.app.backend();
+      await backend.setRateOverride?.(name, interval);
+      return ok(rate === null ? 'fleet-wide rate limit disabled successfully' : 'new fleet-wide rate limit set successfully');
+    }
     w.state.rateLimiter.set(name, rate);
-    return ok('new rate limit set successfully');
+    return ok(rate === null ? 'rate limit disabled successfully' : 'new rate limit set successfully');
   },
   time_limit: (w, args) => {
     const name = args.task_name;

@@ -12,7 +12,7 @@ import type { WorkerState } from '../state.js';
 export interface ControlledWorker {
   readonly hostname: string;
   readonly startedAt: number;
-  readonly app: Pick<CeleriacApp, 'clock' | 'registry' | 'config'>;
+  readonly app: Pick<CeleriacApp, 'clock' | 'registry' | 'config' | 'backend'>;
   readonly pool: Pick<Pool, 'kind' | 'capabilities'>;
   readonly log: Logger;
   readonly events: WorkerEvents;
