@@ -286,6 +286,14 @@ export function historyConformance(name: string, setup: () => Promise<{ open: ()
       expect((await again.get('persist'))!.logs).toEqual([{ at: T0, level: 'info', msg: 'hello' }]);
     });
 
+    it('applies a batch of 1,200 tasks whole', async () => {
+      const { store } = await fresh();
+      await store.ingest(Array.from({ length: 1200 }, (_, i) => life(`big-${i}`, i, { name: `n${i % 3}`, worker: 'w', queue: 'q' })).flat());
+      expect(await store.stateCounts()).toEqual({ SUCCESS: 1200 });
+      expect((await store.list(q({ name: 'n1', offset: 390 }))).tasks).toHaveLength(10);
+      expect((await store.get('big-1199'))!.timeline).toHaveLength(4);
+    });
+
     it('serves concurrent ingests and reads consistently', async () => {
       const { store } = await fresh();
       const batches = Array.from({ length: 20 }, (_, b) => Array.from({ length: 10 }, (_, k) => life(`cc-${b}-${k}`, b * 10 + k, { name: 'c', worker: 'w', queue: 'q' })).flat());

@@ -2,8 +2,9 @@
  * The Redis history's key layout and its Lua scripts, each one atomic step with its contract in
  * its header. Keys live under one prefix (`celeriac:dash:` after the URL's `keyPrefix`):
  *
- *  - `t:<id>` hash: the task record (a field is absent when its value is null), plus `stateAt`
- *    and `q`, the searched fields lowercased (what a text search reads);
+ *  - `t:<id>` hash: the task record (a field is absent when its value is null), plus `stateAt`;
+ *  - `q` hash: id → the searched fields (args, kwargs, result, exception) ASCII-lowercased, what a
+ *    text search reads: one HMGET per 500 candidates, no lowercasing in the scan;
  *  - `tl:<id>`, `log:<id>` sorted sets: timeline entries and log lines scored by their time;
  *  - `i:all`, `i:open` (not final), `i:state:<S>`, `i:name:<n>`, `i:worker:<w>`, `i:queue:<q>`,
  *    `i:parent:<id>`, `i:group:<id>` sorted sets of ids scored by updatedAt: the list's filters;
@@ -199,11 +200,13 @@ while true do
   if scanned >= maxScan then out[2] = 0 break end
   local n = math.min(500, maxScan - scanned)
   local ids = chunk(scanned, n)
-  for _, id in ipairs(ids) do
-    local q = redis.call('HGET', P .. 't:' .. id, 'q')
-    if q and string.find(q, text, 1, true) then
-      if matched >= offset and matched < offset + limit then out[#out + 1] = id end
-      matched = matched + 1
+  if #ids > 0 then
+    local texts = redis.call('HMGET', P .. 'q', unpack(ids))
+    for k, id in ipairs(ids) do
+      if texts[k] and string.find(texts[k], text, 1, true) then
+        if matched >= offset and matched < offset + limit then out[#out + 1] = id end
+        matched = matched + 1
+      end
     end
   end
   scanned = scanned + #ids
@@ -234,6 +237,7 @@ for i = 2, #ARGV do
   end
   for _, k in ipairs(globals) do redis.call('ZREM', P .. k, id) end
   n = n + redis.call('DEL', h)
+  redis.call('HDEL', P .. 'q', id)
   redis.call('DEL', P .. 'tl:' .. id, P .. 'log:' .. id)
 end
 return n
@@ -241,7 +245,7 @@ return n
 
 /**
  * write-tasks: apply the writes of a batch, each ARGV[4..] one task's JSON
- * `{id, set: {field: value}, add: [[key, score]...], rem: [key...], vals: [[set, value]...], tl: [[score, member]...], log: [...]}`
+ * `{id, set: {field: value}, q?: search text, add: [[key, score]...], rem: [key...], vals: [[set, value]...], tl: [[score, member]...], log: [...]}`
  * (keys relative to the prefix): set its hash fields, add it to (or move it within) the indexes
  * `add`, leave the indexes `rem`, record new values of text sort keys (`vals`), and append timeline / log entries capped at
  * ARGV[2] / ARGV[3] per task (the latest kept). KEYS: none (every key derives from the prefix
@@ -263,6 +267,7 @@ for i = 4, #ARGV do
   local fields = {}
   for k, v in pairs(t.set) do fields[#fields + 1] = k fields[#fields + 1] = v end
   if #fields > 0 then redis.call('HSET', P .. 't:' .. id, unpack(fields)) end
+  if t.q then redis.call('HSET', P .. 'q', id, t.q) end
   for _, k in ipairs(t.rem) do redis.call('ZREM', P .. k, id) end
   for _, a in ipairs(t.add) do redis.call('ZADD', P .. a[1], a[2], id) end
   for _, v in ipairs(t.vals) do redis.call('ZADD', P .. v[1], 0, v[2]) end

@@ -16,15 +16,13 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** The history's own namespace, after the URL's `keyPrefix`. */
 export const REDIS_HISTORY_PREFIX = 'celeriac:dash:';
-/**
- * A hash field holding args, kwargs, result and exception ASCII-lowercased and joined by NUL:
- * a text search reads one field per candidate and needs no lowercasing, ~3x faster than four.
- */
-const SEARCH_FIELD = 'q';
+/** What a text search reads of a task (kept lowercased in the `q` hash: see redis-scripts.ts). */
 const SEARCHED = ['args', 'kwargs', 'result', 'exception'] as const;
 const NUMBERS = new Set(['retries', 'sentAt', 'receivedAt', 'startedAt', 'endedAt', 'runtime', 'updatedAt', 'stateAt']);
 /** Tasks one prune step deletes (one script call: short, so other clients are not held up). */
 const PRUNE_CHUNK = 500;
+/** Tasks one write step covers (one WATCH, one script). */
+const WRITE_CHUNK = 500;
 /** Retries of a batch whose tasks another writer changed meanwhile. */
 const MAX_WATCH_RETRIES = 20;
 
@@ -36,7 +34,7 @@ interface Scripted {
 function decode(h: Record<string, string>): StoredTask | undefined {
   if (!h.id) return undefined;
   const out: Record<string, unknown> = { name: null, args: null, kwargs: null, result: null, exception: null, traceback: null, worker: null, queue: null, sentAt: null, receivedAt: null, startedAt: null, endedAt: null, runtime: null, rootId: null, parentId: null, groupId: null, eta: null, expires: null };
-  for (const [k, v] of Object.entries(h)) if (k !== SEARCH_FIELD) out[k] = NUMBERS.has(k) ? Number(v) : v;
+  for (const [k, v] of Object.entries(h)) out[k] = NUMBERS.has(k) ? Number(v) : v;
   return out as unknown as StoredTask;
 }
 
@@ -96,26 +94,39 @@ export class RedisHistoryStore implements HistoryStore {
   private apply(patches: readonly TaskPatch[]): Promise<void> {
     if (!patches.length) return Promise.resolve();
     return this.serial(async () => {
-      const ids = [...new Set(patches.map((p) => p.id))];
-      const hashes = ids.map((id) => this.key('t:', id));
-      for (let attempt = 0; attempt < MAX_WATCH_RETRIES; attempt++) {
-        if (await this.writeOnce(ids, hashes, patches)) return;
+      // Tasks are independent: a big batch goes as several steps of WRITE_CHUNK tasks, so no
+      // single script holds Redis (and every other client of it) for long.
+      const byId = new Map<string, TaskPatch[]>();
+      for (const p of patches) {
+        const list = byId.get(p.id);
+        if (list) list.push(p);
+        else byId.set(p.id, [p]);
       }
-      throw new Error(`history: ${ids.length} tasks kept changing under ${MAX_WATCH_RETRIES} attempts to write them`);
+      const ids = [...byId.keys()];
+      for (let i = 0; i < ids.length; i += WRITE_CHUNK) await this.writeChunk(ids.slice(i, i + WRITE_CHUNK), byId);
     });
   }
 
+  private async writeChunk(ids: readonly string[], byId: ReadonlyMap<string, readonly TaskPatch[]>): Promise<void> {
+    const hashes = ids.map((id) => this.key('t:', id));
+    for (let attempt = 0; attempt < MAX_WATCH_RETRIES; attempt++) {
+      if (await this.writeOnce(ids, hashes, byId)) return;
+    }
+    throw new Error(`history: ${ids.length} tasks kept changing under ${MAX_WATCH_RETRIES} attempts to write them`);
+  }
+
   /** One WATCH / read / MULTI round: false when another writer changed one of the tasks meanwhile. */
-  private async writeOnce(ids: readonly string[], hashes: readonly string[], patches: readonly TaskPatch[]): Promise<boolean> {
+  private async writeOnce(ids: readonly string[], hashes: readonly string[], byId: ReadonlyMap<string, readonly TaskPatch[]>): Promise<boolean> {
     await this.writer.watch(...hashes);
     try {
       const read = await this.writer.pipeline(hashes.map((h) => ['hgetall', h])).exec();
       const before = new Map<string, StoredTask | undefined>(ids.map((id, i) => [id, decode((read?.[i]?.[1] ?? {}) as Record<string, string>)]));
-      const after = new Map(before);
-      for (const p of patches) after.set(p.id, mergeTask(after.get(p.id), p));
-      const byId = new Map<string, TaskPatch[]>();
-      for (const p of patches) byId.set(p.id, [...(byId.get(p.id) ?? []), p]);
-      const ops = ids.map((id) => this.writeOp(before.get(id), after.get(id)!, byId.get(id)!));
+      const ops = ids.map((id) => {
+        const mine = byId.get(id)!;
+        let task = before.get(id);
+        for (const p of mine) task = mergeTask(task, p);
+        return this.writeOp(before.get(id), task!, mine);
+      });
       const multi = this.writer.multi() as ReturnType<Redis['multi']> & { historyWrite(...args: (string | number)[]): unknown };
       multi.historyWrite(this.prefix, MAX_TIMELINE, MAX_LOGS, ...ops);
       return (await multi.exec()) !== null;
@@ -132,7 +143,7 @@ export class RedisHistoryStore implements HistoryStore {
   private writeOp(old: StoredTask | undefined, task: StoredTask, mine: readonly TaskPatch[]): string {
     const set: Record<string, string> = {};
     for (const [k, v] of Object.entries(task)) if (v !== null && (old === undefined || old[k as keyof StoredTask] !== v)) set[k] = String(v);
-    if (SEARCHED.some((k) => old?.[k] !== task[k])) set[SEARCH_FIELD] = asciiLower(SEARCHED.map((k) => task[k] ?? '').join('\0'));
+    const q = SEARCHED.some((k) => old?.[k] !== task[k]) ? asciiLower(SEARCHED.map((k) => task[k] ?? '').join('\0')) : undefined;
     const add: [string, number][] = [];
     const rem: string[] = [];
     const moved = old === undefined || old.updatedAt !== task.updatedAt;
@@ -159,7 +170,7 @@ export class RedisHistoryStore implements HistoryStore {
     if (!old) add.push(['ids', 0]);
     const tl = mine.flatMap((p) => (p.timeline ? [[p.timeline.at, member(this.nonce, p.timeline)]] : []));
     const log = mine.flatMap((p) => p.logs.map((l) => [l.at, member(this.nonce, l)]));
-    return JSON.stringify({ id: task.id, set, add, rem, vals, tl, log });
+    return JSON.stringify({ id: task.id, set, q, add, rem, vals, tl, log });
   }
 
   async ingest(events: readonly CeleryEvent[]): Promise<void> {
