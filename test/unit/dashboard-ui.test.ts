@@ -115,6 +115,21 @@ describe('dashboard pages', () => {
       expect(r.body).toContain('<div id="broker-banner" class="banner" role="alert" hidden>');
     }
     expect((await get(app, '/')).body).toContain('<script src="/assets/uPlot.iife.min.js"></script>');
+    // Behind the escaping, no inline script may run at all.
+    const res = await app.request('/tasks');
+    expect(res.headers.get('content-security-policy')).toContain("script-src 'self';");
+  });
+
+  it("the overview's chart data is tasks per second of each bucket", async () => {
+    const throughput = [
+      { at: 1_800_000_000_000, succeeded: 60, failed: 6 },
+      { at: 1_800_000_060_000, succeeded: 30, failed: 0 },
+    ];
+    const app = appFor(fakeService({ overview: async () => ({ broker: up, workersOnline: 1, workers: 1, stateCounts: {}, failuresLastHour: 6, throughput, queues: null }) }));
+    const body = (await get(app, '/')).body;
+    const json = /<script type="application\/json" id="throughput-data">(.*?)<\/script>/.exec(body)![1]!;
+    expect(JSON.parse(json)).toEqual({ t: [1_800_000_000, 1_800_000_060], succeeded: [1, 0.5], failed: [0.1, 0], bucketS: 60 });
+    expect(body).toContain('90 succeeded</span>, <span class="legend-bad">6 failed</span>');
   });
 
   it('escapes hostile task, worker, queue, dead-letter and schedule values on every page', async () => {

@@ -32,7 +32,7 @@ const DEAD_LETTER_PAGE = 50;
  * Defence in depth behind the escaping: no inline script runs, scripts only
  * from this origin. (uPlot styles its elements through the DOM, which CSP allows.)
  */
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 interface Extra {
   readonly scripts?: readonly string[];
