@@ -1,8 +1,10 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { createApp, type CeleriacApp } from '@celeriac/core/spi';
 import { celeriac, FIXTURE_APP, ROOT, startWorker, type Spawned } from '../helpers/processes.js';
+import { PY_DIR, PYTHON } from '../helpers/python.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { freePort } from '../servers/redis.js';
@@ -17,9 +19,32 @@ import { freePort } from '../servers/redis.js';
 const dir = tempDir('celeriac-dashboard-live-');
 let n = 0;
 const apps: CeleriacApp[] = [];
+const pythons: ChildProcess[] = [];
 afterEach(async () => {
   for (const app of apps.splice(0)) await app.close();
+  for (const p of pythons.splice(0)) {
+    p.kill('SIGKILL');
+    if (p.exitCode === null && p.signalCode === null) await new Promise((r) => p.once('exit', r));
+  }
 });
+
+/**
+ * A Python Celery worker as most run it: heartbeats on, task events off (no -E) — what Flower
+ * meets in the field. (The shared helper starts one without heartbeats, which can never send events.)
+ */
+async function pythonWorkerWithoutEvents(env: Record<string, string>, name: string, queue: string): Promise<void> {
+  const proc = spawn(PYTHON, ['-m', 'celery', '-A', 'tasks', 'worker', '-P', 'solo', '-Q', queue, '-n', name, '--without-gossip', '--without-mingle', '-l', 'info'], {
+    cwd: PY_DIR,
+    env: { ...process.env, ...env, PYTHONDONTWRITEBYTECODE: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  pythons.push(proc);
+  let out = '';
+  proc.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  proc.stderr.on('data', (b: Buffer) => (out += b.toString()));
+  await waitFor(() => /\S+@\S+ ready\./.test(out) || proc.exitCode !== null, 'python worker ready', 30_000, 50);
+  if (proc.exitCode !== null) throw new Error(`python worker exited:\n${out}`);
+}
 
 async function world(): Promise<{ url: string; env: Record<string, string>; app: CeleriacApp }> {
   const url = inject('redisUrl').replace(/\/0$/, `/${(++n % 7) + 8}`);
@@ -168,5 +193,26 @@ describe('celeriac dashboard live (Redis)', () => {
     expect((await d.json<{ enabled: boolean }>('POST', '/api/schedules/tick/disable')).body).toMatchObject({ name: 'tick', enabled: false });
     expect((await d.json<{ enabled: boolean }[]>('GET', '/api/schedules')).body[0]!.enabled).toBe(false);
     expect((await d.json<{ enabled: boolean }>('POST', '/api/schedules/tick/enable')).body).toMatchObject({ name: 'tick', enabled: true });
+  }, 90_000);
+
+  it('a Python Celery worker started without -E: enable_events makes it report, so its tasks have their timeline and traceback from its events', async () => {
+    const { env, app } = await world();
+    const d = await dashboard(['--history', join(dir, 'python.db')], env);
+    await pythonWorkerWithoutEvents({ ...env, CELERY_BROKER_URL: env.CELERIAC_BROKER_URL!, CELERY_RESULT_BACKEND: env.CELERIAC_RESULT_BACKEND! }, 'pyev@dash', 'pyev');
+    const py = await waitFor(async () => {
+      const list = (await d.json<{ hostname: string; state: string; software: string | null; heartbeatAgoS: number | null }[]>('GET', '/api/workers')).body;
+      return list.find((w) => w.hostname === 'pyev@dash' && w.state === 'running' && w.heartbeatAgoS !== null);
+    }, 'the Python worker with heartbeats', 30_000, 200);
+    expect(py.software).toMatch(/^py-celery \d/);
+    // Events are switched on by the dashboard when the worker comes online: its tasks' events follow.
+    const broken = await waitFor(async () => {
+      const sent = await app.sendTask('tasks.broken_task', [], {}, { queue: 'pyev' });
+      const t = await taskIn(d, sent.id, ['FAILURE']);
+      const detail = (await d.json<Task & { worker: string; traceback: string; timeline: { type: string; hostname: string }[] }>('GET', `/api/tasks/${t.id}`)).body;
+      return detail.timeline.some((e) => e.type === 'task-failed') ? detail : undefined;
+    }, 'a Python task seen through its own events', 30_000, 0);
+    expect(broken.worker).toBe('pyev@dash');
+    expect(broken.timeline.filter((e) => e.hostname === 'pyev@dash').map((e) => e.type)).toEqual(expect.arrayContaining(['task-received', 'task-started', 'task-failed']));
+    expect(broken.traceback).toMatch(/Exception: failed/);
   }, 90_000);
 });

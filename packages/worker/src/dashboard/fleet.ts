@@ -8,7 +8,8 @@
  * pages. A broker outage never stops it: the status says why, history stays
  * readable, and the next successful sample reconnects the event feed.
  */
-import { listenEvents, redactUrl, type CeleriacApp, type CeleryEvent } from '@celeriac/core/spi';
+import { redactUrl, type CeleriacApp, type CeleryEvent } from '@celeriac/core/spi';
+import { listenAllEvents, secretScrubber, withTimeout } from './feed.js';
 import type { BrokerStatus, HistoryStore, LiveEvent, RetentionPolicy, TaskState, WorkerView } from './model.js';
 import { QueueSampler } from './queues.js';
 import { ResultPoller } from './results.js';
@@ -30,7 +31,7 @@ export interface FleetIntervals {
 }
 
 export const DEFAULT_INTERVALS: FleetIntervals = {
-  flush: 200, control: 4000, queues: 3000, backend: 5000, enableEvents: 30_000, retention: 60_000, replyTimeout: 1000, brokerTimeout: 5000,
+  flush: 200, control: 4000, queues: 3000, backend: 5000, enableEvents: 10_000, retention: 60_000, replyTimeout: 1000, brokerTimeout: 5000,
 };
 
 export interface FleetOptions {
@@ -51,13 +52,6 @@ const MAX_BUFFER = 50_000;
 /** A worker that answers control but sends no heartbeat is asked for events again after this long. */
 const SILENT_RETRY_MS = 15_000;
 
-/** Reject after `ms` with a plain reason (the original promise's late rejection is still observed by the race). */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)));
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 export class FleetMonitor {
   readonly workers: WorkerTracker;
   readonly queueSampler = new QueueSampler();
@@ -68,6 +62,8 @@ export class FleetMonitor {
   private unlisten: (() => Promise<void>) | null = null;
   private buffer: CeleryEvent[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
+  /** One-off timers (enable_events for a worker just online). */
+  private readonly soon = new Set<NodeJS.Timeout>();
   private readonly running = new Set<string>();
   private readonly pending = new Set<Promise<unknown>>();
   private readonly workerStates = new Map<string, WorkerView['state']>();
@@ -76,14 +72,14 @@ export class FleetMonitor {
   private readonly enabledAt = new Map<string, number>();
   private readonly warned = new Map<string, number>();
   private closed = false;
-  private readonly secret: string;
+  private readonly scrub: (text: string) => string;
 
   constructor(private readonly options: FleetOptions) {
     this.intervals = { ...DEFAULT_INTERVALS, ...options.intervals };
     this.workers = new WorkerTracker(this.intervals.control);
     this.log = options.log ?? ((line) => process.stderr.write(`dashboard: ${line}\n`));
     const broker = options.app.config.broker;
-    this.secret = broker.url.password ? decodeURIComponent(broker.url.password) : '';
+    this.scrub = secretScrubber(options.app);
     this.status = { url: redactUrl(broker.redacted), reachable: false, error: 'not connected yet', since: Date.now() };
     this.results = new ResultPoller(options.app, options.history, (p, what) => withTimeout(p, this.intervals.brokerTimeout, what));
   }
@@ -153,12 +149,6 @@ export class FleetMonitor {
     this.log(line);
   }
 
-  /** A message with the broker's password (if it slipped into a driver's text) replaced. */
-  private scrub(text: string): string {
-    const clean = redactUrl(text).replace(/\/\/([^/@:\s]*):[^/@\s]*@/g, '//$1:***@');
-    return this.secret ? clean.split(this.secret).join('***') : clean;
-  }
-
   private setReachable(reachable: boolean, error: string | null): void {
     const was = this.status;
     if (was.reachable === reachable && (reachable || was.error === error)) return;
@@ -193,7 +183,7 @@ export class FleetMonitor {
     this.unlisten = null;
     if (old) await withTimeout(old(), t, 'closing the old event feed').catch(() => undefined);
     const transport = await this.app.transport();
-    this.unlisten = await withTimeout(listenEvents(transport, (e) => this.onEvent(e)), t, 'listening to events');
+    this.unlisten = await withTimeout(listenAllEvents(transport, (e) => this.onEvent(e)), t, 'listening to events');
     await this.enableEvents();
     // Celery's receivers ask for a heartbeat when they start, so workers show at once.
     await withTimeout(this.app.control.broadcast('heartbeat', {}, { reply: false }), t, 'asking for heartbeats');
@@ -209,6 +199,21 @@ export class FleetMonitor {
       this.buffer.push(event);
     }
     this.workers.onEvent(event);
+    // A worker that just started (a Python one without -E sends worker events only): ask it for task events
+    // soon. Not at once: a Python worker announces itself before its remote-control consumer is up.
+    if (event.type === 'worker-online' && typeof event.hostname === 'string') {
+      const hostname = event.hostname;
+      this.enabledAt.set(hostname, Date.now());
+      for (const delay of [1000, 3000]) {
+        const timer = setTimeout(() => {
+          this.soon.delete(timer);
+          if (this.closed || !this.status.reachable) return;
+          this.track(withTimeout(this.app.control.broadcast('enable_events', {}, { reply: false, destination: [hostname] }), this.intervals.brokerTimeout, 'enable_events'));
+        }, delay);
+        timer.unref();
+        this.soon.add(timer);
+      }
+    }
   }
 
   /** Hand the buffered events to the history in one batch, then tell the pages what changed. */
@@ -296,6 +301,7 @@ export class FleetMonitor {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
+    for (const t of this.soon) clearTimeout(t);
     await Promise.all([...this.pending]);
     if (this.buffer.length) await this.options.history.ingest(this.buffer.splice(0)).catch(() => undefined);
     const unlisten = this.unlisten;

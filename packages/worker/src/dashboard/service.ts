@@ -9,7 +9,8 @@ import type { BeatSchedules } from '@celeriac/beat';
 import type { BeatStore } from '@celeriac/beat';
 import { DashboardActions } from './actions.js';
 import { DashboardError } from './errors.js';
-import { withTimeout, type FleetMonitor } from './fleet.js';
+import { withTimeout } from './feed.js';
+import type { FleetMonitor } from './fleet.js';
 import type {
   ActionResult, BrokerStatus, DashboardService, DeadLetterView, HistoryStore, LiveEvent, OverviewView, QueuesView, ScheduleView,
   TaskDetail, TaskPage, TaskQuery, ThroughputPoint, WorkerAction, WorkerView,

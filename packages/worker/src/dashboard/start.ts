@@ -4,7 +4,8 @@
  * command (cli/dashboard-command.ts) loads this module lazily, so a worker
  * process never loads hono.
  */
-import { redactUrl, type CeleriacApp } from '@celeriac/core/spi';
+import type { CeleriacApp } from '@celeriac/core/spi';
+import { secretScrubber } from './feed.js';
 import { resolveAuth, type AuthOptions } from './auth.js';
 import { FleetMonitor, type FleetIntervals } from './fleet.js';
 import { openHistory } from './history/open.js';
@@ -40,13 +41,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   const history = await openHistory(options.history, options.cwd ?? process.cwd());
   const fleet = new FleetMonitor({ app: options.app, history, retention: options.retention, log, ...(options.intervals ? { intervals: options.intervals } : {}) });
   const service = new FleetDashboardService(options.app, history, fleet);
-  const secret = options.app.config.broker.url.password ? decodeURIComponent(options.app.config.broker.url.password) : '';
-  const backendSecret = options.app.config.backend.url.password ? decodeURIComponent(options.app.config.backend.url.password) : '';
-  const scrub = (text: string) => {
-    let out = redactUrl(text).replace(/\/\/([^/@:\s]*):[^/@\s]*@/g, '//$1:***@');
-    for (const s of [secret, backendSecret]) if (s) out = out.split(s).join('***');
-    return out;
-  };
+  const scrub = secretScrubber(options.app);
   let server: Awaited<ReturnType<typeof listen>> | undefined;
   try {
     await fleet.start();
