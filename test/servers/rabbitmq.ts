@@ -49,11 +49,22 @@ async function rabbitmqIds(): Promise<{ uid: number; gid: number } | undefined> 
   return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }
 
+export interface RabbitOptions {
+  /** Extra `rabbitmq.conf` lines, e.g. `consumer_timeout = 15000`. */
+  readonly config?: readonly string[];
+  /**
+   * Erlang terms for `advanced.config` (settings the .conf format has no key for), e.g.
+   * `[{rabbit, [{channel_tick_interval, 1000}]}].` — a channel checks `consumer_timeout` once per tick
+   * (60 s by default), so a 15 s timeout closes a channel 15 to 75 s after the delivery.
+   */
+  readonly advanced?: string;
+}
+
 /**
  * A private RabbitMQ node (Debian's rabbitmq-server) on free loopback ports, with
  * every file in a temp dir owned by the `rabbitmq` user. Heartbeat 5 s. Up in ~4 s.
  */
-export async function startRabbit(): Promise<RabbitServer> {
+export async function startRabbit(options: RabbitOptions = {}): Promise<RabbitServer> {
   const [port, distPort] = [await freePort(), await freePort()];
   const node = `celeriac${port}@localhost`;
   const dir = mkdtempSync(join(tmpdir(), 'celeriac-rabbit-'));
@@ -76,9 +87,11 @@ export async function startRabbit(): Promise<RabbitServer> {
       `listeners.ssl.default = 127.0.0.1:${tlsPort}`,
       `ssl_options.cacertfile = ${join(tls, 'ca.crt')}`, `ssl_options.certfile = ${join(tls, 'server.crt')}`, `ssl_options.keyfile = ${join(tls, 'server.key')}`,
       'ssl_options.verify = verify_none', 'ssl_options.fail_if_no_peer_cert = false',
+      ...(options.config ?? []),
     ].join('\n') + '\n',
   );
-  if (ids) for (const p of ['', 'mnesia', 'log', 'enabled_plugins', 'rabbitmq.conf', 'tls', ...readdirSync(tls).map((f) => join('tls', f))]) chownSync(join(dir, p), ids.uid, ids.gid);
+  if (options.advanced) writeFileSync(join(dir, 'advanced.config'), `${options.advanced}\n`);
+  if (ids) for (const p of ['', 'mnesia', 'log', 'enabled_plugins', 'rabbitmq.conf', ...(options.advanced ? ['advanced.config'] : []), 'tls', ...readdirSync(tls).map((f) => join('tls', f))]) chownSync(join(dir, p), ids.uid, ids.gid);
   const env = {
     ...process.env,
     RABBITMQ_NODENAME: node,
@@ -89,6 +102,7 @@ export async function startRabbit(): Promise<RabbitServer> {
     RABBITMQ_LOG_BASE: join(dir, 'log'),
     RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, 'enabled_plugins'),
     RABBITMQ_CONFIG_FILE: join(dir, 'rabbitmq'),
+    ...(options.advanced ? { RABBITMQ_ADVANCED_CONFIG_FILE: join(dir, 'advanced.config') } : {}),
     RABBITMQ_FEATURE_FLAGS_FILE: join(dir, 'feature_flags'),
     RABBITMQ_PID_FILE: join(dir, 'pid'),
   };

@@ -66,7 +66,8 @@ export class AmqpSession {
 
   private constructor(
     readonly settings: AmqpSettings,
-    private readonly log: (message: string) => void,
+    /** Where the session's warnings go (process warnings by default). */
+    readonly log: (message: string) => void,
   ) {}
 
   /** Connect once (failing fast with BROKER_UNAVAILABLE when the broker is unreachable); later drops reconnect on their own. */

@@ -14,17 +14,23 @@ export interface AmqpSettings {
   readonly caFile?: string;
   /** How long a publish waits for a connection, an alarm to clear, or a confirm, before failing. */
   readonly publishTimeoutMs: number;
+  /**
+   * The broker's `consumer_timeout` (`?consumerTimeout=`, ms; RabbitMQ's default, 30 min, when not
+   * given): a delivery held for half of it is moved off its channel (ack-then-track, see
+   * transport/amqp/held.ts) so the broker never closes the channel under a long task.
+   */
+  readonly consumerTimeoutMs: number;
   readonly redacted: string;
 }
 
 /** Query options each AMQP scheme accepts. */
 export const AMQP_URL_OPTIONS: Readonly<Record<string, readonly string[]>> = Object.freeze({
-  amqp: ['heartbeat', 'connectTimeout', 'publishTimeout'],
-  amqps: ['heartbeat', 'connectTimeout', 'publishTimeout', 'ca', 'tlsInsecure'],
+  amqp: ['heartbeat', 'connectTimeout', 'publishTimeout', 'consumerTimeout'],
+  amqps: ['heartbeat', 'connectTimeout', 'publishTimeout', 'consumerTimeout', 'ca', 'tlsInsecure'],
 });
 
 /**
- * `amqp://[user:password@]host[:port][/vhost][?heartbeat=10&publishTimeout=10000&connectTimeout=5000]`.
+ * `amqp://[user:password@]host[:port][/vhost][?heartbeat=10&publishTimeout=10000&connectTimeout=5000&consumerTimeout=1800000]`.
  * `amqps://` is TLS with certificate verification on, against the system CAs or `?ca=<file>`
  * (`?tlsInsecure=true` turns verification off, for tests only). Heartbeats default to 10 s,
  * so a dead peer is noticed within ~20 s even when no traffic flows.
@@ -52,6 +58,7 @@ export function amqpSettings(url: ParsedUrl): AmqpSettings {
     },
     ...(caFile ? { caFile } : {}),
     publishTimeoutMs: query.int('publishTimeout', 10_000, { min: 1, unit: 'ms' }),
+    consumerTimeoutMs: query.int('consumerTimeout', 1_800_000, { min: 2000, unit: 'ms' }),
     redacted: url.redacted,
   };
 }

@@ -11,6 +11,7 @@ import { brokerReason, type AmqpSession, type Hook } from '../../drivers/amqp/se
 import type { Consumer, Delivery, PublishOptions } from '../transport.js';
 import type { ResolvedQueue } from './topology.js';
 import { DELIVERIES_HEADER, wireOf } from './wire.js';
+import { HeldDelivery } from './held.js';
 
 /** What a consumer needs of its transport. */
 export interface AmqpConsumerHost {
@@ -145,28 +146,61 @@ export class AmqpConsumer implements Consumer {
       count = before + 1;
     }
     let acked = false;
+    // Ack-then-track (held.ts): held for half the broker's consumer_timeout, the delivery moves off the
+    // channel so the broker never closes it under a long task; from then on the held copy is the claim.
+    let held: HeldDelivery | undefined;
+    let tracking: Promise<void> | undefined;
+    const holdMs = this.transport.session.settings.consumerTimeoutMs;
+    const trackTimer = setTimeout(() => {
+      if (acked || !this.isCurrent(ch, generation)) return;
+      const h = new HeldDelivery(this.transport.session, q.name, msg, count, holdMs, this.transport.session.log);
+      tracking = h.start().then(
+        () => {
+          if (acked) return void h.finish().catch(() => undefined);
+          if (!this.isCurrent(ch, generation)) return void h.finish().catch(() => undefined); // The broker took it back meanwhile.
+          ch.ack(msg);
+          held = h;
+        },
+        (err: unknown) => this.transport.session.log(`could not move a long-held delivery off its channel (the broker may close it at consumer_timeout): ${(err as Error).message}`),
+      );
+    }, holdMs / 2);
+    trackTimer.unref();
+    const settle = async (): Promise<boolean> => {
+      clearTimeout(trackTimer);
+      await tracking;
+      if (!held) return false;
+      await held.finish();
+      return true;
+    };
     const delivery: Delivery = {
       message: wire,
       queue: q.name,
       redelivered: msg.fields.redelivered || count > 1,
       deliveryCount: count,
       ack: async () => {
+        if (await settle()) return void (acked = true);
         if (!this.isCurrent(ch, generation)) throw new LeaseLostError(`ack of ${typeof wire.headers.id === 'string' ? wire.headers.id : 'a message'} on ${q.name}`);
         this.transport.session.coalesceWrites();
         ch.ack(msg);
         acked = true;
       },
       reject: async ({ requeue, delayMs }) => {
-        if (!this.isCurrent(ch, generation)) return; // The broker has already put it back.
-        if (!requeue) return ch.reject(msg, false);
+        const wasHeld = held !== undefined;
+        if (!wasHeld) clearTimeout(trackTimer);
+        await tracking;
+        if (!held && !this.isCurrent(ch, generation)) return; // The broker has already put it back.
+        if (!requeue) {
+          if (held) return void (await settle());
+          return ch.reject(msg, false);
+        }
         // Sent again as a copy that carries its delivery count (confirmed first); then this one is acked.
         await this.transport.publish(q.name, wire, delayMs ? { notBefore: Date.now() + delayMs } : {}, { [DELIVERIES_HEADER]: count });
-        ch.ack(msg);
+        if (!(await settle())) ch.ack(msg);
       },
       // The channel it came on is gone (a missed heartbeat, a reconnect): the broker has put it back
       // for another consumer, so this run writes no result. Best effort: a close not yet noticed is not seen.
-      // Acked already (early acks): nothing to fence.
-      leaseHeld: async () => acked || this.isCurrent(ch, generation),
+      // Acked already (early acks), or held (the held copy is ours whatever the channel): nothing to fence.
+      leaseHeld: async () => acked || held !== undefined || this.isCurrent(ch, generation),
     };
     this.onDelivery(delivery);
   }
