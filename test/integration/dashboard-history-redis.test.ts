@@ -5,6 +5,7 @@ import { ev, historyConformance } from '../conformance/history-suite.js';
 
 const dist = (file: string): Promise<unknown> => import(join(import.meta.dirname, '../../packages/worker/dist/dashboard/history', file));
 const { RedisHistoryStore } = (await dist('redis-store.js')) as typeof import('../../packages/worker/src/dashboard/history/redis-store.js');
+const { PRUNE_TASKS } = (await dist('redis-scripts.js')) as typeof import('../../packages/worker/src/dashboard/history/redis-scripts.js');
 const { openHistory } = (await dist('open.js')) as typeof import('../../packages/worker/src/dashboard/history/open.js');
 
 const base = inject('redisUrl');
@@ -50,6 +51,24 @@ describe('Redis history specifics', () => {
       expect((await b.list({ sort: 'updatedAt', order: 'desc', offset: 0, limit: 5, states: ['STARTED'] })).total).toBe(0);
     } finally {
       await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('prune-tasks leaves a task another dashboard updated after it was picked', async () => {
+    const u = url();
+    const store = await RedisHistoryStore.open(u);
+    const raw = new Redis(base);
+    try {
+      await store.ingest([ev('task-succeeded', 'fresh', 1000), ev('task-succeeded', 'stale', 0)]);
+      const [fresh, stale] = [(await store.get('fresh'))!.updatedAt, (await store.get('stale'))!.updatedAt];
+      expect(await raw.eval(PRUNE_TASKS, 0, store.prefix, String(fresh - 1), 'fresh', 'stale')).toBe(1);
+      expect(await store.get('stale')).toBeUndefined();
+      expect((await store.get('fresh'))!.updatedAt).toBe(fresh);
+      expect((await store.list({ sort: 'name', order: 'asc', offset: 0, limit: 10 })).tasks.map((t) => t.id)).toEqual(['fresh']);
+      expect(stale).toBeLessThan(fresh);
+    } finally {
+      raw.disconnect();
+      await store.close();
     }
   });
 });

@@ -217,28 +217,33 @@ return done(out)
 `;
 
 /**
- * prune-tasks: delete the tasks ARGV[2..], each with its timeline, logs and every index entry.
- * KEYS: none (every key derives from the prefix ARGV[1]). returns how many of them existed.
+ * prune-tasks: delete the tasks ARGV[3..] last updated at or before ARGV[2] (one updated since it
+ * was picked, by another dashboard, stays), each with its timeline, logs and every index entry.
+ * KEYS: none (every key derives from the prefix ARGV[1]). returns how many it deleted.
  * Atomic: a task leaves its hash and all its indexes in one step, so no list shows half of one.
  */
 export const PRUNE_TASKS = `
-local P, n = ARGV[1], 0
+local P, newest, n = ARGV[1], tonumber(ARGV[2]), 0
 local fields = {${Object.keys(FIELD_INDEXES).map((f) => `'${f}'`).join(', ')}}
 local families = {${Object.values(FIELD_INDEXES).map((f) => `'${f}'`).join(', ')}}
 local nullable = {${Object.keys(FIELD_INDEXES).map((f) => (f in TEXT_SORTS && f !== 'state' ? 'true' : 'false')).join(', ')}}
 local globals = {${GLOBAL_INDEXES.map((k) => `'${k}'`).join(', ')}}
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   local id = ARGV[i]
   local h = P .. 't:' .. id
-  local values = redis.call('HMGET', h, unpack(fields))
-  for k = 1, #fields do
-    if values[k] then redis.call('ZREM', P .. families[k] .. values[k], id)
-    elseif nullable[k] then redis.call('ZREM', P .. families[k] .. '\\0', id) end
+  local values = redis.call('HMGET', h, 'updatedAt', unpack(fields))
+  local updated = tonumber(values[1])
+  if not updated or updated <= newest then
+    for k = 1, #fields do
+      local v = values[k + 1]
+      if v then redis.call('ZREM', P .. families[k] .. v, id)
+      elseif nullable[k] then redis.call('ZREM', P .. families[k] .. '\\0', id) end
+    end
+    for _, k in ipairs(globals) do redis.call('ZREM', P .. k, id) end
+    n = n + redis.call('DEL', h)
+    redis.call('HDEL', P .. 'q', id)
+    redis.call('DEL', P .. 'tl:' .. id, P .. 'log:' .. id)
   end
-  for _, k in ipairs(globals) do redis.call('ZREM', P .. k, id) end
-  n = n + redis.call('DEL', h)
-  redis.call('HDEL', P .. 'q', id)
-  redis.call('DEL', P .. 'tl:' .. id, P .. 'log:' .. id)
 end
 return n
 `;

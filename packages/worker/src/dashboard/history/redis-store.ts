@@ -2,11 +2,12 @@
  * The task history on Redis, for dashboards that share one history or run where no file
  * persists. Layout and scripts: `redis-scripts.ts`. Writes read the tasks they touch, merge
  * the events in process (`ingest.ts`, the same rules as SQLite) and write every hash and index
- * in one MULTI under WATCH, so two dashboards feeding one history never lose each other's update.
+ * of up to 500 tasks with one script inside MULTI under WATCH of their hashes, so two dashboards
+ * feeding one history never lose each other's update (the loser reads again and retries).
  */
 import { randomUUID } from 'node:crypto';
 import { connectRedis, parseUrl, redisSettings, type CeleryEvent } from '@celeriac/core/spi';
-import { FINAL_STATES, type BackendRecord, type HistoryStore, type RetentionPolicy, type TaskDetail, type TaskLogLine, type TaskPage, type TaskQuery, type TaskRecord, type TaskRef, type TaskState, type ThroughputPoint, type TimelineEntry } from '../model.js';
+import { FINAL_STATES, TASK_STATES, type BackendRecord, type HistoryStore, type RetentionPolicy, type TaskDetail, type TaskLogLine, type TaskPage, type TaskQuery, type TaskRecord, type TaskRef, type TaskState, type ThroughputPoint, type TimelineEntry } from '../model.js';
 import { backendToPatch, eventToPatch, MAX_LOGS, MAX_TIMELINE, mergeTask, type StoredTask, type TaskPatch } from './ingest.js';
 import { FIELD_INDEXES, LIST_TASKS, MAX_TEXT_SCAN, NULL_VALUE, NUMERIC_SORTS, PRUNE_TASKS, TEXT_SORTS, WRITE_TASKS } from './redis-scripts.js';
 import { bucketCount, MAX_CHILDREN, MAX_GROUP } from './shared.js';
@@ -38,7 +39,7 @@ function decode(h: Record<string, string>): StoredTask | undefined {
   return out as unknown as StoredTask;
 }
 
-/** Lowercase A–Z only: what Lua's string.lower and SQLite's LIKE fold, so both stores match the same tasks. */
+/** Lowercase A–Z only, both the stored texts and the search (so non-ASCII letters match case-sensitively here). */
 const asciiLower = (s: string): string => s.replace(/[A-Z]+/g, (c) => c.toLowerCase());
 
 function record(task: StoredTask): TaskRecord {
@@ -236,7 +237,7 @@ export class RedisHistoryStore implements HistoryStore {
   }
 
   async stateCounts(): Promise<Partial<Record<TaskState, number>>> {
-    const states = ['PENDING', 'SENT', 'RECEIVED', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'REVOKED', 'REJECTED'] as const;
+    const states = TASK_STATES;
     const res = await this.redis.pipeline(states.map((s) => ['zcard', this.key('i:state:', s)])).exec();
     const out: Partial<Mutable<Record<TaskState, number>>> = {};
     states.forEach((s, i) => {
@@ -263,13 +264,16 @@ export class RedisHistoryStore implements HistoryStore {
         for (;;) {
           const ids = await this.redis.zrangebyscore(all, '-inf', `(${before}`, 'LIMIT', 0, PRUNE_CHUNK);
           if (!ids.length) break;
-          removed += await this.redis.historyPrune(this.prefix, ...ids);
+          removed += await this.redis.historyPrune(this.prefix, String(before - 1), ...ids);
         }
       }
       for (;;) {
         const excess = Math.min(PRUNE_CHUNK, (await this.redis.zcard(all)) - Math.max(0, policy.maxTasks));
         if (!(excess > 0)) break;
-        removed += await this.redis.historyPrune(this.prefix, ...(await this.redis.zrange(all, 0, excess - 1)));
+        const oldest = await this.redis.zrange(all, 0, excess - 1, 'WITHSCORES');
+        const ids = oldest.filter((_, i) => i % 2 === 0);
+        if (!ids.length) break;
+        removed += await this.redis.historyPrune(this.prefix, oldest.at(-1)!, ...ids);
       }
       return removed;
     });
