@@ -151,6 +151,11 @@ describe('celeriac dashboard live (Redis)', () => {
     // Terminate a task that is running: the run is aborted and the task ends REVOKED.
     const long = await app.sendTask('tasks.sleepy', [60_000, 'long']);
     await taskIn(d, long.id, ['STARTED']);
+    // Delivered and not acked: counted from the worker's `active` reply, per queue.
+    await waitFor(async () => {
+      const view = (await d.json<{ queues: { name: string; ready: number; unacked: number | null }[] }>('GET', '/api/queues')).body;
+      return view.queues.find((q) => q.name === 'celery')?.unacked === 1;
+    }, 'one unacked task in celery', 15_000, 200);
     const r = await d.json<{ ok: boolean; message: string }>('POST', '/api/tasks/revoke', { ids: [long.id], terminate: true, signal: 'SIGTERM' });
     expect(r.body).toMatchObject({ ok: true, message: 'terminate (SIGTERM) sent for 1 task(s)' });
     await taskIn(d, long.id, ['REVOKED']);
