@@ -6,11 +6,11 @@
  */
 import { html, type HtmlValue, type SafeHtml } from './html.js';
 
-/** `2026-12-06 20:55:17` (UTC), inside a `<time>` whose `datetime` a script may localise. */
+/** `2026-12-06 20:55:17`, in UTC as the search form reads times (a tooltip says so), inside a `<time>`. */
 export function time(ms: number | null | undefined): SafeHtml {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return html`<span class="muted">—</span>`;
   const iso = new Date(ms).toISOString();
-  return html`<time datetime="${iso}">${iso.slice(0, 19).replace('T', ' ')}</time>`;
+  return html`<time datetime="${iso}" title="UTC">${iso.slice(0, 19).replace('T', ' ')}</time>`;
 }
 
 /** Seconds as `850 ms`, `3.2 s`, `4 min 10 s`, `2 h 5 min`. */
