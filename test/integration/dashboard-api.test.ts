@@ -236,13 +236,14 @@ interface BrokerStatus {
   error: string | null;
 }
 
-describe('celeriac dashboard actions and authentication (Redis)', () => {
+describe.each(['redis', 'amqp'] as const)('celeriac dashboard actions over %s', (kind) => {
   it('revoke of a countdown task ends REVOKED, resend, dead letters requeued and discarded, worker actions and WORKER_NO_REPLY', async () => {
-    const url = await sharedRedis();
-    const env = { CELERIAC_BROKER_URL: url, CELERIAC_RESULT_BACKEND: url };
-    const d = await dashboard(['--history', join(dir, 'actions.db')], env);
+    const backend = await sharedRedis();
+    const url = kind === 'redis' ? backend : await freshVhost(inject('amqpUrl'), inject('amqpNode'), `dash-act-${process.pid}-${++n}`);
+    const env = { CELERIAC_BROKER_URL: url, CELERIAC_RESULT_BACKEND: backend };
+    const d = await dashboard(['--history', join(dir, `actions-${kind}.db`)], env);
     const old = await startWorker(['-A', FIXTURE_APP, '-n', 'act@old', '-E'], env);
-    const app = client(url, url);
+    const app = client(url, backend);
 
     // Revoke a task still waiting for its countdown: when it comes due, the worker discards it.
     const later = await app.sendTask('tasks.add', [1, 1], {}, { countdown: 3000 });
@@ -310,7 +311,9 @@ describe('celeriac dashboard actions and authentication (Redis)', () => {
     expect(noEntry.status).toBe(404);
     expect(noEntry.body.error.code).toBe('BEAT_ENTRY_UNKNOWN');
   }, 120_000);
+});
 
+describe('celeriac dashboard authentication (Redis)', () => {
   it('actions need a session and its CSRF token; the printed ?token= URL sets it; a token or basic auth makes reads need it too; 0.0.0.0 without either refuses to start', async () => {
     const url = await sharedRedis();
     const env = { CELERIAC_BROKER_URL: url, CELERIAC_RESULT_BACKEND: url };
