@@ -236,6 +236,9 @@ export function historyConformance(name: string, setup: () => Promise<{ open: ()
       expect(await store.get('b-3')).toMatchObject({ state: 'RECEIVED', result: "{'done': 3}" });
       await store.mergeResult({ id: 'b-3', status: 'FAILURE', result: "ValueError('no')", traceback: 'tb2', endedAt: T0 + 900 });
       expect(await store.get('b-3')).toMatchObject({ state: 'FAILURE', exception: "ValueError('no')", traceback: 'tb2' });
+      await store.mergeResult({ id: 'b-4', status: 'REVOKED', result: "TaskRevokedError('revoked')", traceback: null, endedAt: T0 + 100 });
+      expect(await store.get('b-4')).toMatchObject({ state: 'REVOKED', exception: "TaskRevokedError('revoked')", result: null, endedAt: T0 + 100 });
+      expect(await store.unfinished(10)).toEqual(['b-2']);
     });
 
     it('counts states, failures and throughput, and lists unfinished tasks oldest first', async () => {

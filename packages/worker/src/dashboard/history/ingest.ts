@@ -173,6 +173,8 @@ export function backendToPatch(record: BackendRecord): TaskPatch {
   const state = STATES.has(record.status) ? (record.status as TaskState) : null;
   const final = state !== null && FINAL_STATES.has(state);
   const custom = state === null && record.status !== 'PENDING';
+  // The backend keeps the exception as the result of these (TaskRevokedError for a revoke).
+  const raised = state === 'FAILURE' || state === 'RETRY' || state === 'REVOKED';
   const set = known({
     name: record.name ?? undefined,
     args: record.args ?? undefined,
@@ -180,8 +182,8 @@ export function backendToPatch(record: BackendRecord): TaskPatch {
     worker: record.worker ?? undefined,
     queue: record.queue ?? undefined,
     retries: record.retries ?? undefined,
-    result: state === 'FAILURE' || state === 'RETRY' ? undefined : (record.result ?? undefined),
-    exception: state === 'FAILURE' || state === 'RETRY' ? (record.result ?? undefined) : undefined,
+    result: raised ? undefined : (record.result ?? undefined),
+    exception: raised ? (record.result ?? undefined) : undefined,
     traceback: record.traceback ?? undefined,
     endedAt: final ? at : undefined,
   });
