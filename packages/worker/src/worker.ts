@@ -6,6 +6,7 @@ import { AsyncPool } from './pools/async.js';
 import type { Pool } from './pools/pool.js';
 import { traceDelivery, type TraceDeps } from './trace/index.js';
 import { checkFleetLimits } from './trace/fleet.js';
+import { readSwitches, SwitchWatcher, type FleetSwitches } from './switches.js';
 import type { RateLimiter } from './rate-limit.js';
 import { ControlNode } from './control/node.js';
 import type { ControlledWorker } from './control/controlled.js';
@@ -28,10 +29,10 @@ export function expandNodeName(pattern: string, host: string = osHostname()): st
  * Whether a worker receives work now (`inspect stats` → `celeriac.consumer`, `celeriac status`):
  * `consuming`; `connecting` (no connection to the broker; it re-attaches once one is back); `failing`
  * (connected, but attaching to its queues fails — `error` says why — and is retried with backoff);
- * `suspended`; `stopped`.
+ * `suspended`; `paused` (every one of its queues is paused fleet-wide: `celeriac pause`); `stopped`.
  */
 export interface ConsumerHealth {
-  readonly state: 'consuming' | 'connecting' | 'failing' | 'suspended' | 'stopped';
+  readonly state: 'consuming' | 'connecting' | 'failing' | 'suspended' | 'paused' | 'stopped';
   /** When it entered this state (epoch ms). */
   readonly since: number;
   readonly error?: string;
@@ -93,6 +94,9 @@ export class Worker implements ControlledWorker {
   private stopping = false;
   private suspended = false;
   private revokedTimer: NodeJS.Timeout | undefined;
+  /** Queues paused fleet-wide (`celeriac pause`): still this worker's, not consumed until resumed. */
+  private paused = new Set<string>();
+  private switchWatcher: SwitchWatcher | undefined;
   /** Aborted by a cold shutdown: outcome steps still retrying against an absent broker give up. */
   private readonly halt = new AbortController();
   /** When refreshing revocations began to fail (0: it works), and when that was last logged. */
@@ -165,10 +169,44 @@ export class Worker implements ControlledWorker {
     // Revocations live in the backend; this worker keeps a copy, refreshed every second and added to by broadcasts.
     await this.refreshRevoked(backend);
     this.revokedTimer = setInterval(() => void this.refreshRevoked(backend), REVOKED_REFRESH_MS);
-    this.consumer = await this.consume(transport);
+    const switches = await readSwitches(backend);
+    if (switches) this.applyStartSwitches(switches, backend);
+    if (!this.suspended && this.activeQueues().length > 0) this.consumer = await this.consume(transport);
     this.log.info({ hostname: this.hostname, queues: this.queueList, concurrency: this.slots, transport: transport.kind }, 'worker ready');
     this.events.emit('worker-online', { hostname: this.hostname });
     if (this.options.sendEvents) this.setEvents(true);
+  }
+
+  /** `celeriac suspend` / `pause` in effect when this worker starts; then follow them as they are turned. */
+  private applyStartSwitches(switches: FleetSwitches, backend: ResultBackend): void {
+    this.paused = new Set(switches.pausedQueues);
+    if (switches.suspended) {
+      this.suspended = true;
+      this.log.warn({ hostname: this.hostname }, 'worker starts suspended: `celeriac suspend` is in effect fleet-wide (`celeriac resume` lifts it)');
+    }
+    if (this.paused.size > 0) this.log.warn({ paused: [...this.paused] }, 'queues paused fleet-wide are not consumed until `celeriac resume <queue>`');
+    this.switchWatcher = new SwitchWatcher(backend, switches, (now, before) => this.followSwitches(now, before), this.log);
+    this.switchWatcher.start();
+  }
+
+  private async followSwitches(now: FleetSwitches, before: FleetSwitches): Promise<void> {
+    if (this.stopping) return;
+    if (now.suspended !== before.suspended) await (now.suspended ? this.suspend() : this.resume());
+    if (now.pausedQueues.join('\0') !== before.pausedQueues.join('\0')) {
+      this.paused = new Set(now.pausedQueues);
+      this.log.info({ paused: now.pausedQueues }, 'fleet-wide paused queues changed');
+      if (!this.suspended) await this.reconsume();
+    }
+  }
+
+  /** Queues this worker takes tasks from now: its queues minus those paused fleet-wide. */
+  private activeQueues(): string[] {
+    return this.paused.size === 0 ? this.queueList : this.queueList.filter((q) => !this.paused.has(q));
+  }
+
+  /** Its queues paused fleet-wide (`celeriac pause`). */
+  get pausedQueues(): readonly string[] {
+    return this.queueList.filter((q) => this.paused.has(q));
   }
 
   /** Queues consumed now. */
@@ -308,7 +346,7 @@ export class Worker implements ControlledWorker {
     const old = this.consumer;
     this.consumer = undefined;
     await old?.cancel();
-    if (this.queueList.length > 0 && this.transportRef) {
+    if (this.activeQueues().length > 0 && this.transportRef) {
       this.consumer = await this.consume(this.transportRef);
     }
   }
@@ -318,7 +356,7 @@ export class Worker implements ControlledWorker {
    * cannot consume says so (a warning when it stops, info when it is back), not just once.
    */
   private async consume(transport: Transport): Promise<Consumer> {
-    const consumer = await transport.consume(this.queueList, (d) => this.onDelivery(d), { prefetch: this.prefetch });
+    const consumer = await transport.consume(this.activeQueues(), (d) => this.onDelivery(d), { prefetch: this.prefetch });
     if (reports(consumer)) {
       let was = consumer.status().state;
       consumer.onStatus((s) => {
@@ -348,6 +386,7 @@ export class Worker implements ControlledWorker {
       const s = c.status();
       if (s.state !== 'cancelled') return { ...s, state: s.state };
     }
+    if (!c && this.queueList.length > 0 && this.activeQueues().length === 0) return { state: 'paused', since: this.healthSince };
     // No consumer while running: every queue was cancelled (`cancel_consumer`), or it is being replaced.
     return { state: c || this.queueList.length > 0 ? 'consuming' : 'stopped', since: this.healthSince };
   }
@@ -397,6 +436,7 @@ export class Worker implements ControlledWorker {
   async cold(): Promise<void> {
     this.stopping = true;
     clearInterval(this.revokedTimer);
+    this.switchWatcher?.stop();
     // First: nothing may wait on an absent broker from here on (each step is tried once more at most).
     this.halt.abort();
     await this.consumer?.cancel();
@@ -418,6 +458,7 @@ export class Worker implements ControlledWorker {
     this.stopping = true;
     await this.consumer?.cancel();
     clearInterval(this.revokedTimer);
+    this.switchWatcher?.stop();
     // Returned meanwhile, within the drain's time: with the broker away they retry until it ends.
     this.returning = this.buffer.splice(0).map((d) => this.giveBack(d));
     const timeoutMs = options.timeoutMs ?? 30_000;

@@ -28,6 +28,8 @@ export interface BackendCapabilities {
   readonly deduplication?: boolean;
   /** Has `reserveRateSlot`, `setRateOverride`, `acquireLease`, `releaseLease`: fleet-wide rate and concurrency limits. */
   readonly fleetLimits?: boolean;
+  /** Has `readFlags` / `writeFlag`: durable fleet switches (`celeriac suspend`, `celeriac pause <queue>`). */
+  readonly fleetFlags?: boolean;
 }
 
 /** What `store` needs besides the record. */
@@ -115,6 +117,10 @@ export interface ResultBackend {
    */
   acquireLease?(key: string, holder: string, limit: number, leaseMs: number): Promise<boolean>;
   releaseLease?(key: string, holder: string): Promise<void>;
+  /** Every fleet switch that is on (`suspended`, `paused:<queue>`), read by each worker at start and every 2 s. */
+  readFlags?(): Promise<Record<string, string>>;
+  /** Turn a fleet switch on (a value) or off (null); it stays until turned off (no expiry). */
+  writeFlag?(name: string, value: string | null): Promise<void>;
   /**
    * A task whose result is wanted is about to be sent by this client: a push backend may start
    * listening for it now, so a `wait` soon after is ready at once. Best-effort and bounded;

@@ -1,4 +1,4 @@
-import { Argument, Command } from '@commander-js/extra-typings';
+import { Argument } from '@commander-js/extra-typings';
 import type { BroadcastOptions, CeleriacApp } from '@celeriac/core/spi';
 import { CliError } from './load-app.js';
 import { destinationOption, EXIT, opsCommand, printJson, replyTimeoutOption, withApp } from './ops.js';
@@ -26,7 +26,7 @@ export const CONTROL_METHODS = [
 ] as const;
 
 /** Celery's layout: `->  celeriac@host: OK` then the reply, indented. */
-function printReplies(replies: Record<string, unknown>[]): void {
+export function printReplies(replies: Record<string, unknown>[]): void {
   for (const reply of replies) {
     for (const [node, answer] of Object.entries(reply)) {
       const failed = answer !== null && typeof answer === 'object' && 'error' in answer;
@@ -86,11 +86,3 @@ function broadcastCommand(kind: 'inspect' | 'control', methods: readonly string[
 
 export const inspectCommand = () => broadcastCommand('inspect', INSPECT_METHODS);
 export const controlCommand = () => broadcastCommand('control', CONTROL_METHODS);
-
-/** `celeriac suspend` / `celeriac resume`: every worker (or `-d` ones) stops or resumes taking new tasks. */
-export function suspendCommand(kind: 'suspend' | 'resume'): Command {
-  return opsCommand(kind, kind === 'suspend' ? 'Workers stop taking new tasks (running ones finish); `celeriac resume` undoes it.' : 'Suspended workers take tasks again.')
-    .addOption(destinationOption())
-    .addOption(replyTimeoutOption())
-    .action(async (opts) => runBroadcast(opts, kind, {}));
-}

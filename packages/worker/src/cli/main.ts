@@ -3,7 +3,8 @@ import { CeleriacError } from '@celeriac/core/spi';
 import { CliError } from './load-app.js';
 import { workerCommand } from './worker-command.js';
 import { beatCommand } from './beat-command.js';
-import { controlCommand, inspectCommand, suspendCommand } from './inspect-command.js';
+import { controlCommand, inspectCommand } from './inspect-command.js';
+import { pauseCommand, resumeCommand, suspendCommand } from './switch-commands.js';
 import { eventsCommand } from './events-command.js';
 import { statusCommand } from './status-command.js';
 import { failedCommand, purgeCommand } from './queue-commands.js';
@@ -38,8 +39,9 @@ const program = new Command('celeriac')
   .addCommand(statusCommand())
   .addCommand(purgeCommand())
   .addCommand(failedCommand())
-  .addCommand(suspendCommand('suspend'))
-  .addCommand(suspendCommand('resume'))
+  .addCommand(suspendCommand())
+  .addCommand(resumeCommand())
+  .addCommand(pauseCommand())
   .addCommand(resultCommand())
   .addCommand(callCommand())
   .addCommand(initCommand())

@@ -1,5 +1,6 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import type { CeleriacApp } from '@celeriac/core/spi';
+import { readSwitches, type FleetSwitches } from '../switches.js';
 import { appQueues, bar, opsCommand, printJson, table, withApp } from './ops.js';
 import { nonNegativeInt, positiveInt, queueList } from './options.js';
 
@@ -9,6 +10,8 @@ export interface StatusReport {
   /** Delayed messages (countdown, eta, retries) waiting broker-side; null when the broker cannot count them. */
   readonly delayed: number | null;
   readonly deadLetters: number;
+  /** The durable fleet switches (`celeriac suspend`, `celeriac pause <queue>`); null when the backend keeps none (`rpc://`). */
+  readonly fleet: FleetSwitches | null;
   readonly workers: {
     hostname: string;
     active: number | null;
@@ -60,12 +63,14 @@ export async function statusReport(app: CeleriacApp, extraQueues: readonly strin
   workers.sort((a, b) => a.hostname.localeCompare(b.hostname));
   const names = [...new Set([...appQueues(app), ...extraQueues, ...workers.flatMap((w) => w.queues)])];
   const queues = await Promise.all(names.map(async (name) => ({ name, length: await transport.length(name) })));
-  return { broker: app.config.broker.redacted, queues, delayed: await transport.delayedCount(), deadLetters: await transport.deadLetterCount(), workers };
+  const fleet = await readSwitches(await app.backend());
+  return { broker: app.config.broker.redacted, queues, delayed: await transport.delayedCount(), deadLetters: await transport.deadLetterCount(), fleet, workers };
 }
 
 /** The state column: `running` while it consumes; otherwise what it is doing instead (`failing: <why>`). */
 function workerState(w: StatusReport['workers'][number]): string {
   if (w.suspended) return 'suspended';
+  if (w.consumer === 'paused') return 'paused (every queue)';
   if (w.consumer === null || w.consumer === 'consuming') return 'running';
   return w.consumerError ? `NOT CONSUMING (${w.consumer}: ${w.consumerError})` : `NOT CONSUMING (${w.consumer})`;
 }
@@ -74,8 +79,11 @@ function workerState(w: StatusReport['workers'][number]): string {
 export function renderStatus(r: StatusReport): string {
   const max = Math.max(1, ...r.queues.map((q) => q.length));
   const width = Math.max(...r.queues.map((q) => q.name.length), 7);
-  const lines = [`broker ${r.broker}`, '', 'queues'];
-  for (const q of r.queues) lines.push(`  ${q.name.padEnd(width)}  ${bar(q.length, max)} ${q.length}`);
+  const lines = [`broker ${r.broker}`];
+  if (r.fleet?.suspended) lines.push('fleet  SUSPENDED: no worker takes new tasks (`celeriac resume` lifts it)');
+  lines.push('', 'queues');
+  const paused = new Set(r.fleet?.pausedQueues ?? []);
+  for (const q of r.queues) lines.push(`  ${q.name.padEnd(width)}  ${bar(q.length, max)} ${q.length}${paused.has(q.name) ? '  PAUSED (`celeriac resume ' + q.name + '`)' : ''}`);
   lines.push(`  ${'delayed'.padEnd(width)}  ${r.delayed === null ? 'not counted by this broker' : r.delayed}`);
   lines.push(`  ${'failed'.padEnd(width)}  ${r.deadLetters} (celeriac failed list)`, '');
   if (r.workers.length === 0) {

@@ -111,7 +111,8 @@ export function workerStats(worker: Worker) {
       reserved: worker.reserved.length,
       queues: [...worker.queues],
       suspended: worker.isSuspended,
-      /** `consuming`, `connecting`, `failing` (see `error`), `suspended` or `stopped`: a worker that cannot consume says so. */
+      pausedQueues: [...worker.pausedQueues],
+      /** `consuming`, `connecting`, `failing` (see `error`), `suspended`, `paused` or `stopped`: a worker that cannot consume says so. */
       consumer: consumerReply(worker),
       events: worker.eventsEnabled,
       lastHeartbeat: worker.lastHeartbeatAt === null ? null : worker.lastHeartbeatAt / 1000,

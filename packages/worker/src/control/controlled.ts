@@ -23,6 +23,8 @@ export interface ControlledWorker {
   /** Messages received and not yet started (`inspect reserved`). */
   readonly reserved: readonly Delivery[];
   readonly isSuspended: boolean;
+  /** Its queues paused fleet-wide (`celeriac pause`), not consumed until resumed. */
+  readonly pausedQueues: readonly string[];
   readonly eventsEnabled: boolean;
   /** When this worker last sent a worker-heartbeat event (null: events off, or none yet). */
   readonly lastHeartbeatAt: number | null;

@@ -14,6 +14,7 @@ interface Store {
   readonly rates: Map<string, number>;
   readonly rateOverrides: Map<string, number | null>;
   readonly leases: Map<string, Map<string, number>>;
+  readonly flags: Map<string, string>;
 }
 
 const stores = new Map<string, Store>();
@@ -24,7 +25,7 @@ function storeNamed(name: string): Store {
   if (!store) {
     const events = new EventEmitter();
     events.setMaxListeners(0);
-    store = { records: new Map(), revoked: new Map(), chords: new Map(), events, dedup: new Map(), rates: new Map(), rateOverrides: new Map(), leases: new Map() };
+    store = { records: new Map(), revoked: new Map(), chords: new Map(), events, dedup: new Map(), rates: new Map(), rateOverrides: new Map(), leases: new Map(), flags: new Map() };
     stores.set(name, store);
   }
   return store;
@@ -36,7 +37,7 @@ function storeNamed(name: string): Store {
  */
 export class MemoryBackend implements ResultBackend {
   readonly kind = 'memory';
-  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: false, crossProcess: false, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true, fleetLimits: true });
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: false, crossProcess: false, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true, fleetLimits: true, fleetFlags: true });
   private readonly state: Store;
 
   constructor(name: string) {
@@ -181,6 +182,15 @@ export class MemoryBackend implements ResultBackend {
 
   async releaseLease(key: string, holder: string): Promise<void> {
     this.state.leases.get(key)?.delete(holder);
+  }
+
+  async readFlags(): Promise<Record<string, string>> {
+    return Object.fromEntries(this.state.flags);
+  }
+
+  async writeFlag(name: string, value: string | null): Promise<void> {
+    if (value === null) this.state.flags.delete(name);
+    else this.state.flags.set(name, value);
   }
 
   async close(): Promise<void> {}

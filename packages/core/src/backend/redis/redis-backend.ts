@@ -16,6 +16,9 @@ const tasksetKey = (groupId: string): string => `celery-taskset-meta-${groupId}`
 /** A deduplicated send's key (owner: this backend; expires with the dedup window). */
 const dedupKey = (key: string): string => `celeriac-dedup-${key}`;
 
+/** Fleet switches that are on: field → value (owner: this backend; no expiry: an operator turns them off). */
+const FLAGS = 'celeriac.flags';
+
 /** A task's fleet-wide rate override, set by remote control (owner: this backend; no expiry, like the limit). */
 const rateOverrideKey = (taskName: string): string => `celeriac-rate-limit-${taskName}`;
 
@@ -43,7 +46,7 @@ interface Channel {
  */
 export class RedisBackend implements ResultBackend {
   readonly kind = 'redis';
-  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true, fleetLimits: true });
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true, fleetLimits: true, fleetFlags: true });
   /** Channel -> waiters and its SUBSCRIBE; one subscription per channel however many wait on it. */
   private readonly waiters = new Map<string, Channel>();
   /** Send-time watches not joined by a wait yet. */
@@ -326,6 +329,15 @@ export class RedisBackend implements ResultBackend {
 
   async releaseLease(key: string, holder: string): Promise<void> {
     await this.redis.zrem(`celeriac-lease-${key}`, holder);
+  }
+
+  async readFlags(): Promise<Record<string, string>> {
+    return this.redis.hgetall(FLAGS);
+  }
+
+  async writeFlag(name: string, value: string | null): Promise<void> {
+    if (value === null) await this.redis.hdel(FLAGS, name);
+    else await this.redis.hset(FLAGS, name, value);
   }
 
   async close(): Promise<void> {

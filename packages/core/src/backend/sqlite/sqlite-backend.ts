@@ -15,7 +15,7 @@ const SWEEP_EVERY_MS = 60_000;
  */
 export class SqliteBackend implements ResultBackend {
   readonly kind = 'sqlite';
-  readonly capabilities: BackendCapabilities = Object.freeze({ push: false, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true, fleetLimits: true });
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: false, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true, fleetLimits: true, fleetFlags: true });
   private lastSweep = 0;
   private readonly waiters = new Set<PollBackoff>();
   private readonly onChange = (): void => {
@@ -194,6 +194,16 @@ export class SqliteBackend implements ResultBackend {
 
   async releaseLease(key: string, holder: string): Promise<void> {
     this.db.prepare('DELETE FROM kv WHERE key = ?').run(`lease:${key}:${holder}`);
+  }
+
+  async readFlags(): Promise<Record<string, string>> {
+    const rows = this.db.prepare("SELECT key, value FROM kv WHERE key >= 'flag:' AND key < 'flag;'").all() as { key: string; value: string }[];
+    return Object.fromEntries(rows.map((r) => [r.key.slice('flag:'.length), r.value]));
+  }
+
+  async writeFlag(name: string, value: string | null): Promise<void> {
+    if (value === null) this.db.prepare('DELETE FROM kv WHERE key = ?').run(`flag:${name}`);
+    else this.db.prepare('INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, NULL)').run(`flag:${name}`, value);
   }
 
   async close(): Promise<void> {
