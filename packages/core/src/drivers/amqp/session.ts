@@ -315,8 +315,16 @@ export class AmqpSession {
       : new BrokerUnavailableError(`${what}: the AMQP broker at ${this.settings.redacted} did not answer within ${this.settings.publishTimeoutMs} ms`, { url: this.settings.redacted });
   }
 
+  /** The confirm channel being opened, shared: publishes that arrive together must not each open one (out of order, leaked). */
+  private opening: Promise<ConfirmChannel> | undefined;
+
   private async publisherChannel(deadline: number): Promise<ConfirmChannel> {
     if (this.publisher) return this.publisher;
+    this.opening ??= this.openPublisher(deadline).finally(() => (this.opening = undefined));
+    return this.opening;
+  }
+
+  private async openPublisher(deadline: number): Promise<ConfirmChannel> {
     const ch = this.hold('publisher', await this.open('publish', (m) => m.createConfirmChannel(), deadline));
     ch.on('return', (msg: Message) => {
       // Returns arrive before the ack of the same publish, in order: the oldest matching pending publish is it.
@@ -348,8 +356,14 @@ export class AmqpSession {
    */
   async adminChannel(): Promise<Channel> {
     if (this.admin) return this.admin;
-    return this.hold('admin', await this.open('declare', (m) => m.createChannel(), Date.now() + this.settings.publishTimeoutMs));
+    // Shared while it opens, like the publisher's: callers that arrive together use one channel.
+    this.openingAdmin ??= this.open('declare', (m) => m.createChannel(), Date.now() + this.settings.publishTimeoutMs)
+      .then((ch) => this.hold('admin', ch))
+      .finally(() => (this.openingAdmin = undefined));
+    return this.openingAdmin;
   }
+
+  private openingAdmin: Promise<Channel> | undefined;
 
   /**
    * Publish and resolve once the broker confirms. `mandatory` messages that no

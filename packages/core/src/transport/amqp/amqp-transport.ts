@@ -143,8 +143,11 @@ export class AmqpTransport implements Transport {
   }
 
   /**
-   * Read the dead-letter queue on a private channel: messages are fetched unacknowledged (up to the
-   * end of the page asked for, or until the one `take` acks), and closing the channel puts the rest back.
+   * Page through the dead-letter queue on a private channel: messages are fetched one at a time,
+   * unacknowledged (up to the end of the page asked for, or until the one `take` acks), and closing
+   * the channel puts them all back, in order. Only the page's records are decoded and kept (the
+   * messages before the offset are fetched but not decoded), and a `take` keeps nothing but its
+   * match, recognised by the id header, so the others are not decoded either.
    */
   private async scanDeadLetters(
     take?: { id: string; failedAt?: number | undefined },
@@ -163,12 +166,16 @@ export class AmqpTransport implements Transport {
       for (let i = 0; i < end; i++) {
         const msg = await ch.get(DEAD_LETTERS, { noAck: false });
         if (!msg) break;
-        const record = readDeadLetter(msg);
-        if (take !== undefined && !taken && record.id === take.id && (take.failedAt === undefined || record.failedAt === take.failedAt)) {
-          taken = record;
-          ch.ack(msg);
-          break;
-        } else if (!page || i >= page.offset) records.push(record);
+        if (take !== undefined) {
+          const header = (msg.properties.headers ?? {})['x-celeriac-dead-letter'];
+          if (typeof header === 'string' && header !== take.id) continue;
+          const record = readDeadLetter(msg);
+          if (record.id === take.id && (take.failedAt === undefined || record.failedAt === take.failedAt)) {
+            taken = record;
+            ch.ack(msg);
+            break;
+          }
+        } else if (!page || i >= page.offset) records.push(readDeadLetter(msg));
       }
     } finally {
       await ch.close().catch(() => undefined);
