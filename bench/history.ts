@@ -66,6 +66,8 @@ const QUERIES: [string, TaskQuery][] = [
   ['text search (1 in 500 match)', page({ text: 'NEEDLE' })],
   ['text search, no match', page({ text: 'no-such-text' })],
   ['deep page (offset 50,000)', page({ offset: 50_000 })],
+  ['2 states (SUCCESS,FAILURE)', page({ states: ['SUCCESS', 'FAILURE'] })],
+  ['name prefix (11 names)', page({ name: 'app.tasks.job_1*' })],
   ['name prefix + 2 states', page({ name: 'app.tasks.job_1*', states: ['SUCCESS', 'FAILURE'] })],
   ['by worker, sorted by runtime', page({ worker: WORKERS[2]!, sort: 'runtime' })],
   ['sorted by name', page({ sort: 'name', order: 'asc' })],

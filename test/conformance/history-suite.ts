@@ -190,7 +190,17 @@ export function historyConformance(name: string, setup: () => Promise<{ open: ()
 
     it('pages through a list without gaps or repeats, with the same total on every page', async () => {
       const { store } = await seeded();
-      for (const query of [q(), q({ sort: 'name', order: 'asc' }), q({ worker: 'w1@host', sort: 'runtime' }), q({ text: 'ok' })]) {
+      const queries = [
+        q(),
+        q({ sort: 'name', order: 'asc' }),
+        q({ worker: 'w1@host', sort: 'runtime' }),
+        q({ text: 'ok' }),
+        q({ states: ['SUCCESS', 'FAILURE'] }),
+        q({ states: ['SUCCESS', 'FAILURE'], order: 'asc', from: T0 + 3000, to: T0 + 25_000 }),
+        q({ name: 'app.*', order: 'asc' }),
+        q({ name: 'app.*', states: ['SUCCESS', 'FAILURE'] }),
+      ];
+      for (const query of queries) {
         const all = await store.list({ ...query, limit: 500 });
         const seen: string[] = [];
         for (let offset = 0; offset < all.total + 7; offset += 7) {
@@ -203,6 +213,19 @@ export function historyConformance(name: string, setup: () => Promise<{ open: ()
       }
       const beyond = await store.list(q({ offset: 1000 }));
       expect(beyond).toMatchObject({ tasks: [], total: 30 });
+    });
+
+    it('pages through tasks updated in the same millisecond without gaps or repeats', async () => {
+      const { store } = await fresh();
+      await store.ingest(Array.from({ length: 12 }, (_, i) => ev(i % 3 ? 'task-succeeded' : 'task-failed', `tie-${i.toString(16)}`, i < 8 ? 500 : 900)));
+      for (const query of [q({ states: ['SUCCESS', 'FAILURE'] }), q({ states: ['SUCCESS', 'FAILURE'], order: 'asc' }), q()]) {
+        const all = await store.list({ ...query, limit: 500 });
+        expect(all.total).toBe(12);
+        const seen: string[] = [];
+        for (let offset = 0; offset < 12; offset += 5) seen.push(...(await store.list({ ...query, offset, limit: 5 })).tasks.map((t) => t.id));
+        expect(seen).toEqual(all.tasks.map((t) => t.id));
+        expect(new Set(seen).size).toBe(12);
+      }
     });
 
     it('links parents, roots, children and group members', async () => {

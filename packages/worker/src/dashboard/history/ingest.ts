@@ -169,7 +169,8 @@ const STATES: ReadonlySet<string> = new Set(Object.values(EVENT_STATES));
  * a custom status (PROGRESS, ...) leaves the state alone and refreshes the result with its meta.
  */
 export function backendToPatch(record: BackendRecord): TaskPatch {
-  const at = record.endedAt ?? Date.now();
+  // Whole ms, as event times are: the Redis list bisects integer scores.
+  const at = Math.round(record.endedAt ?? Date.now());
   const state = STATES.has(record.status) ? (record.status as TaskState) : null;
   const final = state !== null && FINAL_STATES.has(state);
   const custom = state === null && record.status !== 'PENDING';
