@@ -31,7 +31,12 @@ export interface AmqpWorldOptions {
   readonly workerUrl?: (url: string) => string;
   /** How long after a fault window closes a duplicate may still start (default 2 × heartbeat + 10 s). */
   readonly slackMs?: number;
+  /** Queue declarations (the app's `queues`), for the producer and the workers (amqp-history-app.ts). */
+  readonly queues?: Record<string, { type?: 'classic' | 'quorum'; deliveryLimit?: number; deadLetterExchange?: string }>;
 }
+
+/** The worker app: history.ts, or its twin that declares the world's queues. */
+const AMQP_HISTORY_APP = join(import.meta.dirname, 'amqp-history-app.ts');
 
 /** A fault test's world on `rabbit` (shared by a file's tests; each world has its own vhost). */
 export class AmqpWorld {
@@ -63,8 +68,9 @@ export class AmqpWorld {
       ORACLE_URL: oracle.url,
       RUNS_FILE: join(dir, `runs-${vhost}.jsonl`),
       CELERIAC_LOGLEVEL: 'info',
+      ...(options.queues ? { FIXTURE_QUEUES: JSON.stringify(options.queues) } : {}),
     };
-    const client = createApp({ broker: url, backend });
+    const client = createApp({ broker: url, backend, ...(options.queues ? { queues: options.queues } : {}) });
     const world = new AmqpWorld(rabbit, vhost, url, oracle, client, env, options.slackMs ?? 20_000);
     worlds.push(world);
     return world;
@@ -72,7 +78,7 @@ export class AmqpWorld {
 
   /** Start a worker process on the history app (concurrency 4 by default). */
   async startWorker(args: string[] = ['-c', '4'], env: Record<string, string> = {}): Promise<Spawned> {
-    const w = await startWorker(['-A', HISTORY_APP, ...args], { ...this.env, ...env });
+    const w = await startWorker(['-A', this.env.FIXTURE_QUEUES ? AMQP_HISTORY_APP : HISTORY_APP, ...args], { ...this.env, ...env });
     this.workers.push(w);
     return w;
   }
