@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { connectRedis, parseUrl, redisSettings, type CeleryEvent } from '@celeriac/core/spi';
 import { FINAL_STATES, TASK_STATES, type BackendRecord, type HistoryStore, type RetentionPolicy, type TaskDetail, type TaskLogLine, type TaskPage, type TaskQuery, type TaskRecord, type TaskRef, type TaskState, type ThroughputPoint, type TimelineEntry } from '../model.js';
 import { backendToPatch, eventToPatch, MAX_LOGS, MAX_TIMELINE, mergeTask, type StoredTask, type TaskPatch } from './ingest.js';
-import { FIELD_INDEXES, LIST_TASKS, MAX_TEXT_SCAN, NULL_VALUE, NUMERIC_SORTS, PRUNE_TASKS, TEXT_SORTS, WRITE_TASKS } from './redis-scripts.js';
+import { LIST_TASKS, MAX_TEXT_SCAN } from './redis-list.js';
+import { FIELD_INDEXES, NULL_VALUE, NUMERIC_SORTS, PRUNE_TASKS, TEXT_SORTS, WRITE_TASKS } from './redis-scripts.js';
 import { bucketCount, MAX_CHILDREN, MAX_GROUP } from './shared.js';
 
 type Redis = Awaited<ReturnType<typeof connectRedis>>;
