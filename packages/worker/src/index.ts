@@ -1,4 +1,4 @@
-export { Worker, expandNodeName, type WorkerOptions } from './worker.js';
+export { Worker, expandNodeName, type WorkerOptions, type ConsumerHealth } from './worker.js';
 export { WorkerEvents, type WorkerEventMap } from './events.js';
 export { AsyncPool } from './pools/async.js';
 export { ProcessPool, type ProcessPoolOptions } from './pools/process.js';

@@ -83,13 +83,13 @@ export const taskOptionsSchema = z.strictObject({
   /**
    * Across the whole fleet (BullMQ's limiter): runs of this task are spaced by one shared clock in the
    * result backend, however many workers there are. Needs a Redis, SQLite or memory backend (checked at
-   * worker start: `CAPABILITY_MISSING` on `rpc://`). With {@link rateLimitKey}, one limit per key.
+   * worker start: `CAPABILITY_MISSING` on `rpc://`). With `rateLimitKey`, one limit per key.
    */
   globalRateLimit: z.string().regex(RATE_LIMIT, "expected '<n>/s', '<n>/m' or '<n>/h'").optional(),
   /** The key of `globalRateLimit`'s bucket, from the call's arguments (e.g. the tenant): each key gets the whole limit. */
   rateLimitKey: z.custom<(...args: never[]) => string | number>((v) => typeof v === 'function', 'expected a function of the arguments').optional(),
   /**
-   * At most this many runs of the task at once across the fleet (per {@link concurrencyKey} when given);
+   * At most this many runs of the task at once across the fleet (per `concurrencyKey` when given);
    * the others wait broker-side, holding no worker slot. A holder's lease is renewed while it runs and
    * expires 30 s after its worker died. Same backends as `globalRateLimit`.
    */
