@@ -55,7 +55,7 @@ export type {
   DeadLetterRecord,
   DeadLetterPage,
 } from './transport/transport.js';
-export type { ResultBackend, BackendCapabilities, StoreOptions, WaitOptions, ChordPart } from './backend/backend.js';
+export type { ResultBackend, BackendCapabilities, StoreOptions, WaitOptions, ChordPart, FailedTaskRecord, FailedRetention } from './backend/backend.js';
 export { MemoryTransport } from './transport/memory/memory-transport.js';
 export { MemoryBackend } from './backend/memory/memory-backend.js';
 export { SqliteTransport, type SqliteTransportOptions } from './transport/sqlite/sqlite-transport.js';
@@ -80,3 +80,4 @@ export { PIDBOX, PIDBOX_REPLY, EVENTS, bindingMatches, type Notice, type NoticeE
 export { redactUrl, parseUrl, type ParsedUrl } from './util/url.js';
 export { toCeleryIso, toNaiveUtcIso, parseCeleryIso } from './util/time.js';
 export { newId } from './util/ids.js';
+export { hasFailedRegistry, requeueFailed } from './app/failed-registry.js';

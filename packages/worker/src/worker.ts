@@ -6,6 +6,7 @@ import { AsyncPool } from './pools/async.js';
 import type { Pool } from './pools/pool.js';
 import { traceDelivery, type TraceDeps } from './trace/index.js';
 import { checkFleetLimits } from './trace/fleet.js';
+import { checkFailedRegistry } from './trace/failed.js';
 import { readSwitches, SwitchWatcher, type FleetSwitches } from './switches.js';
 import type { RateLimiter } from './rate-limit.js';
 import { ControlNode } from './control/node.js';
@@ -148,6 +149,7 @@ export class Worker implements ControlledWorker {
     const [transport, backend] = await Promise.all([this.app.transport(), this.app.backend()]);
     await this.checkBrokerSafety(transport);
     checkFleetLimits(this.app.registry.names().map((n) => this.app.registry.get(n)!), backend, transport);
+    checkFailedRegistry(this.app.config.failedTasks.keep, backend);
     this.transportRef = transport;
     this.deps = {
       app: this.app,

@@ -25,6 +25,7 @@ import { TaskRegistry, type RegisteredTask } from './registry.js';
 import { compileRoutes, type Route } from './routing.js';
 import { localContext } from './local-context.js';
 import { sendDeduplicated } from './dedup.js';
+import { requeueFailed } from './failed-registry.js';
 import { BeatRegistry, type BeatEntryInput } from './beat-entries.js';
 import { LamportClock } from '../control/clock.js';
 import { Control } from '../control/control.js';
@@ -256,6 +257,15 @@ export class CeleriacApp implements ResultHost {
       n += page.length;
     }
     return n;
+  }
+
+  /**
+   * Send failed tasks from the registry again as they were sent (`celeriac failed requeue`): the given
+   * ids, or all of them. Needs a Redis or SQLite result backend (`CAPABILITY_MISSING` otherwise).
+   */
+  async requeueFailed(ids?: readonly string[]): Promise<number> {
+    const [transport, backend] = await Promise.all([this.transport(), this.backend()]);
+    return requeueFailed(transport, backend, ids);
   }
 
   /** The dead letters with these ids (read a page at a time; the store is never loaded whole). */

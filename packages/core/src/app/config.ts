@@ -83,6 +83,20 @@ export const configSchema = z.strictObject({
   beatSchedule: z.array(z.record(z.string(), z.unknown())).optional(),
   /** Store STARTED when a task begins (Celery's `task_track_started`). */
   trackStarted: z.boolean().default(false),
+  /**
+   * The failed-task registry (RQ's FailedJobRegistry; `celeriac failed`): tasks that raised with no retry
+   * left are kept with their message, exception, traceback, worker and times. `keep: 'auto'` (the
+   * default) keeps them when the result backend can (Redis, SQLite, memory; not `rpc://`); `true`
+   * refuses to start a worker whose backend cannot (`CAPABILITY_MISSING`); `false` keeps none. A task
+   * option `keepFailed: false` opts one task out.
+   */
+  failedTasks: z
+    .strictObject({
+      keep: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+      maxCount: z.number().int().positive().default(10_000),
+      maxAgeMs: z.number().int().positive().default(7 * 86_400_000),
+    })
+    .prefault({}),
   /** Send a `task-sent` event for every task this app sends (Celery's task_send_sent_event). */
   sendSentEvent: z.boolean().default(false),
   /**

@@ -1,4 +1,37 @@
 import type { ResultMeta } from '../protocol/schema.js';
+import type { WireMessage } from '../protocol/message.js';
+
+/**
+ * A task that raised and had no retry left, kept for `celeriac failed` (RQ's
+ * FailedJobRegistry) beside the dead letters: what it was called with (its
+ * message, so `failed requeue` sends it again as it was), how it failed,
+ * where and when.
+ */
+export interface FailedTaskRecord {
+  readonly id: string;
+  readonly taskName: string;
+  /** The queue it was consumed from (where a requeue sends it). */
+  readonly queue: string;
+  /** The message as it was last delivered (args, kwargs, options, links). */
+  readonly wire: WireMessage;
+  readonly excType: string;
+  readonly excMessage: string;
+  readonly traceback: string | null;
+  /** Retries it had had. */
+  readonly retries: number;
+  /** The worker that ran it last, `celeriac@host`. */
+  readonly worker: string;
+  /** When that worker received it, started it, and it failed (epoch ms). Celery's messages carry no enqueue time. */
+  readonly receivedAt: number;
+  readonly startedAt: number;
+  readonly endedAt: number;
+}
+
+/** How many failed tasks are kept, and how long (the oldest go first). */
+export interface FailedRetention {
+  readonly maxCount: number;
+  readonly maxAgeMs: number;
+}
 
 /** One chord header member's outcome. */
 export interface ChordPart {
@@ -30,6 +63,8 @@ export interface BackendCapabilities {
   readonly fleetLimits?: boolean;
   /** Has `readFlags` / `writeFlag`: durable fleet switches (`celeriac suspend`, `celeriac pause <queue>`). */
   readonly fleetFlags?: boolean;
+  /** Has the failed-task registry (`keepFailed`, `listFailed`, `failedCount`, `getFailed`, `takeFailed`). */
+  readonly failedRegistry?: boolean;
 }
 
 /** What `store` needs besides the record. */
@@ -121,6 +156,14 @@ export interface ResultBackend {
   readFlags?(): Promise<Record<string, string>>;
   /** Turn a fleet switch on (a value) or off (null); it stays until turned off (no expiry). */
   writeFlag?(name: string, value: string | null): Promise<void>;
+  /** Keep a failed task (replacing one with its id), then drop what the retention no longer allows. */
+  keepFailed?(record: FailedTaskRecord, retention: FailedRetention): Promise<void>;
+  /** Failed tasks, oldest first, a page at a time. */
+  listFailed?(page: { readonly offset: number; readonly limit: number }): Promise<FailedTaskRecord[]>;
+  failedCount?(): Promise<number>;
+  getFailed?(id: string): Promise<FailedTaskRecord | undefined>;
+  /** Remove one and return it (undefined when it is not there). */
+  takeFailed?(id: string): Promise<FailedTaskRecord | undefined>;
   /**
    * A task whose result is wanted is about to be sent by this client: a push backend may start
    * listening for it now, so a `wait` soon after is ready at once. Best-effort and bounded;

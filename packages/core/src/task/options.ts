@@ -102,6 +102,8 @@ export const taskOptionsSchema = z.strictObject({
   acksLate: z.boolean().optional(),
   ignoreResult: z.boolean().default(false),
   trackStarted: z.boolean().optional(),
+  /** Keep this task in the failed-task registry when it fails for good (default: the app's `failedTasks.keep`). */
+  keepFailed: z.boolean().optional(),
   /** Default expiry of each call, ms after sending. */
   expires: duration.optional(),
   /** Parameter names, so keyword arguments from Python (`kwargs`) land in the right positions. */

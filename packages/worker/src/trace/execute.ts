@@ -14,10 +14,10 @@ export type Execution =
   | { readonly kind: 'done'; readonly value: unknown; readonly runtimeS: number }
   /** The process running it died (a pool child killed, out of memory). */
   | { readonly kind: 'lost'; readonly error: WorkerLostError }
-  | { readonly kind: 'time-limit'; readonly seconds: number }
+  | { readonly kind: 'time-limit'; readonly seconds: number; readonly startedAt: number }
   /** Aborted by the worker: revoked with terminate, or a cold shutdown. */
   | { readonly kind: 'interrupted'; readonly by: Interrupt['kind'] }
-  | { readonly kind: 'raised'; readonly error: unknown };
+  | { readonly kind: 'raised'; readonly error: unknown; readonly startedAt: number };
 
 export async function execute(
   deps: TraceDeps,
@@ -31,6 +31,7 @@ export async function execute(
   const ctx = new WorkerTaskContext(deps, task, headers, controller, job.storeOptions, message.body);
   if (deps.events.listenerCount('task-started')) deps.events.emit('task-started', { id: headers.id, name: task.name });
   const started = performance.now();
+  const startedAt = Date.now();
   // A soft limit set at run time (already in task.options) wins over the message's; no lookup when none is set.
   const runTimeSoft = state.timeLimits.size > 0 && state.timeLimits.get(task.name)?.soft !== undefined;
   const softMs = runTimeSoft || headers.timelimit[1] === null ? task.options.softTimeLimit : headers.timelimit[1] * 1000;
@@ -40,10 +41,10 @@ export async function execute(
     return { kind: 'done', value, runtimeS: (performance.now() - started) / 1000 };
   } catch (error) {
     if (error instanceof WorkerLostError) return { kind: 'lost', error };
-    if (error instanceof TimeLimitExceeded) return { kind: 'time-limit', seconds: error.seconds };
+    if (error instanceof TimeLimitExceeded) return { kind: 'time-limit', seconds: error.seconds, startedAt };
     const interrupt: unknown = controller.reason;
     if (interrupt instanceof Interrupt) return { kind: 'interrupted', by: interrupt.kind };
-    return { kind: 'raised', error };
+    return { kind: 'raised', error, startedAt };
   } finally {
     clearTimeout(softTimer);
     state.running.delete(headers.id);

@@ -1,3 +1,4 @@
+import { keepFailure } from './failed.js';
 import {
   CELERY_EXCEPTIONS,
   CeleriacError,
@@ -108,7 +109,7 @@ export async function skip(deps: TraceDeps, delivery: Delivery, message: TaskMes
 export async function recordExecution(
   deps: TraceDeps,
   delivery: Delivery,
-  run: { readonly task: RegisteredTask; readonly message: TaskMessage },
+  run: { readonly task: RegisteredTask; readonly message: TaskMessage; readonly receivedAt: number },
   execution: Execution,
   settle: () => Promise<void>,
 ): Promise<void> {
@@ -135,13 +136,14 @@ export async function recordExecution(
       await store(deps, delivery, resultMeta(headers, 'FAILURE', exc));
       deps.log.error({ taskId: id, task: task.name }, `hard time limit (${execution.seconds} s) exceeded: child killed`);
       deps.events.emit('task-failed', { id, name: task.name, exception: exc, traceback: null });
+      await keepFailure(deps, delivery, task, message, { exc, traceback: null, receivedAt: run.receivedAt, startedAt: execution.startedAt });
       await continueAfter(continuation(deps), message, { state: 'FAILURE', result: exc });
       await settle();
       return;
     }
     case 'raised':
       if (!(await stillOwned(deps, delivery, id))) return;
-      return onFailure(deps, delivery, task, message, execution.error, settle);
+      return onFailure(deps, delivery, task, message, execution.error, settle, { receivedAt: run.receivedAt, startedAt: execution.startedAt });
     case 'done': {
       const { value, runtimeS } = execution;
       if (!(await stillOwned(deps, delivery, id))) return;
@@ -157,7 +159,15 @@ export async function recordExecution(
 }
 
 /** The task raised: a retry when asked for or allowed (a new message for the same id), else FAILURE. */
-async function onFailure(deps: TraceDeps, delivery: Delivery, task: RegisteredTask, message: TaskMessage, err: unknown, settle: () => Promise<void>): Promise<void> {
+async function onFailure(
+  deps: TraceDeps,
+  delivery: Delivery,
+  task: RegisteredTask,
+  message: TaskMessage,
+  err: unknown,
+  settle: () => Promise<void>,
+  times: { readonly receivedAt: number; readonly startedAt: number },
+): Promise<void> {
   const { headers } = message;
   const id = headers.id;
   const requested = err instanceof RetryRequested ? err : undefined;
@@ -178,6 +188,7 @@ async function onFailure(deps: TraceDeps, delivery: Delivery, task: RegisteredTa
   await store(deps, delivery, resultMeta(headers, 'FAILURE', exc, tracebackOf(cause)));
   deps.log.warn({ taskId: id, task: task.name, excType: exc.exc_type, err: cause }, 'task failed');
   deps.events.emit('task-failed', { id, name: task.name, exception: exc, traceback: tracebackOf(cause) });
+  await keepFailure(deps, delivery, task, message, { exc, traceback: tracebackOf(cause), ...times });
   await continueAfter(continuation(deps), message, { state: 'FAILURE', result: exc });
   await settle();
 }

@@ -67,13 +67,13 @@ async function trace(deps: TraceDeps, delivery: Delivery): Promise<void> {
   if (gate.kind === 'wait') return sendBack(deps, delivery, message, { countdown: gate.ms, headers: gate.headers, why: gate.why });
   if (gate.kind === 'refuse') return refuse(deps, delivery, { kind: 'refuse', id: headers.id, taskName: task.name, error: gate.error, message });
   try {
-    await run(deps, delivery, task, message, args);
+    await run(deps, delivery, task, message, args, now);
   } finally {
     await gate.release();
   }
 }
 
-async function run(deps: TraceDeps, delivery: Delivery, task: RegisteredTask, message: TaskMessage, args: unknown[]): Promise<void> {
+async function run(deps: TraceDeps, delivery: Delivery, task: RegisteredTask, message: TaskMessage, args: unknown[], receivedAt: number): Promise<void> {
   const cfg = deps.app.config;
   const { headers } = message;
   const acksLate = task.options.acksLate ?? cfg.acksLate;
@@ -81,5 +81,5 @@ async function run(deps: TraceDeps, delivery: Delivery, task: RegisteredTask, me
   const settle = acksLate ? () => ack(deps, delivery, headers.id) : async () => undefined;
   if (task.options.trackStarted ?? cfg.trackStarted) await store(deps, delivery, resultMeta(headers, 'STARTED', { pid: process.pid }));
   const execution = await execute(deps, { task, message, args, queue: delivery.queue, storeOptions: storeOptionsOf(deps, delivery) });
-  await recordExecution(deps, delivery, { task, message }, execution, settle);
+  await recordExecution(deps, delivery, { task, message, receivedAt }, execution, settle);
 }

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { TimeoutError } from '../../errors.js';
 import { abortReason } from '../../util/abort.js';
 import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/schema.js';
-import type { BackendCapabilities, ChordPart, ResultBackend, WaitOptions } from '../backend.js';
+import type { BackendCapabilities, ChordPart, FailedRetention, FailedTaskRecord, ResultBackend, WaitOptions } from '../backend.js';
 
 interface Store {
   readonly records: Map<string, { text: string; expiresAt: number }>;
@@ -15,6 +15,8 @@ interface Store {
   readonly rateOverrides: Map<string, number | null>;
   readonly leases: Map<string, Map<string, number>>;
   readonly flags: Map<string, string>;
+  /** The failed-task registry, oldest first (insertion order after each re-sort). */
+  failed: FailedTaskRecord[];
 }
 
 const stores = new Map<string, Store>();
@@ -25,7 +27,7 @@ function storeNamed(name: string): Store {
   if (!store) {
     const events = new EventEmitter();
     events.setMaxListeners(0);
-    store = { records: new Map(), revoked: new Map(), chords: new Map(), events, dedup: new Map(), rates: new Map(), rateOverrides: new Map(), leases: new Map(), flags: new Map() };
+    store = { records: new Map(), revoked: new Map(), chords: new Map(), events, dedup: new Map(), rates: new Map(), rateOverrides: new Map(), leases: new Map(), flags: new Map(), failed: [] };
     stores.set(name, store);
   }
   return store;
@@ -37,7 +39,7 @@ function storeNamed(name: string): Store {
  */
 export class MemoryBackend implements ResultBackend {
   readonly kind = 'memory';
-  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: false, crossProcess: false, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true, fleetLimits: true, fleetFlags: true });
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: false, crossProcess: false, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true, fleetLimits: true, fleetFlags: true, failedRegistry: true });
   private readonly state: Store;
 
   constructor(name: string) {
@@ -191,6 +193,30 @@ export class MemoryBackend implements ResultBackend {
   async writeFlag(name: string, value: string | null): Promise<void> {
     if (value === null) this.state.flags.delete(name);
     else this.state.flags.set(name, value);
+  }
+
+  async keepFailed(record: FailedTaskRecord, retention: FailedRetention): Promise<void> {
+    const oldest = Date.now() - retention.maxAgeMs;
+    const kept = [...this.state.failed.filter((r) => r.id !== record.id), record].filter((r) => r.endedAt >= oldest).sort((a, b) => a.endedAt - b.endedAt);
+    this.state.failed = kept.slice(Math.max(0, kept.length - retention.maxCount));
+  }
+
+  async listFailed(page: { readonly offset: number; readonly limit: number }): Promise<FailedTaskRecord[]> {
+    return this.state.failed.slice(page.offset, page.offset + page.limit);
+  }
+
+  async failedCount(): Promise<number> {
+    return this.state.failed.length;
+  }
+
+  async getFailed(id: string): Promise<FailedTaskRecord | undefined> {
+    return this.state.failed.find((r) => r.id === id);
+  }
+
+  async takeFailed(id: string): Promise<FailedTaskRecord | undefined> {
+    const found = this.state.failed.find((r) => r.id === id);
+    if (found) this.state.failed = this.state.failed.filter((r) => r !== found);
+    return found;
   }
 
   async close(): Promise<void> {}

@@ -4,8 +4,8 @@ import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/sc
 import { connectRedis } from '../../drivers/redis/connection.js';
 import { defineScripts } from '../../drivers/redis/scripts.js';
 import type { RedisSettings } from '../../drivers/redis/settings.js';
-import { CHORD_COMPLETE, CHORD_PART_RETURN, DEDUP_CLAIM, DEDUP_RELEASE, LEASE_ACQUIRE, RATE_RESERVE, STORE_RESULT } from './scripts.js';
-import type { BackendCapabilities, ChordPart, ResultBackend, WaitOptions } from '../backend.js';
+import { CHORD_COMPLETE, CHORD_PART_RETURN, DEDUP_CLAIM, DEDUP_RELEASE, KEEP_FAILED, LEASE_ACQUIRE, RATE_RESERVE, STORE_RESULT, TAKE_FAILED } from './scripts.js';
+import type { BackendCapabilities, ChordPart, FailedRetention, FailedTaskRecord, ResultBackend, WaitOptions } from '../backend.js';
 import { abortReason } from '../../util/abort.js';
 
 /** Celery's result key. */
@@ -15,6 +15,10 @@ const tasksetKey = (groupId: string): string => `celery-taskset-meta-${groupId}`
 
 /** A deduplicated send's key (owner: this backend; expires with the dedup window). */
 const dedupKey = (key: string): string => `celeriac-dedup-${key}`;
+
+/** The failed-task registry: ids by when they failed, and their records (owner: this backend; trimmed by keep-failed). */
+const FAILED = 'celeriac.failed';
+const FAILED_RECORDS = 'celeriac.failed.records';
 
 /** Fleet switches that are on: field → value (owner: this backend; no expiry: an operator turns them off). */
 const FLAGS = 'celeriac.flags';
@@ -46,7 +50,7 @@ interface Channel {
  */
 export class RedisBackend implements ResultBackend {
   readonly kind = 'redis';
-  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true, fleetLimits: true, fleetFlags: true });
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: true, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true, fleetLimits: true, fleetFlags: true, failedRegistry: true });
   /** Channel -> waiters and its SUBSCRIBE; one subscription per channel however many wait on it. */
   private readonly waiters = new Map<string, Channel>();
   /** Send-time watches not joined by a wait yet. */
@@ -65,6 +69,8 @@ export class RedisBackend implements ResultBackend {
       celeriacDedupRelease: [DEDUP_RELEASE, 1],
       celeriacRateReserve: [RATE_RESERVE, 2],
       celeriacLeaseAcquire: [LEASE_ACQUIRE, 1],
+      celeriacKeepFailed: [KEEP_FAILED, 2],
+      celeriacTakeFailed: [TAKE_FAILED, 2],
     });
     sub.on('message', (channel: string, text: string) => {
       const entry = this.waiters.get(channel);
@@ -340,6 +346,31 @@ export class RedisBackend implements ResultBackend {
     else await this.redis.hset(FLAGS, name, value);
   }
 
+  async keepFailed(record: FailedTaskRecord, retention: FailedRetention): Promise<void> {
+    await this.redis.celeriacKeepFailed(FAILED, FAILED_RECORDS, record.id, record.endedAt, JSON.stringify(record), retention.maxCount, Date.now() - retention.maxAgeMs);
+  }
+
+  async listFailed(page: { readonly offset: number; readonly limit: number }): Promise<FailedTaskRecord[]> {
+    const ids = await this.redis.zrange(FAILED, page.offset, page.offset + page.limit - 1);
+    if (ids.length === 0) return [];
+    const texts = await this.redis.hmget(FAILED_RECORDS, ...ids);
+    return texts.filter((t): t is string => t !== null).map((t) => JSON.parse(t) as FailedTaskRecord);
+  }
+
+  async failedCount(): Promise<number> {
+    return this.redis.zcard(FAILED);
+  }
+
+  async getFailed(id: string): Promise<FailedTaskRecord | undefined> {
+    const text = await this.redis.hget(FAILED_RECORDS, id);
+    return text ? (JSON.parse(text) as FailedTaskRecord) : undefined;
+  }
+
+  async takeFailed(id: string): Promise<FailedTaskRecord | undefined> {
+    const text = await this.redis.celeriacTakeFailed(FAILED, FAILED_RECORDS, id);
+    return text ? (JSON.parse(text) as FailedTaskRecord) : undefined;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const [channel, entry] of this.waiters) this.unwatch(channel, entry);
@@ -357,5 +388,7 @@ declare module 'ioredis' {
     celeriacDedupRelease(key: string, taskId: string): Result<number, Context>;
     celeriacRateReserve(bucket: string, override: string, intervalMs: number): Result<number, Context>;
     celeriacLeaseAcquire(key: string, holder: string, limit: number, leaseMs: number): Result<number, Context>;
+    celeriacKeepFailed(index: string, records: string, id: string, endedAt: number, record: string, maxCount: number, oldest: number): Result<number, Context>;
+    celeriacTakeFailed(index: string, records: string, id: string): Result<string | null, Context>;
   }
 }

@@ -103,3 +103,32 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `;
+
+export const KEEP_FAILED = `
+-- keep-failed: add a failed task to the registry and apply its retention, in one step.
+-- KEYS[1] celeriac.failed (zset: id scored by ended-at ms); KEYS[2] celeriac.failed.records (hash: id -> record JSON)
+-- ARGV[1] id; ARGV[2] ended-at ms; ARGV[3] record JSON; ARGV[4] max count; ARGV[5] oldest ended-at kept (ms)
+-- returns how many records the retention dropped
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local dropped = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[5])
+local over = redis.call('ZCARD', KEYS[1]) - #dropped - tonumber(ARGV[4])
+if over > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], #dropped, #dropped + over - 1)) do dropped[#dropped + 1] = id end
+end
+for _, id in ipairs(dropped) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+end
+return #dropped
+`;
+
+export const TAKE_FAILED = `
+-- take-failed: remove one failed task from the registry and return it.
+-- KEYS[1] celeriac.failed; KEYS[2] celeriac.failed.records; ARGV[1] id
+-- returns the record JSON, or false when it is not there
+local record = redis.call('HGET', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return record
+`;

@@ -2,7 +2,7 @@ import { TimeoutError } from '../../errors.js';
 import { READY_STATES, type ResultMeta, type TaskState } from '../../protocol/schema.js';
 import { ChangeHints, openDb, type Db } from '../../drivers/sqlite/db.js';
 import { PollBackoff } from '../../util/backoff.js';
-import type { BackendCapabilities, ChordPart, ResultBackend, WaitOptions } from '../backend.js';
+import type { BackendCapabilities, ChordPart, FailedRetention, FailedTaskRecord, ResultBackend, WaitOptions } from '../backend.js';
 import { abortReason } from '../../util/abort.js';
 
 /** Expired rows are swept at most this often (reads already ignore them). */
@@ -15,7 +15,7 @@ const SWEEP_EVERY_MS = 60_000;
  */
 export class SqliteBackend implements ResultBackend {
   readonly kind = 'sqlite';
-  readonly capabilities: BackendCapabilities = Object.freeze({ push: false, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true, fleetLimits: true, fleetFlags: true });
+  readonly capabilities: BackendCapabilities = Object.freeze({ push: false, durable: true, crossProcess: true, chords: true, revocations: true, savedGroups: true, sharedResults: true, deduplication: true, fleetLimits: true, fleetFlags: true, failedRegistry: true });
   private lastSweep = 0;
   private readonly waiters = new Set<PollBackoff>();
   private readonly onChange = (): void => {
@@ -204,6 +204,37 @@ export class SqliteBackend implements ResultBackend {
   async writeFlag(name: string, value: string | null): Promise<void> {
     if (value === null) this.db.prepare('DELETE FROM kv WHERE key = ?').run(`flag:${name}`);
     else this.db.prepare('INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, NULL)').run(`flag:${name}`, value);
+  }
+
+  async keepFailed(record: FailedTaskRecord, retention: FailedRetention): Promise<void> {
+    this.db
+      .transaction(() => {
+        this.db.prepare('INSERT OR REPLACE INTO failed_tasks (id, ended_at, record) VALUES (?, ?, ?)').run(record.id, record.endedAt, JSON.stringify(record));
+        this.db.prepare('DELETE FROM failed_tasks WHERE ended_at < ?').run(Date.now() - retention.maxAgeMs);
+        this.db
+          .prepare('DELETE FROM failed_tasks WHERE id IN (SELECT id FROM failed_tasks ORDER BY ended_at DESC, id DESC LIMIT -1 OFFSET ?)')
+          .run(retention.maxCount);
+      })
+      .immediate();
+  }
+
+  async listFailed(page: { readonly offset: number; readonly limit: number }): Promise<FailedTaskRecord[]> {
+    const rows = this.db.prepare('SELECT record FROM failed_tasks ORDER BY ended_at, id LIMIT ? OFFSET ?').all(page.limit, page.offset) as { record: string }[];
+    return rows.map((r) => JSON.parse(r.record) as FailedTaskRecord);
+  }
+
+  async failedCount(): Promise<number> {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM failed_tasks').get() as { n: number }).n;
+  }
+
+  async getFailed(id: string): Promise<FailedTaskRecord | undefined> {
+    const row = this.db.prepare('SELECT record FROM failed_tasks WHERE id = ?').get(id) as { record: string } | undefined;
+    return row ? (JSON.parse(row.record) as FailedTaskRecord) : undefined;
+  }
+
+  async takeFailed(id: string): Promise<FailedTaskRecord | undefined> {
+    const row = this.db.prepare('DELETE FROM failed_tasks WHERE id = ? RETURNING record').get(id) as { record: string } | undefined;
+    return row ? (JSON.parse(row.record) as FailedTaskRecord) : undefined;
   }
 
   async close(): Promise<void> {

@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS results (task_id TEXT PRIMARY KEY, status TEXT NOT NU
 CREATE INDEX IF NOT EXISTS results_expiry ON results (expires_at);
 CREATE TABLE IF NOT EXISTS revoked (task_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER);
+CREATE TABLE IF NOT EXISTS failed_tasks (id TEXT PRIMARY KEY, ended_at INTEGER NOT NULL, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS failed_tasks_by_time ON failed_tasks (ended_at, id);
 `;
 
 /** Query options a `sqlite://` URL accepts (none yet: the file path is all it says). */
