@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createApp, ErrorCodes, isCeleriacError, type CeleriacApp } from '@celeriac/core';
-import { ROOT, startWorker, FIXTURE_APP } from '../helpers/processes.js';
+import { celeriac, ROOT, startWorker, FIXTURE_APP } from '../helpers/processes.js';
 import { freshVhost } from '../servers/rabbitmq.js';
 
 const clients: CeleriacApp[] = [];
@@ -51,6 +51,23 @@ describe('deduplicate across processes on Redis', () => {
     const err = (await ours.get({ timeout: 30_000 }).catch((e: unknown) => e)) as { excType?: string };
     expect(err.excType).toBe('TaskRevokedError');
   }, 60_000);
+});
+
+describe('celeriac call --dedup-id', () => {
+  it('a second call inside the window prints the first task id and enqueues nothing', async () => {
+    const url = inject('redisUrl').replace(/\/0$/, `/${(++n % 14) + 1}`);
+    const env = { CELERIAC_BROKER_URL: url };
+    const ids = [];
+    for (let i = 0; i < 2; i++) {
+      const call = celeriac(['call', 'tasks.add', '--args', '[1, 1]', '--dedup-id', 'cli-1', '--json'], env);
+      expect(await call.exited).toBe(0);
+      ids.push((JSON.parse(call.output().slice(call.output().indexOf('{'))) as { id: string }).id);
+    }
+    expect(ids[1]).toBe(ids[0]);
+    const app = createApp({ name: 'dedup-cli', broker: url });
+    clients.push(app);
+    expect(await (await app.transport()).length('celery')).toBe(1);
+  });
 });
 
 describe('deduplicate on RabbitMQ', () => {

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createApp, type CeleriacApp, type StateUpdate } from '@celeriac/core';
-import { ROOT, startWorker } from '../helpers/processes.js';
+import { celeriac, ROOT, startWorker } from '../helpers/processes.js';
 import { PY_DIR, PYTHON, startPythonWorker } from '../helpers/python.js';
 import { freshVhost } from '../servers/rabbitmq.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -90,5 +90,22 @@ describe('progress across languages (Redis)', () => {
     });
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout.trim())).toMatchObject({ seen: [{ step: 1, of: 2 }, { step: 2, of: 2 }], value: 'done 2', state: 'SUCCESS' });
+  });
+});
+
+describe('celeriac result --follow', () => {
+  it('prints each state as it comes, PROGRESS with its info, until the ready one (--json: one line each)', async () => {
+    const { env, client, gate } = await world('redis');
+    await startWorker(['-A', LECTURE, '-c', '2'], env);
+    const r = await client.sendTask<string>('tasks.progress', [gate, 2]);
+    const follow = celeriac(['result', r.id, '--follow', '--json'], env);
+    for (const step of [1, 2]) {
+      await follow.waitForOutput(new RegExp(`"state":"PROGRESS","info":\\{"step":${step},"of":2\\}`));
+      writeFileSync(`${gate}.${step}`, '');
+    }
+    expect(await follow.exited).toBe(0);
+    const lines = follow.output().trim().split('\n').map((l) => JSON.parse(l) as { state: string; info: unknown });
+    expect(lines.filter((l) => l.state === 'PROGRESS').map((l) => l.info)).toEqual([{ step: 1, of: 2 }, { step: 2, of: 2 }]);
+    expect(lines.at(-1)).toMatchObject({ state: 'SUCCESS', info: 'done 2' });
   });
 });
