@@ -4,9 +4,11 @@
  * for declarations, and the errors for a broker that is away, blocked or closed.
  */
 import { readFileSync } from 'node:fs';
-import type { Channel, ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
+import type { Channel, ChannelModel, Options } from 'amqplib';
 import { BrokerError, BrokerUnavailableError, ConfigError, ErrorCodes, TransportClosedError } from '../../errors.js';
 import type { AmqpSettings } from './settings.js';
+import { ConfirmPublisher } from './confirms.js';
+import { watchHeartbeat } from './heartbeat.js';
 
 export type { AmqpSettings } from './settings.js';
 
@@ -29,13 +31,6 @@ function socketOptions(settings: AmqpSettings): Record<string, unknown> {
 /** Work to do on every connection (declare and consume, listen): see {@link AmqpSession.onConnect}. */
 export type Hook = (model: ChannelModel) => Promise<void>;
 
-interface Pending {
-  readonly exchange: string;
-  readonly routingKey: string;
-  readonly correlationId: unknown;
-  returned: string | undefined;
-}
-
 /**
  * One AMQP connection that comes back: after a drop or a broker restart it
  * reconnects with backoff and runs every registered `onConnect` hook (consumers
@@ -45,9 +40,8 @@ interface Pending {
  */
 export class AmqpSession {
   private model: ChannelModel | undefined;
-  private publisher: ConfirmChannel | undefined;
+  private readonly confirms = new ConfirmPublisher(this);
   private admin: Channel | undefined;
-  private readonly pending = new Set<Pending>();
   private readonly hooks = new Set<Hook>();
   private readonly waiters = new Set<() => void>();
   /** Queues and exchanges declared on the current connection (declaring again is a wasted round trip). */
@@ -56,7 +50,7 @@ export class AmqpSession {
   blocked: string | undefined;
   /** Why the current connection is failing (its last 'error'), for the log line when it closes. */
   private lastError: string | undefined;
-  /** Set when {@link watchHeartbeat} dropped the connection (why), for its log line. */
+  /** Set when the heartbeat watchdog (heartbeat.ts) dropped the connection (why), for its log line. */
   private heartbeatMissed: string | undefined;
   /** Pending retries of hooks (cleared on close). */
   private readonly retries = new Set<NodeJS.Timeout>();
@@ -121,11 +115,11 @@ export class AmqpSession {
       this.wakeWaiters();
     });
     model.on('close', () => this.onClose(model));
-    this.watchHeartbeat(model);
+    watchHeartbeat(model, (why) => (this.heartbeatMissed = why));
     this.model = model;
     this.generation++;
     this.declared.clear();
-    this.publisher = undefined;
+    this.confirms.reset();
     this.admin = undefined;
     this.lastError = undefined;
     // Each hook (a consumer, a listener) runs until it succeeds on this connection: a re-attach that fails
@@ -134,41 +128,10 @@ export class AmqpSession {
     this.wakeWaiters();
   }
 
-  /**
-   * Replace a connection on which nothing has arrived for 2 × the negotiated heartbeat (the broker
-   * sends one every half interval, so that is a dead or partitioned link). amqplib's own check ticks
-   * once per interval and fires only after two silent ticks, up to 3 × heartbeat late; this one
-   * samples the socket's byte count four times per interval, so a half-open partition is noticed
-   * within 2 × heartbeat (+ a quarter). It reads a counter only: amqplib's reading is untouched.
-   */
-  private watchHeartbeat(model: ChannelModel): void {
-    const connection = (model as unknown as { connection?: { heartbeat?: number; stream?: { bytesRead?: number; destroy(err?: Error): void } } }).connection;
-    const seconds = connection?.heartbeat ?? 0;
-    const stream = connection?.stream;
-    if (!seconds || !stream || typeof stream.bytesRead !== 'number') return;
-    const limitMs = 2 * seconds * 1000;
-    let seen = stream.bytesRead;
-    let since = Date.now();
-    const timer = setInterval(() => {
-      if (this.model !== model && this.model !== undefined) return clearInterval(timer);
-      const now = Date.now();
-      if (stream.bytesRead !== seen) {
-        seen = stream.bytesRead ?? seen;
-        since = now;
-      } else if (now - since > limitMs) {
-        clearInterval(timer);
-        this.heartbeatMissed = `nothing received for ${now - since} ms, 2 × heartbeat is ${limitMs} ms`;
-        stream.destroy(new Error(`Heartbeat timeout: ${this.heartbeatMissed}`));
-      }
-    }, (seconds * 1000) / 4);
-    timer.unref();
-    model.once('close', () => clearInterval(timer));
-  }
-
   private onClose(model: ChannelModel): void {
     if (this.model !== model) return;
     this.model = undefined;
-    this.publisher = undefined;
+    this.confirms.reset();
     this.admin = undefined;
     this.blocked = undefined;
     if (this.closed) return;
@@ -285,7 +248,7 @@ export class AmqpSession {
    * A channel opened before `deadline`, or a named error. Opening one is a round trip a blocked
    * connection or a partition never answers; a channel that opens after we gave up is closed.
    */
-  private async open<T extends Channel>(what: string, create: (model: ChannelModel) => Promise<T>, deadline: number): Promise<T> {
+  async open<T extends Channel>(what: string, create: (model: ChannelModel) => Promise<T>, deadline: number): Promise<T> {
     const model = await this.ready(what, deadline);
     let late = false;
     const opening = create(model);
@@ -309,44 +272,19 @@ export class AmqpSession {
     }
   }
 
-  private deadlineError(what: string): BrokerError {
+  deadlineError(what: string): BrokerError {
     return this.blocked
       ? new BrokerError(ErrorCodes.BROKER_BLOCKED, `${what}: the broker has blocked publishing (${this.blocked}) for more than ${this.settings.publishTimeoutMs} ms`)
       : new BrokerUnavailableError(`${what}: the AMQP broker at ${this.settings.redacted} did not answer within ${this.settings.publishTimeoutMs} ms`, { url: this.settings.redacted });
   }
 
-  /** The confirm channel being opened, shared: publishes that arrive together must not each open one (out of order, leaked). */
-  private opening: Promise<ConfirmChannel> | undefined;
-
-  private async publisherChannel(deadline: number): Promise<ConfirmChannel> {
-    if (this.publisher) return this.publisher;
-    this.opening ??= this.openPublisher(deadline).finally(() => (this.opening = undefined));
-    return this.opening;
-  }
-
-  private async openPublisher(deadline: number): Promise<ConfirmChannel> {
-    const ch = this.hold('publisher', await this.open('publish', (m) => m.createConfirmChannel(), deadline));
-    ch.on('return', (msg: Message) => {
-      // Returns arrive before the ack of the same publish, in order: the oldest matching pending publish is it.
-      for (const p of this.pending) {
-        if (p.returned === undefined && p.exchange === msg.fields.exchange && p.routingKey === msg.fields.routingKey && p.correlationId === msg.properties.correlationId) {
-          const fields = msg.fields as unknown as { replyCode?: number; replyText?: string };
-          p.returned = `${fields.replyCode ?? ''} ${fields.replyText ?? 'returned'}`.trim();
-          break;
-        }
-      }
-    });
-    return ch;
-  }
-
   /** Keep `ch` in `slot` until it closes; its errors surface as that close, never as a thrown 'error' event. */
-  private hold<T extends Channel>(slot: 'publisher' | 'admin', ch: T): T {
+  private hold(ch: Channel): Channel {
     ch.on('error', () => undefined);
     ch.on('close', () => {
-      if (this[slot] === ch) this[slot] = undefined;
+      if (this.admin === ch) this.admin = undefined;
     });
-    if (slot === 'publisher') this.publisher = ch as unknown as ConfirmChannel;
-    else this.admin = ch;
+    this.admin = ch;
     return ch;
   }
 
@@ -358,7 +296,7 @@ export class AmqpSession {
     if (this.admin) return this.admin;
     // Shared while it opens, like the publisher's: callers that arrive together use one channel.
     this.openingAdmin ??= this.open('declare', (m) => m.createChannel(), Date.now() + this.settings.publishTimeoutMs)
-      .then((ch) => this.hold('admin', ch))
+      .then((ch) => this.hold(ch))
       .finally(() => (this.openingAdmin = undefined));
     return this.openingAdmin;
   }
@@ -366,63 +304,12 @@ export class AmqpSession {
   private openingAdmin: Promise<Channel> | undefined;
 
   /**
-   * Publish and resolve once the broker confirms. `mandatory` messages that no
-   * queue takes reject with UNROUTABLE; a connection lost before the confirm
-   * rejects with BROKER_UNAVAILABLE (the outcome is unknown: send again with the
-   * same task id). The whole call — waiting for a connection or for an alarm to
-   * clear, opening the channel, the confirm — takes at most `publishTimeoutMs`.
+   * Publish and resolve once the broker confirms (see {@link ConfirmPublisher.publish}): at most
+   * `publishTimeoutMs` in all, UNROUTABLE for a `mandatory` message no queue takes, BROKER_BLOCKED or
+   * BROKER_UNAVAILABLE (outcome unknown: send again with the same task id) otherwise.
    */
-  async publish(exchange: string, routingKey: string, content: Buffer, options: Options.Publish): Promise<void> {
-    const deadline = Date.now() + this.settings.publishTimeoutMs;
-    const where = `publish to ${exchange || '(default exchange)'}/${routingKey}`;
-    // Nothing is written while disconnected or blocked: it waits here, up to the deadline, then fails by name.
-    await this.ready('publish', deadline);
-    const ch = await this.publisherChannel(deadline);
-    const pending: Pending = { exchange, routingKey, correlationId: options.correlationId, returned: undefined };
-    this.pending.add(pending);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          if (this.blocked) {
-            // Written, then the broker blocked us: it holds the message and may confirm it once the alarm
-            // clears. The caller is told so by name at its deadline (the channel stays: its confirms still come).
-            return reject(
-              new BrokerError(ErrorCodes.BROKER_BLOCKED, `${where}: written, but the broker blocked publishing (${this.blocked}) before confirming it within ${this.settings.publishTimeoutMs} ms; the outcome is unknown, send again with the same task id`, {
-                exchange,
-                routingKey,
-                outcome: 'unknown',
-              }),
-            );
-          }
-          // A confirm that never comes (e.g. a queue that is not accepting) must not stall every later publish
-          // behind it: retire this channel; its other unconfirmed publishes fail as unknown too, and are retried.
-          if (this.publisher === ch) {
-            this.publisher = undefined;
-            ch.close().catch(() => undefined);
-          }
-          reject(new BrokerUnavailableError(`${where}: not confirmed by the broker within ${this.settings.publishTimeoutMs} ms; the outcome is unknown, send again with the same task id`));
-        }, Math.max(0, deadline - Date.now()));
-        try {
-          ch.publish(exchange, routingKey, content, options, (err) => {
-            clearTimeout(timer);
-            if (err) {
-              reject(new BrokerUnavailableError(`${where}: the broker did not confirm it (${brokerReason(err)})`, {}, { cause: err }));
-            } else resolve();
-          });
-        } catch (err) {
-          clearTimeout(timer);
-          reject(new BrokerUnavailableError(`${where}: ${(err as Error).message}`, {}, { cause: err }));
-        }
-      });
-    } finally {
-      this.pending.delete(pending);
-    }
-    if (pending.returned !== undefined) {
-      throw new BrokerError(ErrorCodes.UNROUTABLE, `No queue is bound for ${exchange || '(default exchange)'}/${routingKey}: the broker returned the message (${pending.returned})`, {
-        exchange,
-        routingKey,
-      });
-    }
+  publish(exchange: string, routingKey: string, content: Buffer, options: Options.Publish): Promise<void> {
+    return this.confirms.publish(exchange, routingKey, content, options);
   }
 
   async close(): Promise<void> {
@@ -434,7 +321,7 @@ export class AmqpSession {
     this.wakeWaiters();
     const model = this.model;
     // Channels first: each close is ordered after that channel's pending frames (acks), the connection's is not.
-    for (const ch of [this.publisher, this.admin]) await ch?.close().catch(() => undefined);
+    for (const ch of [this.confirms.channel, this.admin]) await ch?.close().catch(() => undefined);
     this.model = undefined;
     await model?.close().catch(() => undefined);
   }
