@@ -13,7 +13,8 @@ import { freePort, startRedis, type RedisServer } from '../servers/redis.js';
  * `celeriac dashboard` as a real process, asked through its JSON API, watching
  * real celeriac workers and a Python Celery worker on Redis and on RabbitMQ:
  * the history (events and the result backend), filters and their errors, the
- * actions, authentication and CSRF, a broker outage, and a restart.
+ * actions, authentication and CSRF. (A broker outage and a restart:
+ * dashboard-resilience.test.ts; the live stream: dashboard-live.test.ts.)
  */
 const dir = tempDir('celeriac-dashboard-');
 const PASSWORD = 'dash-s3cret-pw';
@@ -171,7 +172,7 @@ describe.each(['redis', 'amqp'] as const)('celeriac dashboard over %s', (kind) =
 
     // Detail: the celeriac failure's timeline from its events, and its traceback.
     const detail = (await d.get<Task>(`/api/tasks/${flaky.id}`)).body;
-    expect(detail.timeline!.map((e) => e.type)).toEqual(expect.arrayContaining(['task-sent', 'task-received', 'task-started', 'task-retried', 'task-failed']));
+    expect(detail.timeline!.map((e) => e.type), JSON.stringify(detail.timeline)).toEqual(expect.arrayContaining(['task-sent', 'task-received', 'task-started', 'task-retried', 'task-failed']));
     expect(detail.traceback).toContain('attempt 4 failed');
 
     // Filters.
@@ -230,11 +231,6 @@ describe.each(['redis', 'amqp'] as const)('celeriac dashboard over %s', (kind) =
 interface ErrorBody {
   error: { code: string; message: string };
 }
-interface BrokerStatus {
-  url: string;
-  reachable: boolean;
-  error: string | null;
-}
 
 describe.each(['redis', 'amqp'] as const)('celeriac dashboard actions over %s', (kind) => {
   it('revoke of a countdown task ends REVOKED, resend, dead letters requeued and discarded, worker actions and WORKER_NO_REPLY', async () => {
@@ -247,7 +243,8 @@ describe.each(['redis', 'amqp'] as const)('celeriac dashboard actions over %s', 
 
     // Revoke a task still waiting for its countdown: when it comes due, the worker discards it.
     const later = await app.sendTask('tasks.add', [1, 1], {}, { countdown: 3000 });
-    await taskIn(d, later.id, ['SENT']);
+    // Waiting broker-side (Redis) or held by the worker until due (RabbitMQ): not started either way.
+    await taskIn(d, later.id, ['SENT', 'RECEIVED']);
     const revoked = await d.post<{ ok: boolean; message: string }>('/api/tasks/revoke', { ids: [later.id] });
     expect(revoked.status).toBe(200);
     expect(revoked.body.ok).toBe(true);
@@ -373,75 +370,5 @@ describe('celeriac dashboard authentication (Redis)', () => {
     const basicSession = (await guarded.get<{ csrfToken: string }>('/api/session', basic)).body;
     expect((await guarded.post('/api/queues/celery/purge', {}, basic)).status).toBe(403);
     expect((await guarded.post('/api/queues/celery/purge', {}, { ...basic, 'x-csrf-token': basicSession.csrfToken })).status).toBe(200);
-  }, 90_000);
-});
-
-describe('celeriac dashboard through a broker outage and a restart', () => {
-  it('Redis down for 10 s: the history still answers, /api/broker says unreachable (no password), and it recovers by itself', async () => {
-    const { server, url } = await passwordRedis();
-    const env = { CELERIAC_BROKER_URL: url, CELERIAC_RESULT_BACKEND: url };
-    const d = await dashboard(['--history', join(dir, 'outage.db')], env);
-    await startWorker(['-A', FIXTURE_APP, '-n', 'out@w1', '-E'], env);
-    const before = await client(url, url).sendTask('tasks.add', [1, 2]);
-    await taskIn(d, before.id, ['SUCCESS']);
-
-    await server.kill9();
-    const downAt = Date.now();
-    const status = await waitFor(async () => {
-      const b = (await d.get<BrokerStatus>('/api/broker')).body;
-      return b.reachable ? undefined : b;
-    }, 'the broker reported unreachable', 20_000, 200);
-    expect(status.error).toBeTruthy();
-    expect(status.url).toContain('***');
-    // Throughout the outage the history answers and broker reads say why they cannot.
-    await waitFor(async () => {
-      const t = await d.get<Task>(`/api/tasks/${before.id}`);
-      expect(t.status).toBe(200);
-      expect(t.body.state).toBe('SUCCESS');
-      expect((await d.get<Page>('/api/tasks')).body.total).toBe(1);
-      expect((await d.get<{ broker: BrokerStatus }>('/api/overview')).body.broker.reachable).toBe(false);
-      const queues = await d.get<ErrorBody>('/api/queues');
-      expect(queues.status).toBe(503);
-      expect(queues.body.error.code).toBe('BROKER_UNAVAILABLE');
-      expect(queues.text).not.toContain(PASSWORD);
-      return Date.now() - downAt >= 10_000;
-    }, 'a 10 s outage', 30_000, 500);
-    expect((await d.post<ErrorBody>('/api/queues/celery/purge')).status).toBe(503);
-
-    await server.restart();
-    await waitFor(async () => (await d.get<BrokerStatus>('/api/broker')).body.reachable, 'the broker reachable again', 30_000, 200);
-    // The event feed came back with it: a task sent now is seen to its end.
-    const after = await client(url, url).sendTask('tasks.add', [3, 4]);
-    expect(await taskIn(d, after.id, ['SUCCESS'])).toMatchObject({ result: '7', worker: 'out@w1' });
-    expect(d.proc.output()).not.toContain(PASSWORD);
-  }, 120_000);
-
-  it('the history survives a dashboard restart, and retention applies to it', async () => {
-    const url = await sharedRedis();
-    const env = { CELERIAC_BROKER_URL: url, CELERIAC_RESULT_BACKEND: url };
-    const history = join(dir, 'restart.db');
-    const first = await dashboard(['--history', history], env);
-    await startWorker(['-A', FIXTURE_APP, '-n', 'restart@w1', '-E'], env);
-    const app = client(url, url);
-    const adds = [await app.sendTask('tasks.add', [1, 1]), await app.sendTask('tasks.add', [2, 2])];
-    const flaky = await app.sendTask('tasks.flaky', [9]);
-    for (const t of adds) await taskIn(first, t.id, ['SUCCESS']);
-    await taskIn(first, flaky.id, ['FAILURE']);
-
-    first.proc.proc.kill('SIGTERM');
-    expect(await first.proc.exited).toBe(0);
-    const second = await dashboard(['--history', history], env);
-    // At once: no event has been received by this process yet.
-    const page = (await second.get<Page>('/api/tasks?sort=name&order=asc')).body;
-    expect(page.total).toBe(3);
-    expect(page.tasks.map((t) => [t.id, t.state])).toEqual([[adds[0]!.id, 'SUCCESS'], [adds[1]!.id, 'SUCCESS'], [flaky.id, 'FAILURE']]);
-    const detail = (await second.get<Task>(`/api/tasks/${flaky.id}`)).body;
-    expect(detail.traceback).toContain('attempt 4 failed');
-    expect(detail.timeline!.map((e) => e.type)).toContain('task-retried');
-
-    second.proc.proc.kill('SIGINT');
-    expect(await second.proc.exited).toBe(0);
-    const pruned = await dashboard(['--history', history, '--history-max-tasks', '2'], env);
-    await waitFor(async () => (await pruned.get<Page>('/api/tasks')).body.total === 2, 'retention down to 2 tasks', 10_000, 200);
   }, 90_000);
 });

@@ -71,6 +71,8 @@ export class FleetMonitor {
   private registeredAt = 0;
   private readonly enabledAt = new Map<string, number>();
   private readonly warned = new Map<string, number>();
+  /** Queues known to exist broker-side (a worker consumed them). */
+  private readonly existingQueues = new Set<string>();
   private closed = false;
   private readonly scrub: (text: string) => string;
 
@@ -166,8 +168,13 @@ export class FleetMonitor {
     const t = this.intervals.brokerTimeout;
     try {
       const transport = await withTimeout(this.app.transport(), t, 'connecting to the broker');
-      const names = [...new Set([...appQueues(this.app), ...this.workers.consumedQueues()])];
-      const view = await withTimeout(this.queueSampler.sample(transport, names, (q) => this.workers.unacked(q)), t, 'sampling the queues');
+      const consumed = this.workers.consumedQueues();
+      for (const q of consumed) this.existingQueues.add(q);
+      const names = [...new Set([...appQueues(this.app), ...consumed])];
+      // RabbitMQ: asking the length of a queue that does not exist closes the channel, and the
+      // transport's recovery loses events in flight; only queues a worker consumed (so declared) are asked.
+      const measurable = transport.kind === 'amqp' ? (q: string) => this.existingQueues.has(q) : undefined;
+      const view = await withTimeout(this.queueSampler.sample(transport, names, (q) => this.workers.unacked(q), measurable), t, 'sampling the queues');
       if (!this.status.reachable) await this.connected();
       this.setReachable(true, null);
       this.emit({ kind: 'queues', view });
