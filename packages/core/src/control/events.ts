@@ -69,8 +69,12 @@ export async function listenEvents(transport: Transport, onEvent: (event: Celery
     EVENTS,
     bindingKey,
     (notice) => {
-      const e = notice.payload as Partial<CeleryEvent> | null;
-      if (e && typeof e === 'object' && typeof e.type === 'string') onEvent(e as CeleryEvent);
+      // A Python worker with an event loop groups its task events into one `task.multi` message whose
+      // body is a list of events (Celery's EventDispatcher with buffer_while_offline / groups): unpack it.
+      const payload: unknown = notice.payload;
+      for (const e of Array.isArray(payload) ? (payload as unknown[]) : [payload]) {
+        if (e && typeof e === 'object' && typeof (e as Partial<CeleryEvent>).type === 'string') onEvent(e as CeleryEvent);
+      }
     },
     { expiresMs: 60_000, messageTtlMs: 5_000 },
   );
