@@ -51,6 +51,8 @@ const DASHBOARD = `http://127.0.0.1:${process.env.CELERIAC_DASHBOARD_PORT ?? '55
 async function dashboardRunning(): Promise<boolean> {
   try {
     const res = await fetch(new URL('api/broker', DASHBOARD), { signal: AbortSignal.timeout(500) });
+    // A dashboard started with a token (or basic auth) answers 401 to a read without it: it is running.
+    if (res.status === 401) return (res.headers.get('content-type') ?? '').includes('json');
     return res.ok && typeof ((await res.json()) as { url?: unknown }).url === 'string';
   } catch {
     return false;

@@ -289,7 +289,7 @@ export class FleetMonitor {
     const silent = this.workers.silent().filter((h) => now - (this.enabledAt.get(h) ?? 0) > SILENT_RETRY_MS);
     if (silent.length) {
       for (const h of silent) this.enabledAt.set(h, now);
-      await c.broadcast('enable_events', {}, { reply: false, destination: silent });
+      await withTimeout(c.broadcast('enable_events', {}, { reply: false, destination: silent }), this.intervals.brokerTimeout, 'enable_events');
     }
   }
 

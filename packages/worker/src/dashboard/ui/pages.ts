@@ -62,7 +62,8 @@ async function section<T>(read: () => Promise<T>): Promise<{ value: T; error?: u
   } catch (err) {
     const e = explain(err);
     if (!e) throw err;
-    return { value: null, error: e.message, status: e.status };
+    // An error may quote a broker URL: never with its password on a page.
+    return { value: null, error: e.message.replace(/\/\/([^/@:\s]*):[^/@\s]*@/g, '//$1:***@'), status: e.status };
   }
 }
 
