@@ -85,7 +85,7 @@ describe.each(['sqlite', 'redis'] as const)('the failed-task registry over %s', 
   it('keeps at most failedTasks.maxCount, the newest; purge removes both kinds', async () => {
     const { env, client } = world(kind);
     await startWorker(['-A', FIXTURE_APP], { ...env, FIXTURE_FAILED_MAX: '2' });
-    const ids = [];
+    const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       const r = await client.sendTask('tasks.fragile', [i]);
       await r.get({ timeout: 10_000 }).catch(() => undefined);
