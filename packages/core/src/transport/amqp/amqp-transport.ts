@@ -4,7 +4,7 @@
  * queue and notices. Topology, wire conversion and the consumer live beside it.
  */
 import type { Channel, ChannelModel } from 'amqplib';
-import { BrokerError, BrokerUnavailableError, ErrorCodes, TransportClosedError } from '../../errors.js';
+import { BrokerError, BrokerUnavailableError, CeleriacError, ErrorCodes, TransportClosedError } from '../../errors.js';
 import type { WireMessage } from '../../protocol/message.js';
 import { deadLetterRecord, pageBounds, type Consumer, type DeadLetterPage, type DeadLetterRecord, type Delivery, type PublishOptions, type Transport, type TransportCapabilities } from '../transport.js';
 import type { ListenOptions, Notice, NoticeExchange, NotifyOptions } from '../notice.js';
@@ -100,14 +100,29 @@ export class AmqpTransport implements Transport {
     return consumer;
   }
 
+  /**
+   * Run a check on a channel of its own, within `publishTimeout`. A check of a missing queue closes
+   * the channel it runs on (404): on the shared admin channel that would also fail the declarations
+   * of every other caller on it (a notice's exchange, a publish's queue).
+   */
   private async query<T>(queue: string, run: (ch: Channel) => Promise<T>, missing: T): Promise<T> {
     this.assertOpen();
-    const ch = await this.session.adminChannel();
+    const deadline = Date.now() + this.session.settings.publishTimeoutMs;
+    const ch = await this.session.open(`query ${queue}`, (m) => m.createChannel(), deadline);
+    ch.on('error', () => undefined);
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await run(ch);
+      return await Promise.race([
+        run(ch),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(this.session.deadlineError(`query ${queue}`)), Math.max(0, deadline - Date.now())))),
+      ]);
     } catch (err) {
+      if (err instanceof CeleriacError) throw err;
       if (/NOT_FOUND/.test(brokerReason(err))) return missing;
       throw new BrokerUnavailableError(`${queue}: ${brokerReason(err)}`, {}, { cause: err });
+    } finally {
+      clearTimeout(timer);
+      ch.close().catch(() => undefined);
     }
   }
 
@@ -190,8 +205,7 @@ export class AmqpTransport implements Transport {
   async deadLetterCount(): Promise<number> {
     this.assertOpen();
     await this.declareDeadLetters();
-    const ch = await this.session.adminChannel();
-    return (await ch.checkQueue(DEAD_LETTERS)).messageCount;
+    return this.query(DEAD_LETTERS, async (ch) => (await ch.checkQueue(DEAD_LETTERS)).messageCount, 0);
   }
 
   async takeDeadLetter(id: string, options: { failedAt?: number } = {}): Promise<DeadLetterRecord | undefined> {
