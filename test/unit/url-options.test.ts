@@ -80,8 +80,8 @@ describe('URL query options are validated by createApp', () => {
     it('an unknown key is refused, with the accepted keys', () => {
       const err = failure(() => app('amqp://localhost/?heartbeats=10'));
       expect(err.message).toContain('unknown option "heartbeats" in amqp:// URL');
-      expect(err.message).toContain('(accepted: heartbeat, connectTimeout, publishTimeout)');
-      expect(failure(() => app('amqps://localhost/?cert=x')).message).toContain('(accepted: heartbeat, connectTimeout, publishTimeout, ca, tlsInsecure)');
+      expect(err.message).toContain('(accepted: heartbeat, connectTimeout, publishTimeout, consumerTimeout)');
+      expect(failure(() => app('amqps://localhost/?cert=x')).message).toContain('(accepted: heartbeat, connectTimeout, publishTimeout, consumerTimeout, ca, tlsInsecure)');
     });
 
     it('a good URL passes, with rpc:// as its backend', () => {
