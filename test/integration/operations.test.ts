@@ -138,6 +138,8 @@ describe.each(['redis', 'amqp'] as const)('operator commands over %s', (kind) =>
     expect(purged.code).toBe(0);
     expect(purged.stdout).toContain('Purged 3 message(s) from 1 queue(s).');
     expect(json<{ queues: { name: string; length: number }[] }>((await run(['status', ...b, '--json'], env)).stdout).queues).toContainEqual({ name: 'celery', length: 0 });
+    // `suspend` is remembered in the result backend: lift it, or workers of later tests on this database start suspended.
+    expect((await run(['resume', ...b], env)).code).toBe(0);
 
     // Remote shutdown: both workers leave; ping then finds nobody (exit 1).
     expect((await run(['control', 'shutdown', ...b], env)).code).toBe(0);

@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createApp, type CeleriacApp, type StateUpdate } from '@celeriac/core';
@@ -80,14 +80,16 @@ describe('progress across languages (Redis)', () => {
 
   it("a Python client reads a celeriac task's PROGRESS state and info", async () => {
     const { env, gate } = await world('redis');
-    await startWorker(['-A', LECTURE, '-c', '2'], env);
-    const r = spawnSync(PYTHON, ['progress_client.py'], {
-      cwd: PY_DIR,
-      env: { ...process.env, ...env, PYTHONDONTWRITEBYTECODE: '1' },
-      input: JSON.stringify({ gate, steps: 2 }),
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+    const worker = await startWorker(['-A', LECTURE, '-c', '2'], env);
+    // Not spawnSync: this process must keep reading the worker's output while the client runs.
+    const py = spawn(PYTHON, ['progress_client.py'], { cwd: PY_DIR, env: { ...process.env, ...env, PYTHONDONTWRITEBYTECODE: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    py.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    py.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    py.stdin.end(JSON.stringify({ gate, steps: 2 }));
+    const status = await new Promise<number | null>((resolve) => py.on('exit', resolve));
+    const r = { status, stdout, stderr: `${stderr}\n--- worker ---\n${worker.output()}` };
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout.trim())).toMatchObject({ seen: [{ step: 1, of: 2 }, { step: 2, of: 2 }], value: 'done 2', state: 'SUCCESS' });
   });
