@@ -41,6 +41,13 @@ export function celeriac(args: string[], env: Record<string, string> = {}): Spaw
   return spawned;
 }
 
+/** Run a `celeriac` command to its end: its exit code and everything it printed. */
+export async function runCeleriac(args: string[], env: Record<string, string> = {}): Promise<{ code: number | string; out: string }> {
+  const p = celeriac(args, env);
+  const code = await p.exited;
+  return { code, out: p.output() };
+}
+
 /** Start `celeriac worker` and wait until it reports ready. */
 export async function startWorker(args: string[], env: Record<string, string>): Promise<Spawned> {
   const w = celeriac(['worker', ...args], env);

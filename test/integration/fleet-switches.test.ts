@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createApp, type CeleriacApp } from '@celeriac/core';
-import { celeriac, FIXTURE_APP, startWorker } from '../helpers/processes.js';
+import { FIXTURE_APP, runCeleriac, startWorker } from '../helpers/processes.js';
 import { freshVhost } from '../servers/rabbitmq.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -22,11 +22,7 @@ function world(kind: 'sqlite' | 'redis') {
   return { env, client };
 }
 
-async function cli(args: string[], env: Record<string, string>): Promise<{ code: number | string; out: string }> {
-  const p = celeriac(args, env);
-  const code = await p.exited;
-  return { code, out: p.output() };
-}
+const cli = runCeleriac;
 
 /** Each worker's `celeriac.consumer.state` and paused queues, from `inspect stats`. */
 async function consumerStates(client: CeleriacApp): Promise<Record<string, { state: string; paused: string[] }>> {
