@@ -1,13 +1,13 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { createApp, type CeleriacApp } from '@celeriac/core/spi';
-import { celeriac, FIXTURE_APP, startWorker, type Spawned } from '../helpers/processes.js';
+import { celeriac, FIXTURE_APP, startWorker } from '../helpers/processes.js';
 import { startPythonWorker } from '../helpers/python.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { freshVhost } from '../servers/rabbitmq.js';
 import { freePort, startRedis, type RedisServer } from '../servers/redis.js';
+import { client, dashboard, type Dashboard, type Page, type Task } from '../helpers/dashboard.js';
 
 /**
  * `celeriac dashboard` as a real process, asked through its JSON API, watching
@@ -20,74 +20,11 @@ const dir = tempDir('celeriac-dashboard-');
 const PASSWORD = 'dash-s3cret-pw';
 let n = 0;
 
-const apps: CeleriacApp[] = [];
 const redisServers: RedisServer[] = [];
 afterEach(async () => {
-  for (const app of apps.splice(0)) await app.close();
   for (const r of redisServers.splice(0)) await r.stop();
 });
 
-/** A client app that also sends task-sent events (a task whose worker sends none is still in the history). */
-function client(broker: string, backend: string): CeleriacApp {
-  const app = createApp({ name: 'dash-client', broker, backend, sendSentEvent: true });
-  apps.push(app);
-  return app;
-}
-
-interface Dashboard {
-  readonly proc: Spawned;
-  readonly base: string;
-  readonly token: string | null;
-  get<T = unknown>(path: string, headers?: Record<string, string>): Promise<{ status: number; body: T; text: string }>;
-  post<T = unknown>(path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; text: string }>;
-}
-
-/** Start `celeriac dashboard` and wait for its one ready line; requests carry the printed token as a bearer unless told otherwise. */
-async function dashboard(args: string[], env: Record<string, string> = {}): Promise<Dashboard> {
-  const proc = celeriac(['dashboard', '--port', String(await freePort()), ...args], env);
-  await Promise.race([
-    proc.waitForOutput(/dashboard listening on \S+/, 30_000),
-    proc.exited.then((code) => {
-      throw new Error(`dashboard exited (${code}) before ready:\n${proc.output()}`);
-    }),
-  ]);
-  const url = new URL(/dashboard listening on (\S+)/.exec(proc.output())![1]!);
-  const token = url.searchParams.get('token');
-  const auth = (headers: Record<string, string> = {}) => ('authorization' in headers || headers.cookie || !token ? headers : { authorization: `Bearer ${token}`, ...headers });
-  const call = async <T>(method: string, path: string, body: unknown, headers: Record<string, string> | undefined) => {
-    const res = await fetch(`${url.origin}${path}`, { method, headers: { 'content-type': 'application/json', ...auth(headers) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // An HTML page: the text is the body.
-    }
-    return { status: res.status, body: parsed as T, text };
-  };
-  return {
-    proc,
-    base: url.origin,
-    token,
-    get: (path, headers) => call('GET', path, undefined, headers),
-    post: (path, body, headers) => call('POST', path, body ?? {}, headers),
-  };
-}
-
-interface Task {
-  id: string;
-  name: string | null;
-  state: string;
-  worker: string | null;
-  result: string | null;
-  exception: string | null;
-  traceback: string | null;
-  timeline?: { type: string }[];
-}
-interface Page {
-  tasks: Task[];
-  total: number;
-}
 interface WorkerView {
   hostname: string;
   state: string;
